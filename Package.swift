@@ -1,0 +1,123 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hummingbird")
+let postgres: Target.Dependency = .product(name: "PostgresNIO", package: "postgres-nio")
+let httpClient: Target.Dependency = .product(name: "AsyncHTTPClient", package: "async-http-client")
+let jwt: Target.Dependency = .product(name: "JWTKit", package: "jwt-kit")
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let lifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
+let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-http-types")
+
+/// A service: library `<Name>App` (Services/<dir>/App) and executable product `<dir>` (Services/<dir>/Server).
+func service(_ directory: String, app: String, dependencies: [Target.Dependency] = []) -> [Target] {
+    [
+        .target(
+            name: app,
+            dependencies: ["ServiceCore", "InternalAPI", hummingbird, postgres, httpClient, logging, lifecycle, nioCore, httpTypes]
+                + dependencies,
+            path: "Services/\(directory)/App",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "\(directory)-server",
+            dependencies: [.target(name: app), "ServiceCore", logging],
+            path: "Services/\(directory)/Server",
+            swiftSettings: swiftSettings
+        ),
+    ]
+}
+
+func serviceProduct(_ directory: String) -> Product {
+    .executable(name: directory, targets: ["\(directory)-server"])
+}
+
+let package = Package(
+    name: "chat-agent-suite",
+    platforms: [.macOS(.v15)],
+    products: [
+        serviceProduct("auth"),
+        serviceProduct("billing"),
+        serviceProduct("tenancy"),
+        serviceProduct("chat"),
+        serviceProduct("gateway"),
+        .executable(name: "suite", targets: ["Suite"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+    ],
+    targets: [
+        .target(
+            name: "ServiceCore",
+            dependencies: [
+                hummingbird, postgres, httpClient, jwt, logging, lifecycle, nioCore, httpTypes,
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/ServiceCore",
+            swiftSettings: swiftSettings
+        ),
+        .target(name: "InternalAPI", path: "Shared/InternalAPI", swiftSettings: swiftSettings),
+        .target(
+            name: "LocalPostgres",
+            dependencies: [postgres, logging],
+            path: "Shared/LocalPostgres",
+            swiftSettings: swiftSettings
+        ),
+    ]
+        + service(
+            "auth",
+            app: "AuthApp",
+            dependencies: [
+                jwt, .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        )
+        + service("billing", app: "BillingApp")
+        + service("tenancy", app: "TenancyApp")
+        + service("chat", app: "ChatApp")
+        + service("gateway", app: "GatewayApp", dependencies: [jwt])
+        + [
+            .executableTarget(
+                name: "Suite",
+                dependencies: ["AuthApp", "BillingApp", "TenancyApp", "ChatApp", "GatewayApp", "ServiceCore", "LocalPostgres", logging, lifecycle],
+                path: "Tools/suite",
+                swiftSettings: swiftSettings
+            ),
+            .target(
+                name: "TestSupport",
+                dependencies: [
+                    "ServiceCore", "LocalPostgres", hummingbird, postgres, httpClient, logging, lifecycle, nioCore, httpTypes,
+                    .product(name: "HummingbirdTesting", package: "hummingbird"),
+                ],
+                path: "Tests/TestSupport",
+                swiftSettings: swiftSettings
+            ),
+            .testTarget(
+                name: "ServiceCoreTests",
+                dependencies: ["ServiceCore", "TestSupport", .product(name: "HummingbirdTesting", package: "hummingbird")],
+                swiftSettings: swiftSettings
+            ),
+        ]
+)

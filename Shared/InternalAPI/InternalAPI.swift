@@ -1,0 +1,91 @@
+import Foundation
+
+// The wire contract of the `/internal/*` routes. Both sides of each call use these types, so a
+// change to a shape is a change to both services in one commit.
+
+/// tenancy → auth: create the owner of a new tenant and mint their first access token.
+package struct CreateOwnerRequest: Codable, Sendable {
+    package var tenantID: UUID
+    package var tenantName: String
+    package var tenantSlug: String
+    package var email: String
+    package var password: String
+    package var fullName: String?
+
+    package init(tenantID: UUID, tenantName: String, tenantSlug: String, email: String, password: String, fullName: String?) {
+        self.tenantID = tenantID
+        self.tenantName = tenantName
+        self.tenantSlug = tenantSlug
+        self.email = email
+        self.password = password
+        self.fullName = fullName
+    }
+}
+
+/// auth → tenancy: the owner that was created, with a token for them.
+package struct CreatedOwner: Codable, Sendable {
+    package var userID: UUID
+    package var email: String
+    package var role: String
+    package var accessToken: String
+    package var tokenType: String
+    package var expiresIn: Int
+
+    package init(userID: UUID, email: String, role: String, accessToken: String, tokenType: String, expiresIn: Int) {
+        self.userID = userID
+        self.email = email
+        self.role = role
+        self.accessToken = accessToken
+        self.tokenType = tokenType
+        self.expiresIn = expiresIn
+    }
+}
+
+/// tenancy → billing: start the trial of a new tenant (idempotent per tenant).
+package struct StartTrialRequest: Codable, Sendable {
+    package var tenantID: UUID
+
+    package init(tenantID: UUID) {
+        self.tenantID = tenantID
+    }
+}
+
+/// billing → anyone: a tenant's subscription as other services need it.
+package struct SubscriptionSummary: Codable, Sendable {
+    package var tenantID: UUID
+    package var plan: String
+    package var status: String
+    package var trialEndsAt: Date?
+    package var currentPeriodEnd: Date?
+    package var monthlyMessageQuota: Int
+
+    package init(tenantID: UUID, plan: String, status: String, trialEndsAt: Date?, currentPeriodEnd: Date?, monthlyMessageQuota: Int) {
+        self.tenantID = tenantID
+        self.plan = plan
+        self.status = status
+        self.trialEndsAt = trialEndsAt
+        self.currentPeriodEnd = currentPeriodEnd
+        self.monthlyMessageQuota = monthlyMessageQuota
+    }
+}
+
+/// tenancy → chat, gateway: what they need to know about a tenant.
+package struct TenantSummary: Codable, Sendable, Equatable {
+    package var id: UUID
+    package var name: String
+    package var slug: String
+    package var status: String
+    package var rateLimitPerMinute: Int
+    package var agentName: String
+    package var greetingMessage: String
+
+    package init(id: UUID, name: String, slug: String, status: String, rateLimitPerMinute: Int, agentName: String, greetingMessage: String) {
+        self.id = id
+        self.name = name
+        self.slug = slug
+        self.status = status
+        self.rateLimitPerMinute = rateLimitPerMinute
+        self.agentName = agentName
+        self.greetingMessage = greetingMessage
+    }
+}

@@ -1,0 +1,87 @@
+import AsyncHTTPClient
+import Hummingbird
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// The parts every database-backed service assembles the same way: logger, metrics, database
+/// pool, internal HTTP client and service tokens, the standard middleware stack and health routes.
+package struct ServiceFoundation: Sendable {
+    package let name: String
+    package let config: CommonConfig
+    package let logger: Logger
+    package let metrics: ServiceMetrics
+    package let postgres: PostgresClient
+    package let http: HTTPClient
+    package let tokens: ServiceTokens
+
+    package init(name: String, config: CommonConfig) async {
+        var logger = Logger(label: name)
+        logger.logLevel = config.server.logLevel
+        self.name = name
+        self.config = config
+        self.logger = logger
+        self.metrics = ServiceMetrics()
+        self.postgres = PostgresClient(configuration: config.database.clientConfiguration, backgroundLogger: logger)
+        self.http = HTTPClient.makeInternal()
+        self.tokens = await ServiceTokens(secret: config.serviceTokenSecret, service: name)
+    }
+
+    /// A client for another service's `/internal/*` routes.
+    package func client(for service: String, baseURL: String) -> InternalClient {
+        InternalClient(service: service, baseURL: baseURL, http: http, tokens: tokens)
+    }
+
+    /// Router with request ids, metrics, error rendering and the body limit, plus the health routes.
+    package func makeRouter<Context: ServiceRequestContext>(context: Context.Type = AppRequestContext.self) -> RouteTable<Context> {
+        let routes = RouteTable(router: Router(context: Context.self))
+        routes.addStandardMiddleware(metrics: metrics, maxBodyBytes: config.server.maxBodyBytes)
+        let postgres = self.postgres
+        let logger = self.logger
+        HealthController<Context>(
+            service: name,
+            checks: [ReadinessCheck("database") { try await postgres.ping(logger: logger) }],
+            metrics: metrics
+        ).addRoutes(to: routes)
+        return routes
+    }
+
+    /// Routes under `/internal`, reachable only with a service token.
+    package func internalGroup<Context: ServiceRequestContext>(_ routes: RouteTable<Context>) -> RouterGroup<Context> {
+        routes.group("internal").add(middleware: InternalAuthMiddleware(tokens: tokens))
+    }
+
+    /// The application: database and HTTP client run as services, migrations run before the server listens.
+    package func makeApplication<Context: ServiceRequestContext>(
+        routes: RouteTable<Context>,
+        migrations: [Migration],
+        services: [any Service] = [],
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) -> some ApplicationProtocol where Context.Source == ApplicationRequestContextSource {
+        routes.answerUnsupportedMethods()
+        var app = Application(
+            router: routes.router,
+            configuration: .init(address: .hostname(config.server.host, port: config.server.port), serverName: name),
+            services: [postgres, HTTPClientService(client: http)] + services,
+            onServerRunning: onServerRunning,
+            logger: logger
+        )
+        let postgres = self.postgres
+        let logger = self.logger
+        let runner = MigrationRunner(migrations)
+        app.beforeServerStarts {
+            try await runner.run(on: postgres, logger: logger)
+        }
+        return app
+    }
+}
+
+extension RouteTable where Context: ServiceRequestContext {
+    /// Request id first (so every later log line and error has it), then metrics, errors, body limit.
+    package func addStandardMiddleware(metrics: ServiceMetrics, maxBodyBytes: Int) {
+        add(middleware: RequestIDMiddleware<Context>())
+        add(middleware: HTTPMetricsMiddleware<Context>(metrics: metrics))
+        add(middleware: ErrorMiddleware<Context>())
+        add(middleware: BodyLimitMiddleware<Context>(maxBytes: maxBodyBytes))
+    }
+}

@@ -1,0 +1,168 @@
+import AsyncHTTPClient
+import Foundation
+import JWTKit
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Where the verifier gets the public keys: auth's JWKS over HTTP, or auth's own key store.
+package protocol JWKSSource: Sendable {
+    func fetchJWKS() async throws -> JWKS
+}
+
+/// Fetches a JWKS document over HTTP.
+package struct HTTPJWKSSource: JWKSSource {
+    let url: String
+    let client: HTTPClient
+
+    package init(url: String, client: HTTPClient) {
+        self.url = url
+        self.client = client
+    }
+
+    package func fetchJWKS() async throws -> JWKS {
+        let response = try await client.execute(HTTPClientRequest(url: url), timeout: .seconds(5))
+        guard response.status == .ok else { throw AppError.unavailable("JWKS answered \(response.status.code)") }
+        let body = try await response.body.collect(upTo: 1 << 20)
+        return try JSONDecoder().decode(JWKS.self, from: Data(body.readableBytesView))
+    }
+}
+
+/// Verifies access tokens against a JWKS: ES256 only, keys cached, refetched when an unknown
+/// `kid` shows up but at most once per `minimumRefreshInterval`, so garbage tokens cannot
+/// turn into a flood of JWKS requests. Verified tokens are cached until they expire.
+package final class AccessTokenVerifier: Sendable {
+    private struct State {
+        var keys = JWTKeyCollection()
+        var knownKeyIDs: Set<String> = []
+        var lastRefresh: ContinuousClock.Instant?
+        var refresh: Task<Void, any Error>?
+        var verified: [String: AccessTokenClaims] = [:]
+    }
+
+    private let source: any JWKSSource
+    private let minimumRefreshInterval: Duration
+    private let cacheLimit: Int
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    package init(
+        source: any JWKSSource,
+        minimumRefreshInterval: Duration = .seconds(5),
+        cacheLimit: Int = 10_000,
+        logger: Logger
+    ) {
+        self.source = source
+        self.minimumRefreshInterval = minimumRefreshInterval
+        self.cacheLimit = cacheLimit
+        self.logger = logger
+    }
+
+    /// Returns the token's claims, or throws a 401 `AppError` saying why it was refused.
+    package func verify(_ token: String) async throws -> AccessTokenClaims {
+        if let cached = state.withLock({ $0.verified[token] }) {
+            if cached.exp.value > Date() { return cached }
+            _ = state.withLock { $0.verified.removeValue(forKey: token) }
+            throw AppError.unauthorized("Token expired", code: "TOKEN_EXPIRED")
+        }
+        let header = try Self.header(of: token)
+        var (keys, known) = state.withLock { ($0.keys, $0.knownKeyIDs.contains(header.kid)) }
+        if !known {
+            try? await refreshKeys()
+            (keys, known) = state.withLock { ($0.keys, $0.knownKeyIDs.contains(header.kid)) }
+            guard known else { throw AppError.unauthorized("Token signed with an unknown key", code: "INVALID_TOKEN") }
+        }
+        let claims: AccessTokenClaims
+        do {
+            claims = try await keys.verify(token, as: AccessTokenClaims.self)
+        } catch let error as JWTError where error.errorType == .claimVerificationFailure {
+            if error.failedClaim is ExpirationClaim {
+                throw AppError.unauthorized("Token expired", code: "TOKEN_EXPIRED")
+            }
+            throw AppError.unauthorized("Invalid token", code: "INVALID_TOKEN")
+        } catch {
+            throw AppError.unauthorized("Invalid token", code: "INVALID_TOKEN")
+        }
+        state.withLock { state in
+            if state.verified.count >= cacheLimit {
+                // Drop expired entries first; if that is not enough, start over (bounded memory).
+                let now = Date()
+                state.verified = state.verified.filter { $0.value.exp.value > now }
+                if state.verified.count >= cacheLimit { state.verified.removeAll(keepingCapacity: true) }
+            }
+            state.verified[token] = claims
+        }
+        return claims
+    }
+
+    /// Refetches the JWKS unless it was fetched less than `minimumRefreshInterval` ago;
+    /// concurrent callers share one fetch.
+    package func refreshKeys() async throws {
+        let task: Task<Void, any Error>? = state.withLock { state in
+            if let running = state.refresh { return running }
+            if let last = state.lastRefresh, ContinuousClock.now - last < minimumRefreshInterval { return nil }
+            state.lastRefresh = .now
+            let task = Task { try await self.loadKeys() }
+            state.refresh = task
+            return task
+        }
+        guard let task else { return }
+        defer { state.withLock { $0.refresh = nil } }
+        try await task.value
+    }
+
+    private func loadKeys() async throws {
+        do {
+            let jwks = try await source.fetchJWKS()
+            let collection = JWTKeyCollection()
+            var ids: Set<String> = []
+            for key in jwks.keys {
+                // Only P-256 EC keys for ES256; anything else in the set is ignored.
+                guard key.keyType == .ecdsa, key.curve?.rawValue == "P-256", let kid = key.keyIdentifier else { continue }
+                var key = key
+                key.algorithm = .es256
+                try await collection.add(jwk: key, isDefault: false)
+                ids.insert(kid.string)
+            }
+            state.withLock { state in
+                state.keys = collection
+                state.knownKeyIDs = ids
+            }
+            logger.debug("loaded JWKS", metadata: ["kids": "\(ids.sorted())"])
+        } catch {
+            logger.warning("could not load JWKS", metadata: ["error": "\(error)"])
+            throw error
+        }
+    }
+
+    struct Header: Decodable {
+        var alg: String
+        var kid: String
+    }
+
+    /// Checks the header before any key is touched: ES256 with a `kid`, nothing else.
+    static func header(of token: String) throws -> Header {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, !parts[2].isEmpty, let data = Data(base64URLEncoded: parts[0]),
+            let header = try? JSONDecoder().decode(Header.self, from: data)
+        else {
+            throw AppError.unauthorized("Malformed token", code: "INVALID_TOKEN")
+        }
+        guard header.alg == "ES256" else {
+            throw AppError.unauthorized("Token algorithm not allowed", code: "INVALID_TOKEN")
+        }
+        return header
+    }
+}
+
+extension Data {
+    /// Decodes base64url without padding, as used in JWTs.
+    package init?(base64URLEncoded input: some StringProtocol) {
+        var base64 = input.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        let remainder = base64.count % 4
+        if remainder == 1 { return nil }
+        if remainder > 0 { base64 += String(repeating: "=", count: 4 - remainder) }
+        self.init(base64Encoded: base64)
+    }
+}

@@ -327,8 +327,10 @@ done
 SUMMARY="$OUT_DIR/$STAMP-summary.txt"
 report_rc=0
 python3 - "$THREADS" "$CONNECTIONS" "$DURATION" "${FILES[@]}" >"$SUMMARY" <<'PY' || report_rc=$?
+import os
 import re
 import sys
+import time
 
 UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
@@ -364,6 +366,7 @@ for i in range(0, len(targets), 3):
     name, url, path = targets[i:i + 3]
     rows[name] = (url, parse(path), path)
 
+print(f"{time.strftime('%Y-%m-%d %H:%M:%S')}, {os.cpu_count()} CPUs (shared by wrk, nginx and the suite)")
 print(f"wrk -t{threads} -c{connections} -d{duration}s, GET /api/auth/me (authenticated)")
 print()
 header = f"{'target':<8} {'req/s':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'requests':>9} {'non-2xx':>8} {'sock err':>8}  url"

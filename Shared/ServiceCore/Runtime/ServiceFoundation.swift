@@ -32,6 +32,11 @@ package struct ServiceFoundation: Sendable {
         InternalClient(service: service, baseURL: baseURL, http: http, tokens: tokens)
     }
 
+    /// Verifies access tokens against auth's JWKS at `url`.
+    package func accessTokenVerifier(jwksURL url: String) -> AccessTokenVerifier {
+        AccessTokenVerifier(source: HTTPJWKSSource(url: url, client: http), logger: logger)
+    }
+
     /// Router with request ids, metrics, error rendering and the body limit, plus the health routes.
     package func makeRouter<Context: ServiceRequestContext>(context: Context.Type = AppRequestContext.self) -> RouteTable<Context> {
         let routes = RouteTable(router: Router(context: Context.self))
@@ -57,7 +62,7 @@ package struct ServiceFoundation: Sendable {
         migrations: [Migration],
         services: [any Service] = [],
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
-    ) -> some ApplicationProtocol where Context.Source == ApplicationRequestContextSource {
+    ) -> Application<RouterResponder<Context>> where Context.Source == ApplicationRequestContextSource {
         routes.answerUnsupportedMethods()
         var app = Application(
             router: routes.router,

@@ -1,0 +1,95 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServiceCore
+
+/// `/api/auth/*`: login and the current user.
+struct AuthController: Sendable {
+    let users: any UserRepository
+    let hasher: PasswordHasher
+    let issuer: TokenIssuer
+    let verifier: AccessTokenVerifier
+
+    struct LoginRequest: Decodable {
+        var email: String
+        var password: String
+    }
+
+    struct LoginResponse: Codable, Sendable {
+        var accessToken: String
+        var tokenType: String
+        var expiresIn: Int
+        var userId: String
+        var email: String
+        var role: String
+        var tenantId: String
+        var tenantName: String
+    }
+
+    struct MeResponse: Codable, Sendable {
+        var userId: String
+        var email: String
+        var role: String
+        var tenantId: String
+        var tenantName: String
+        var tenantSlug: String
+        var isSupabaseAuth: Bool
+    }
+
+    func addRoutes(to group: RouterGroup<AppRequestContext>) {
+        group.post("login", use: login)
+        group.group("me").add(middleware: JWTAuthMiddleware(verifier: verifier)).get(use: me)
+    }
+
+    @Sendable func login(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<LoginResponse> {
+        let input = try await request.decodeJSON(as: LoginRequest.self, context: context)
+        let email = CredentialPolicy.normalizedEmail(input.email)
+        var missing: [String: [String]] = [:]
+        if email.isEmpty { missing["email"] = ["is required"] }
+        if input.password.isEmpty { missing["password"] = ["is required"] }
+        guard missing.isEmpty else { throw AppError.validation(missing) }
+
+        // The same answer, after the same work, whether the email is unknown or the password wrong.
+        let invalid = AppError.unauthorized("Invalid email or password", code: "INVALID_CREDENTIALS")
+        guard input.password.utf8.count <= 72, let user = try await users.find(email: email, logger: context.logger) else {
+            try await hasher.verifyDecoy(input.password)
+            throw invalid
+        }
+        guard try await hasher.verify(input.password, against: user.passwordHash) else { throw invalid }
+
+        let token = try await issuer.issue(claims(for: user))
+        context.logger.info("login succeeded", metadata: ["user_id": "\(user.id)"])
+        return JSONResponse(
+            LoginResponse(
+                accessToken: token, tokenType: "bearer", expiresIn: issuer.lifetimeSeconds, userId: user.id.lowercased,
+                email: user.email, role: user.role.rawValue, tenantId: user.tenantID.lowercased, tenantName: user.tenantName
+            )
+        )
+    }
+
+    @Sendable func me(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<MeResponse> {
+        let identity = try context.requireIdentity()
+        // A token outlives nothing: a deleted user's token stops working here.
+        guard let user = try await users.find(id: identity.userUUID, logger: context.logger) else {
+            throw AppError.unauthorized("User no longer exists", code: "INVALID_TOKEN")
+        }
+        return JSONResponse(
+            MeResponse(
+                userId: user.id.lowercased, email: user.email, role: user.role.rawValue, tenantId: user.tenantID.lowercased,
+                tenantName: user.tenantName, tenantSlug: user.tenantSlug, isSupabaseAuth: false
+            )
+        )
+    }
+
+    func claims(for user: UserRecord) -> AccessTokenClaims {
+        AccessTokenClaims(
+            userID: user.id, tenantID: user.tenantID, email: user.email, role: user.role, issuedAt: Date(),
+            lifetime: TimeInterval(issuer.lifetimeSeconds)
+        )
+    }
+}
+
+extension UUID {
+    /// The lower-case form the API uses everywhere.
+    var lowercased: String { uuidString.lowercased() }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceCore
+
+/// A dashboard user with the tenant facts auth keeps a copy of.
+struct UserRecord: Sendable {
+    var id: UUID
+    var tenantID: UUID
+    var email: String
+    var passwordHash: String
+    var role: Role
+    var fullName: String?
+    var tenantName: String
+    var tenantSlug: String
+    var createdAt: Date
+}
+
+/// The owner of a new tenant, password already hashed.
+struct NewOwner: Sendable {
+    var tenantID: UUID
+    var tenantName: String
+    var tenantSlug: String
+    var email: String
+    var passwordHash: String
+    var fullName: String?
+}
+
+protocol UserRepository: Sendable {
+    /// Creates the tenant's directory entry and its owner; 409 when the email is taken.
+    func createOwner(_ owner: NewOwner, logger: Logger) async throws -> UserRecord
+    func find(email: String, logger: Logger) async throws -> UserRecord?
+    func find(id: UUID, logger: Logger) async throws -> UserRecord?
+    /// Removes a tenant's users and directory entry; returns how many users went.
+    func deleteTenant(_ tenantID: UUID, logger: Logger) async throws -> Int
+}
+
+struct PostgresUserRepository: UserRepository {
+    let client: PostgresClient
+
+    private static let selectUser = """
+        SELECT u.id, u.tenant_id, u.email, u.password_hash, u.role, u.full_name, t.name, t.slug, u.created_at
+        FROM users u JOIN tenant_directory t ON t.tenant_id = u.tenant_id
+        """
+
+    func createOwner(_ owner: NewOwner, logger: Logger) async throws -> UserRecord {
+        let id = UUID()
+        do {
+            let createdAt = try await client.transaction(logger: logger) { connection in
+                try await connection.query(
+                    """
+                    INSERT INTO tenant_directory (tenant_id, name, slug) VALUES (\(owner.tenantID), \(owner.tenantName), \(owner.tenantSlug))
+                    ON CONFLICT (tenant_id) DO UPDATE SET name = EXCLUDED.name, slug = EXCLUDED.slug
+                    """,
+                    logger: logger
+                )
+                let rows = try await connection.query(
+                    """
+                    INSERT INTO users (id, tenant_id, email, password_hash, role, full_name)
+                    VALUES (\(id), \(owner.tenantID), \(owner.email), \(owner.passwordHash), \(Role.owner.rawValue), \(owner.fullName))
+                    RETURNING created_at
+                    """,
+                    logger: logger
+                )
+                for try await createdAt in rows.decode(Date.self) { return createdAt }
+                throw AppError.internalError("insert returned no row")
+            }
+            return UserRecord(
+                id: id, tenantID: owner.tenantID, email: owner.email, passwordHash: owner.passwordHash, role: .owner,
+                fullName: owner.fullName, tenantName: owner.tenantName, tenantSlug: owner.tenantSlug, createdAt: createdAt
+            )
+        } catch where error.isUniqueViolation {
+            throw AppError.conflict("An account with this email already exists", code: "EMAIL_TAKEN")
+        }
+    }
+
+    func find(email: String, logger: Logger) async throws -> UserRecord? {
+        try await first(client.query("\(unescaped: Self.selectUser) WHERE lower(u.email) = lower(\(email))", logger: logger))
+    }
+
+    func find(id: UUID, logger: Logger) async throws -> UserRecord? {
+        try await first(client.query("\(unescaped: Self.selectUser) WHERE u.id = \(id)", logger: logger))
+    }
+
+    func deleteTenant(_ tenantID: UUID, logger: Logger) async throws -> Int {
+        try await client.transaction(logger: logger) { connection in
+            let rows = try await connection.query("DELETE FROM users WHERE tenant_id = \(tenantID) RETURNING id", logger: logger)
+            var count = 0
+            for try await _ in rows { count += 1 }
+            try await connection.query("DELETE FROM tenant_directory WHERE tenant_id = \(tenantID)", logger: logger)
+            return count
+        }
+    }
+
+    private func first(_ rows: PostgresRowSequence) async throws -> UserRecord? {
+        for try await (id, tenantID, email, hash, role, fullName, tenantName, slug, createdAt) in rows.decode(
+            (UUID, UUID, String, String, String, String?, String, String, Date).self
+        ) {
+            return UserRecord(
+                id: id, tenantID: tenantID, email: email, passwordHash: hash, role: Role(rawValue: role) ?? .user,
+                fullName: fullName, tenantName: tenantName, tenantSlug: slug, createdAt: createdAt
+            )
+        }
+        return nil
+    }
+}

@@ -1,0 +1,30 @@
+import Foundation
+
+/// The rules for emails and passwords (seed 000: at least 8 characters with an upper-case
+/// letter, a lower-case letter and a digit); bcrypt reads at most 72 bytes, so longer is refused.
+enum CredentialPolicy {
+    static func normalizedEmail(_ raw: String) -> String {
+        raw.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+    }
+
+    static func emailProblems(_ email: String) -> [String] {
+        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+        guard email.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."),
+            !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
+            !email.contains(where: { $0.isWhitespace || $0 == "," || $0 == ";" })
+        else {
+            return ["must be a valid email address"]
+        }
+        return []
+    }
+
+    static func passwordProblems(_ password: String) -> [String] {
+        var problems: [String] = []
+        if password.count < 8 { problems.append("must be at least 8 characters") }
+        if password.utf8.count > 72 { problems.append("must be at most 72 bytes") }
+        if !password.contains(where: \.isUppercase) { problems.append("must contain an upper-case letter") }
+        if !password.contains(where: \.isLowercase) { problems.append("must contain a lower-case letter") }
+        if !password.contains(where: \.isNumber) { problems.append("must contain a digit") }
+        return problems
+    }
+}

@@ -1,0 +1,15 @@
+import Hummingbird
+import ServiceCore
+
+/// Builds the billing service: plans, subscriptions and trials.
+package func buildBillingApplication(config: BillingConfig) async throws -> some ApplicationProtocol {
+    let foundation = await ServiceFoundation(name: "billing", config: config.common)
+    let repository = PostgresBillingRepository(client: foundation.postgres)
+    let verifier = foundation.accessTokenVerifier(jwksURL: config.jwksURL)
+
+    let routes = foundation.makeRouter()
+    PaymentsController(repository: repository, verifier: verifier).addRoutes(to: routes.group("api/payments"))
+    InternalSubscriptionsController(repository: repository, trialDays: config.trialDays)
+        .addRoutes(to: foundation.internalGroup(routes))
+    return foundation.makeApplication(routes: routes, migrations: BillingMigrations.all)
+}

@@ -1,0 +1,20 @@
+import ServiceCore
+
+/// Everything billing reads from its environment.
+package struct BillingConfig: Sendable {
+    package var common: CommonConfig
+    package var jwksURL: String
+    package var trialDays: Int
+
+    package init(common: CommonConfig, jwksURL: String, trialDays: Int = 14) {
+        self.common = common
+        self.jwksURL = jwksURL
+        self.trialDays = trialDays
+    }
+
+    package init(settings: Settings) throws {
+        self.common = try CommonConfig(settings: settings, defaultPort: 8083)
+        self.jwksURL = try settings.url("JWKS_URL")
+        self.trialDays = try settings.int("TRIAL_DAYS", default: 14, range: 1...365)
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceCore
+
+struct Plan: Sendable, Codable {
+    var id: String
+    var title: String
+    var description: String
+    var price: Int
+    var currency: String
+    var monthlyMessageQuota: Int
+}
+
+struct Subscription: Sendable {
+    var id: UUID
+    var tenantID: UUID
+    var plan: String
+    var status: String
+    var trialEndsAt: Date?
+    var currentPeriodStart: Date?
+    var currentPeriodEnd: Date?
+    var monthlyMessageQuota: Int
+    var createdAt: Date
+}
+
+protocol BillingRepository: Sendable {
+    func publicPlans(logger: Logger) async throws -> [Plan]
+    func subscription(tenantID: UUID, logger: Logger) async throws -> Subscription?
+    /// Starts a trial unless the tenant already has a subscription; returns it and whether it is new.
+    func startTrial(tenantID: UUID, endsAt: Date, logger: Logger) async throws -> (Subscription, created: Bool)
+    func deleteSubscription(tenantID: UUID, logger: Logger) async throws
+}
+
+struct PostgresBillingRepository: BillingRepository {
+    let client: PostgresClient
+
+    func publicPlans(logger: Logger) async throws -> [Plan] {
+        let rows = try await client.query(
+            """
+            SELECT id, title, description, price, currency, monthly_message_quota
+            FROM plans WHERE is_public ORDER BY position
+            """,
+            logger: logger
+        )
+        var plans: [Plan] = []
+        for try await (id, title, description, price, currency, quota) in rows.decode((String, String, String, Int, String, Int).self) {
+            plans.append(Plan(id: id, title: title, description: description, price: price, currency: currency, monthlyMessageQuota: quota))
+        }
+        return plans
+    }
+
+    func subscription(tenantID: UUID, logger: Logger) async throws -> Subscription? {
+        let rows = try await client.query(
+            """
+            SELECT s.id, s.tenant_id, s.plan, s.status, s.trial_ends_at, s.current_period_start, s.current_period_end,
+                   p.monthly_message_quota, s.created_at
+            FROM subscriptions s JOIN plans p ON p.id = s.plan
+            WHERE s.tenant_id = \(tenantID)
+            """,
+            logger: logger
+        )
+        for try await (id, tenant, plan, status, trialEnds, periodStart, periodEnd, quota, created) in rows.decode(
+            (UUID, UUID, String, String, Date?, Date?, Date?, Int, Date).self
+        ) {
+            return Subscription(
+                id: id, tenantID: tenant, plan: plan, status: status, trialEndsAt: trialEnds, currentPeriodStart: periodStart,
+                currentPeriodEnd: periodEnd, monthlyMessageQuota: quota, createdAt: created
+            )
+        }
+        return nil
+    }
+
+    func startTrial(tenantID: UUID, endsAt: Date, logger: Logger) async throws -> (Subscription, created: Bool) {
+        let rows = try await client.query(
+            """
+            INSERT INTO subscriptions (id, tenant_id, plan, status, trial_ends_at)
+            VALUES (\(UUID()), \(tenantID), 'trial', 'trialing', \(endsAt))
+            ON CONFLICT (tenant_id) DO NOTHING
+            RETURNING id
+            """,
+            logger: logger
+        )
+        var created = false
+        for try await _ in rows { created = true }
+        guard let subscription = try await subscription(tenantID: tenantID, logger: logger) else {
+            throw AppError.internalError("subscription vanished after insert")
+        }
+        return (subscription, created)
+    }
+
+    func deleteSubscription(tenantID: UUID, logger: Logger) async throws {
+        try await client.query("DELETE FROM subscriptions WHERE tenant_id = \(tenantID)", logger: logger)
+    }
+}

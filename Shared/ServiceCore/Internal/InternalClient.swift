@@ -59,7 +59,7 @@ package struct InternalClient: Sendable {
 
     /// Sends `body` and decodes the 2xx answer as `Reply`.
     package func send<Reply: Decodable>(
-        _ method: HTTPMethod,
+        _ method: HTTPRequest.Method,
         _ path: String,
         body: (some Encodable)? = nil as String?,
         as reply: Reply.Type,
@@ -74,13 +74,13 @@ package struct InternalClient: Sendable {
     }
 
     /// Sends `body` and ignores the 2xx answer's content.
-    package func send(_ method: HTTPMethod, _ path: String, body: (some Encodable)? = nil as String?, logger: Logger) async throws {
+    package func send(_ method: HTTPRequest.Method, _ path: String, body: (some Encodable)? = nil as String?, logger: Logger) async throws {
         _ = try await exchange(method, path, body: body, logger: logger)
     }
 
-    private func exchange(_ method: HTTPMethod, _ path: String, body: (some Encodable)?, logger: Logger) async throws -> Data {
+    private func exchange(_ method: HTTPRequest.Method, _ path: String, body: (some Encodable)?, logger: Logger) async throws -> Data {
         var request = HTTPClientRequest(url: baseURL + path)
-        request.method = method
+        request.method = HTTPMethod(rawValue: method.rawValue)
         request.headers.add(name: "X-Service-Token", value: try await tokens.token())
         request.headers.add(name: "Accept", value: "application/json")
         if let requestID = logger[metadataKey: RequestID.metadataKey]?.description {

@@ -1,0 +1,20 @@
+import Hummingbird
+import ServiceCore
+
+/// Builds the tenancy service: tenants, onboarding and agent configuration.
+package func buildTenancyApplication(config: TenancyConfig) async throws -> some ApplicationProtocol {
+    let foundation = await ServiceFoundation(name: "tenancy", config: config.common)
+    let tenants = PostgresTenantRepository(client: foundation.postgres)
+    let verifier = foundation.accessTokenVerifier(jwksURL: config.jwksURL)
+    let auth = foundation.client(for: "auth", baseURL: config.authURL)
+    let billing = foundation.client(for: "billing", baseURL: config.billingURL)
+    let registration = RegistrationService(
+        tenants: tenants, auth: auth, billing: billing, defaultRateLimitPerMinute: config.defaultRateLimitPerMinute
+    )
+
+    let routes = foundation.makeRouter()
+    OnboardingController(registration: registration, tenants: tenants, billing: billing, verifier: verifier)
+        .addRoutes(to: routes.group("api/onboarding"))
+    InternalTenantsController(tenants: tenants).addRoutes(to: foundation.internalGroup(routes))
+    return foundation.makeApplication(routes: routes, migrations: TenancyMigrations.all)
+}

@@ -1,0 +1,64 @@
+import ServiceCore
+
+/// tenancy's schema, in order. Never edit a shipped migration; add the next number.
+enum TenancyMigrations {
+    static let all: [Migration] = [
+        Migration(
+            1,
+            "create_tenants",
+            [
+                """
+                CREATE TABLE tenants (
+                    id uuid PRIMARY KEY,
+                    name text NOT NULL,
+                    slug text NOT NULL UNIQUE,
+                    status text NOT NULL CHECK (status IN ('provisioning', 'trial', 'active', 'suspended')),
+                    allowed_origins text[] NOT NULL DEFAULT '{}',
+                    rate_limit_per_minute integer NOT NULL,
+                    monthly_message_quota integer NOT NULL DEFAULT 1000,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    updated_at timestamptz NOT NULL DEFAULT now()
+                )
+                """
+            ]
+        ),
+        Migration(
+            2,
+            "create_onboarding_progress",
+            [
+                """
+                CREATE TABLE onboarding_progress (
+                    id uuid PRIMARY KEY,
+                    tenant_id uuid NOT NULL UNIQUE REFERENCES tenants (id) ON DELETE CASCADE,
+                    step_account_created boolean NOT NULL DEFAULT false,
+                    step_email_verified boolean NOT NULL DEFAULT false,
+                    step_branding_uploaded boolean NOT NULL DEFAULT false,
+                    step_knowledge_base_uploaded boolean NOT NULL DEFAULT false,
+                    step_agent_configured boolean NOT NULL DEFAULT false,
+                    step_widget_tested boolean NOT NULL DEFAULT false,
+                    step_payment_completed boolean NOT NULL DEFAULT false,
+                    completed_at timestamptz,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    updated_at timestamptz NOT NULL DEFAULT now()
+                )
+                """
+            ]
+        ),
+        Migration(
+            3,
+            "create_agent_configs",
+            [
+                """
+                CREATE TABLE agent_configs (
+                    tenant_id uuid PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+                    agent_name text NOT NULL,
+                    tone text NOT NULL CHECK (tone IN ('friendly', 'professional', 'casual', 'formal')),
+                    greeting_message text NOT NULL,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    updated_at timestamptz NOT NULL DEFAULT now()
+                )
+                """
+            ]
+        ),
+    ]
+}

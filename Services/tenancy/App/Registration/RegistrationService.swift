@@ -1,0 +1,131 @@
+import Foundation
+import HTTPTypes
+import InternalAPI
+import Logging
+import ServiceCore
+
+/// Self-registration across services: tenant here, owner in auth, trial in billing, onboarding here.
+///
+/// Each step that succeeded is undone when a later one fails (compensation), so a failed
+/// registration leaves no tenant, user or subscription behind.
+struct RegistrationService: Sendable {
+    let tenants: any TenantRepository
+    let auth: InternalClient
+    let billing: InternalClient
+    let defaultRateLimitPerMinute: Int
+
+    struct Input: Sendable {
+        var email: String
+        var password: String
+        var accountName: String?
+        var fullName: String?
+    }
+
+    struct Result: Sendable {
+        var tenant: Tenant
+        var owner: CreatedOwner
+        var trial: SubscriptionSummary
+    }
+
+    func register(_ input: Input, logger: Logger) async throws -> Result {
+        let accountName = input.accountName ?? Self.accountName(fromEmail: input.email)
+        let tenant = try await tenants.createProvisioning(
+            name: accountName,
+            slugBase: Slug.make(from: accountName),
+            rateLimitPerMinute: defaultRateLimitPerMinute,
+            logger: logger
+        )
+        var logger = logger
+        logger[metadataKey: "tenant_id"] = "\(tenant.id)"
+
+        let owner: CreatedOwner
+        do {
+            owner = try await auth.send(
+                .post,
+                "/internal/owners",
+                body: CreateOwnerRequest(
+                    tenantID: tenant.id, tenantName: tenant.name, tenantSlug: tenant.slug, email: input.email,
+                    password: input.password, fullName: input.fullName
+                ),
+                as: CreatedOwner.self,
+                logger: logger
+            )
+        } catch {
+            // auth may have created the user before the connection broke; ask it to forget the tenant.
+            let authSurelyCreatedNothing = if case InternalCallError.rejected = error { true } else { false }
+            await undo(tenant, removeFromAuth: !authSurelyCreatedNothing, removeFromBilling: false, logger: logger)
+            throw Self.publicError(error, step: "creating the owner account")
+        }
+
+        do {
+            let trial = try await billing.send(
+                .post, "/internal/subscriptions", body: StartTrialRequest(tenantID: tenant.id), as: SubscriptionSummary.self,
+                logger: logger
+            )
+            try await tenants.activate(tenant, agent: Self.defaultAgent(for: tenant), logger: logger)
+            logger.info("tenant registered", metadata: ["slug": "\(tenant.slug)", "user_id": "\(owner.userID)"])
+            return Result(tenant: tenant, owner: owner, trial: trial)
+        } catch {
+            await undo(tenant, removeFromAuth: true, removeFromBilling: true, logger: logger)
+            throw Self.publicError(error, step: "starting the trial")
+        }
+    }
+
+    /// Best-effort compensation. If auth or billing cannot be reached, the tenant row stays in
+    /// `provisioning` (invisible to everyone) and the failure is logged for an operator.
+    private func undo(_ tenant: Tenant, removeFromAuth: Bool, removeFromBilling: Bool, logger: Logger) async {
+        var clean = true
+        if removeFromBilling {
+            do {
+                try await billing.send(.delete, "/internal/subscriptions/\(tenant.id.uuidString.lowercased())", logger: logger)
+            } catch {
+                clean = false
+                logger.error("compensation failed: trial not removed", metadata: ["error": "\(error)"])
+            }
+        }
+        if removeFromAuth {
+            do {
+                try await auth.send(.delete, "/internal/tenants/\(tenant.id.uuidString.lowercased())", logger: logger)
+            } catch {
+                clean = false
+                logger.error("compensation failed: owner not removed", metadata: ["error": "\(error)"])
+            }
+        }
+        guard clean else { return }
+        do {
+            try await tenants.delete(tenant.id, logger: logger)
+            logger.notice("registration rolled back")
+        } catch {
+            logger.error("compensation failed: tenant not removed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// What the client sees: auth's own 409/422 verdicts pass through, everything else is upstream trouble.
+    static func publicError(_ error: any Error, step: String) -> AppError {
+        switch error {
+        case InternalCallError.rejected(_, let status, let body?) where status == 409 || status == 422:
+            return AppError(status == 409 ? .conflict : .unprocessableContent, code: body.code, detail: body.detail, fields: body.fields)
+        case let error as InternalCallError:
+            var appError = error.publicError
+            appError.detail = "Registration failed while \(step): \(appError.detail)"
+            return appError
+        case let error as AppError:
+            return error
+        default:
+            return AppError(.serviceUnavailable, code: "REGISTRATION_FAILED", detail: "Registration failed while \(step); try again")
+        }
+    }
+
+    static func accountName(fromEmail email: String) -> String {
+        let local = email.split(separator: "@").first.map(String.init) ?? email
+        return local.isEmpty ? "My account" : local
+    }
+
+    static func defaultAgent(for tenant: Tenant) -> AgentConfig {
+        AgentConfig(
+            agentName: "Assistant",
+            tone: "friendly",
+            greetingMessage: "Hi! I'm the virtual assistant of \(tenant.name). How can I help you today?"
+        )
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceCore
+
+struct Tenant: Sendable {
+    var id: UUID
+    var name: String
+    var slug: String
+    var status: String
+    var rateLimitPerMinute: Int
+    var createdAt: Date
+}
+
+struct OnboardingProgress: Sendable, Codable, Equatable {
+    var stepAccountCreated: Bool
+    var stepEmailVerified: Bool
+    var stepBrandingUploaded: Bool
+    var stepKnowledgeBaseUploaded: Bool
+    var stepAgentConfigured: Bool
+    var stepWidgetTested: Bool
+    var stepPaymentCompleted: Bool
+}
+
+struct AgentConfig: Sendable {
+    var agentName: String
+    var tone: String
+    var greetingMessage: String
+}
+
+protocol TenantRepository: Sendable {
+    /// Reserves a unique slug derived from `slugBase` with a tenant in `provisioning` state.
+    func createProvisioning(name: String, slugBase: String, rateLimitPerMinute: Int, logger: Logger) async throws -> Tenant
+    /// Finishes registration: onboarding progress, default agent, status `active`, in one transaction.
+    func activate(_ tenant: Tenant, agent: AgentConfig, logger: Logger) async throws
+    func delete(_ id: UUID, logger: Logger) async throws
+    /// Tenants that finished registration (never `provisioning` ones).
+    func find(slug: String, logger: Logger) async throws -> (Tenant, AgentConfig)?
+    func find(id: UUID, logger: Logger) async throws -> (Tenant, AgentConfig)?
+    func onboarding(tenantID: UUID, logger: Logger) async throws -> OnboardingProgress?
+    func count(logger: Logger) async throws -> Int
+}
+
+struct PostgresTenantRepository: TenantRepository {
+    let client: PostgresClient
+
+    func createProvisioning(name: String, slugBase: String, rateLimitPerMinute: Int, logger: Logger) async throws -> Tenant {
+        for attempt in 0..<6 {
+            let slug = attempt == 0 ? slugBase : "\(slugBase.prefix(40))-\(Slug.randomSuffix())"
+            let id = UUID()
+            do {
+                let rows = try await client.query(
+                    """
+                    INSERT INTO tenants (id, name, slug, status, rate_limit_per_minute)
+                    VALUES (\(id), \(name), \(slug), 'provisioning', \(rateLimitPerMinute))
+                    RETURNING created_at
+                    """,
+                    logger: logger
+                )
+                for try await createdAt in rows.decode(Date.self) {
+                    return Tenant(id: id, name: name, slug: slug, status: "provisioning", rateLimitPerMinute: rateLimitPerMinute, createdAt: createdAt)
+                }
+            } catch where error.isUniqueViolation {
+                continue
+            }
+        }
+        throw AppError.conflict("Could not find a free account slug; choose another account name", code: "SLUG_TAKEN")
+    }
+
+    func activate(_ tenant: Tenant, agent: AgentConfig, logger: Logger) async throws {
+        try await client.transaction(logger: logger) { connection in
+            try await connection.query(
+                """
+                INSERT INTO onboarding_progress (id, tenant_id, step_account_created) VALUES (\(UUID()), \(tenant.id), true)
+                """,
+                logger: logger
+            )
+            try await connection.query(
+                """
+                INSERT INTO agent_configs (tenant_id, agent_name, tone, greeting_message)
+                VALUES (\(tenant.id), \(agent.agentName), \(agent.tone), \(agent.greetingMessage))
+                """,
+                logger: logger
+            )
+            try await connection.query(
+                "UPDATE tenants SET status = 'active', updated_at = now() WHERE id = \(tenant.id)",
+                logger: logger
+            )
+        }
+    }
+
+    func delete(_ id: UUID, logger: Logger) async throws {
+        try await client.query("DELETE FROM tenants WHERE id = \(id)", logger: logger)
+    }
+
+    private static let selectTenant = """
+        SELECT t.id, t.name, t.slug, t.status, t.rate_limit_per_minute, t.created_at, a.agent_name, a.tone, a.greeting_message
+        FROM tenants t JOIN agent_configs a ON a.tenant_id = t.id
+        """
+
+    func find(slug: String, logger: Logger) async throws -> (Tenant, AgentConfig)? {
+        try await first(client.query("\(unescaped: Self.selectTenant) WHERE t.slug = \(slug) AND t.status <> 'provisioning'", logger: logger))
+    }
+
+    func find(id: UUID, logger: Logger) async throws -> (Tenant, AgentConfig)? {
+        try await first(client.query("\(unescaped: Self.selectTenant) WHERE t.id = \(id) AND t.status <> 'provisioning'", logger: logger))
+    }
+
+    func onboarding(tenantID: UUID, logger: Logger) async throws -> OnboardingProgress? {
+        let rows = try await client.query(
+            """
+            SELECT step_account_created, step_email_verified, step_branding_uploaded, step_knowledge_base_uploaded,
+                   step_agent_configured, step_widget_tested, step_payment_completed
+            FROM onboarding_progress WHERE tenant_id = \(tenantID)
+            """,
+            logger: logger
+        )
+        for try await (a, b, c, d, e, f, g) in rows.decode((Bool, Bool, Bool, Bool, Bool, Bool, Bool).self) {
+            return OnboardingProgress(
+                stepAccountCreated: a, stepEmailVerified: b, stepBrandingUploaded: c, stepKnowledgeBaseUploaded: d,
+                stepAgentConfigured: e, stepWidgetTested: f, stepPaymentCompleted: g
+            )
+        }
+        return nil
+    }
+
+    func count(logger: Logger) async throws -> Int {
+        for try await count in try await client.query("SELECT count(*)::int FROM tenants", logger: logger).decode(Int.self) {
+            return count
+        }
+        return 0
+    }
+
+    private func first(_ rows: PostgresRowSequence) async throws -> (Tenant, AgentConfig)? {
+        for try await (id, name, slug, status, limit, created, agentName, tone, greeting) in rows.decode(
+            (UUID, String, String, String, Int, Date, String, String, String).self
+        ) {
+            return (
+                Tenant(id: id, name: name, slug: slug, status: status, rateLimitPerMinute: limit, createdAt: created),
+                AgentConfig(agentName: agentName, tone: tone, greetingMessage: greeting)
+            )
+        }
+        return nil
+    }
+}

@@ -1,0 +1,27 @@
+import ServiceCore
+
+/// Everything tenancy reads from its environment.
+package struct TenancyConfig: Sendable {
+    package var common: CommonConfig
+    package var jwksURL: String
+    package var authURL: String
+    package var billingURL: String
+    /// Requests per minute a new tenant may make through the gateway.
+    package var defaultRateLimitPerMinute: Int
+
+    package init(common: CommonConfig, jwksURL: String, authURL: String, billingURL: String, defaultRateLimitPerMinute: Int = 60) {
+        self.common = common
+        self.jwksURL = jwksURL
+        self.authURL = authURL
+        self.billingURL = billingURL
+        self.defaultRateLimitPerMinute = defaultRateLimitPerMinute
+    }
+
+    package init(settings: Settings) throws {
+        self.common = try CommonConfig(settings: settings, defaultPort: 8082)
+        self.jwksURL = try settings.url("JWKS_URL")
+        self.authURL = try settings.url("AUTH_URL")
+        self.billingURL = try settings.url("BILLING_URL")
+        self.defaultRateLimitPerMinute = try settings.int("TENANT_DEFAULT_RATE_LIMIT_PER_MINUTE", default: 60, range: 1...1_000_000)
+    }
+}

@@ -96,7 +96,7 @@ let package = Package(
         )
         + service("billing", app: "BillingApp")
         + service("tenancy", app: "TenancyApp")
-        + service("chat", app: "ChatApp")
+        + service("chat", app: "ChatApp", dependencies: [.product(name: "Crypto", package: "swift-crypto")])
         + service("gateway", app: "GatewayApp", dependencies: [jwt])
         + [
             .executableTarget(

@@ -1,0 +1,34 @@
+import ServiceCore
+
+/// Everything chat reads from its environment.
+package struct ChatConfig: Sendable {
+    package var common: CommonConfig
+    package var jwksURL: String
+    package var tenancyURL: String
+    package var sessionMaxAgeDays: Int
+    /// Pause between streamed tokens of the built-in responder.
+    package var streamTokenDelayMilliseconds: Int
+    /// How long tenant facts fetched from tenancy are reused.
+    package var tenantCacheSeconds: Int
+
+    package init(
+        common: CommonConfig, jwksURL: String, tenancyURL: String, sessionMaxAgeDays: Int = 30,
+        streamTokenDelayMilliseconds: Int = 40, tenantCacheSeconds: Int = 30
+    ) {
+        self.common = common
+        self.jwksURL = jwksURL
+        self.tenancyURL = tenancyURL
+        self.sessionMaxAgeDays = sessionMaxAgeDays
+        self.streamTokenDelayMilliseconds = streamTokenDelayMilliseconds
+        self.tenantCacheSeconds = tenantCacheSeconds
+    }
+
+    package init(settings: Settings) throws {
+        self.common = try CommonConfig(settings: settings, defaultPort: 8084)
+        self.jwksURL = try settings.url("JWKS_URL")
+        self.tenancyURL = try settings.url("TENANCY_URL")
+        self.sessionMaxAgeDays = try settings.int("SESSION_MAX_AGE_DAYS", default: 30, range: 1...365)
+        self.streamTokenDelayMilliseconds = try settings.int("CHAT_STREAM_TOKEN_DELAY_MS", default: 40, range: 0...5_000)
+        self.tenantCacheSeconds = try settings.int("TENANT_CACHE_SECONDS", default: 30, range: 0...3_600)
+    }
+}

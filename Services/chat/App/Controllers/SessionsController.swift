@@ -1,0 +1,70 @@
+import Foundation
+import Hummingbird
+import InternalAPI
+import ServiceCore
+
+/// `/api/sessions/*`: chat widget sessions for a tenant's end users.
+struct SessionsController: Sendable {
+    let sessions: any SessionRepository
+    let directory: TenantDirectory
+    let maxAgeDays: Int
+
+    struct InitRequest: Decodable {
+        var externalUserId: String?
+        var externalUserEmail: String?
+        var externalUserName: String?
+        var userAgent: String?
+    }
+
+    struct InitResponse: Codable, Sendable {
+        var sessionId: String
+        var expiresAt: Date
+    }
+
+    struct ValidateResponse: Codable, Sendable {
+        var valid: Bool
+    }
+
+    func addRoutes(to group: RouterGroup<AppRequestContext>) {
+        group.post("init", use: initialize)
+        group.post("validate", use: validate)
+    }
+
+    @Sendable func initialize(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<InitResponse> {
+        guard let slug = request.headers[.xTenantSlug]?.trimmingCharacters(in: .whitespaces), !slug.isEmpty else {
+            throw AppError.badRequest("The X-Tenant-Slug header is required", code: "TENANT_SLUG_REQUIRED")
+        }
+        let body = try await request.decodeOptionalJSON(as: InitRequest.self, context: context) ?? InitRequest()
+        var problems: [String: [String]] = [:]
+        for (field, value, limit) in [
+            ("external_user_id", body.externalUserId, 256), ("external_user_email", body.externalUserEmail, 254),
+            ("external_user_name", body.externalUserName, 200), ("user_agent", body.userAgent, 512),
+        ] where (value?.count ?? 0) > limit {
+            problems[field] = ["must be at most \(limit) characters"]
+        }
+        guard problems.isEmpty else { throw AppError.validation(problems) }
+
+        guard let tenant = try await directory.tenant(slug: slug.lowercased(), logger: context.logger) else {
+            throw AppError.notFound("Unknown tenant", code: "TENANT_NOT_FOUND")
+        }
+        guard tenant.status != "suspended" else { throw AppError.forbidden("This account is suspended") }
+        let session = try await sessions.create(
+            NewSession(
+                tenantID: tenant.id, externalUserID: body.externalUserId, externalUserEmail: body.externalUserEmail,
+                externalUserName: body.externalUserName, userAgent: body.userAgent ?? request.headers[.userAgent],
+                expiresAt: Date().addingTimeInterval(TimeInterval(maxAgeDays) * 86_400)
+            ),
+            logger: context.logger
+        )
+        return JSONResponse(InitResponse(sessionId: session.id, expiresAt: session.expiresAt), status: .created)
+    }
+
+    @Sendable func validate(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<ValidateResponse> {
+        guard let id = request.headers[.xSessionID], !id.isEmpty else {
+            throw AppError.badRequest("The X-Session-ID header is required", code: "SESSION_REQUIRED")
+        }
+        guard PostgresSessionRepository.isWellFormed(id) else { return JSONResponse(ValidateResponse(valid: false)) }
+        let session = try await sessions.active(id: id, logger: context.logger)
+        return JSONResponse(ValidateResponse(valid: session != nil))
+    }
+}

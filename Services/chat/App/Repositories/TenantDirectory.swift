@@ -1,0 +1,50 @@
+import Foundation
+import HTTPTypes
+import InternalAPI
+import Logging
+import ServiceCore
+import Synchronization
+
+/// Tenant facts from tenancy, cached briefly so every chat message does not cost a call.
+final class TenantDirectory: Sendable {
+    private struct Entry {
+        var tenant: TenantSummary
+        var fetchedAt: ContinuousClock.Instant
+    }
+
+    private let tenancy: InternalClient
+    private let ttl: Duration
+    private let limit = 10_000
+    private let cache = Mutex<[String: Entry]>([:])
+
+    init(tenancy: InternalClient, ttl: Duration) {
+        self.tenancy = tenancy
+        self.ttl = ttl
+    }
+
+    /// nil when tenancy says the tenant does not exist; throws when tenancy cannot be asked.
+    func tenant(slug: String, logger: Logger) async throws -> TenantSummary? {
+        try await lookup(key: "slug:\(slug)", path: "/internal/tenants/by-slug/\(slug)", logger: logger)
+    }
+
+    func tenant(id: UUID, logger: Logger) async throws -> TenantSummary? {
+        try await lookup(key: "id:\(id)", path: "/internal/tenants/\(id.uuidString.lowercased())", logger: logger)
+    }
+
+    private func lookup(key: String, path: String, logger: Logger) async throws -> TenantSummary? {
+        let now = ContinuousClock.now
+        if let entry = cache.withLock({ $0[key] }), now - entry.fetchedAt < ttl { return entry.tenant }
+        do {
+            let tenant = try await tenancy.send(.get, path, as: TenantSummary.self, logger: logger)
+            cache.withLock { cache in
+                if cache.count >= limit { cache.removeAll(keepingCapacity: true) }
+                cache[key] = Entry(tenant: tenant, fetchedAt: now)
+            }
+            return tenant
+        } catch InternalCallError.rejected(_, 404, _) {
+            return nil
+        } catch let error as InternalCallError {
+            throw error.publicError
+        }
+    }
+}

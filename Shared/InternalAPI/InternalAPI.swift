@@ -5,15 +5,15 @@ import Foundation
 
 /// tenancy → auth: create the owner of a new tenant and mint their first access token.
 package struct CreateOwnerRequest: Codable, Sendable {
-    package var tenantID: UUID
+    package var tenantId: UUID
     package var tenantName: String
     package var tenantSlug: String
     package var email: String
     package var password: String
     package var fullName: String?
 
-    package init(tenantID: UUID, tenantName: String, tenantSlug: String, email: String, password: String, fullName: String?) {
-        self.tenantID = tenantID
+    package init(tenantId: UUID, tenantName: String, tenantSlug: String, email: String, password: String, fullName: String?) {
+        self.tenantId = tenantId
         self.tenantName = tenantName
         self.tenantSlug = tenantSlug
         self.email = email
@@ -24,15 +24,15 @@ package struct CreateOwnerRequest: Codable, Sendable {
 
 /// auth → tenancy: the owner that was created, with a token for them.
 package struct CreatedOwner: Codable, Sendable {
-    package var userID: UUID
+    package var userId: UUID
     package var email: String
     package var role: String
     package var accessToken: String
     package var tokenType: String
     package var expiresIn: Int
 
-    package init(userID: UUID, email: String, role: String, accessToken: String, tokenType: String, expiresIn: Int) {
-        self.userID = userID
+    package init(userId: UUID, email: String, role: String, accessToken: String, tokenType: String, expiresIn: Int) {
+        self.userId = userId
         self.email = email
         self.role = role
         self.accessToken = accessToken
@@ -43,24 +43,24 @@ package struct CreatedOwner: Codable, Sendable {
 
 /// tenancy → billing: start the trial of a new tenant (idempotent per tenant).
 package struct StartTrialRequest: Codable, Sendable {
-    package var tenantID: UUID
+    package var tenantId: UUID
 
-    package init(tenantID: UUID) {
-        self.tenantID = tenantID
+    package init(tenantId: UUID) {
+        self.tenantId = tenantId
     }
 }
 
 /// billing → anyone: a tenant's subscription as other services need it.
 package struct SubscriptionSummary: Codable, Sendable {
-    package var tenantID: UUID
+    package var tenantId: UUID
     package var plan: String
     package var status: String
     package var trialEndsAt: Date?
     package var currentPeriodEnd: Date?
     package var monthlyMessageQuota: Int
 
-    package init(tenantID: UUID, plan: String, status: String, trialEndsAt: Date?, currentPeriodEnd: Date?, monthlyMessageQuota: Int) {
-        self.tenantID = tenantID
+    package init(tenantId: UUID, plan: String, status: String, trialEndsAt: Date?, currentPeriodEnd: Date?, monthlyMessageQuota: Int) {
+        self.tenantId = tenantId
         self.plan = plan
         self.status = status
         self.trialEndsAt = trialEndsAt

@@ -1,1 +1,138 @@
-print("todo")
+import AuthApp
+import BillingApp
+import ChatApp
+import Foundation
+import GatewayApp
+import LocalPostgres
+import Logging
+import ServiceCore
+import ServiceLifecycle
+import TenancyApp
+import UnixSignals
+
+// `swift run suite`: the whole product on one machine. Starts a throwaway PostgreSQL from the
+// machine's binaries under DATA_DIR (unless *_DATABASE_URL are given), then the five services in
+// this process, each exactly as its own executable would build it, with the gateway in front.
+
+let environment = ProcessInfo.processInfo.environment
+
+/// Writes straight to standard output (not through `print`'s buffer), so lines appear in order with the logs.
+func say(_ message: String) {
+    FileHandle.standardOutput.write(Data((message + "\n").utf8))
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("suite: \(message)\n".utf8))
+    exit(1)
+}
+
+func port(_ variable: String, _ defaultValue: Int) -> Int {
+    guard let raw = environment[variable], !raw.isEmpty else { return defaultValue }
+    guard let value = Int(raw), (1...65535).contains(value) else { fail("\(variable) must be a port number, got '\(raw)'") }
+    return value
+}
+
+let databases = ["auth", "tenancy", "billing", "chat"]
+let gatewayHost = environment["GATEWAY_HOST"] ?? "127.0.0.1"
+let ports = (
+    gateway: port("GATEWAY_PORT", 8080), auth: port("AUTH_PORT", 8081), tenancy: port("TENANCY_PORT", 8082),
+    billing: port("BILLING_PORT", 8083), chat: port("CHAT_PORT", 8084)
+)
+let logLevel = Logger.Level(rawValue: environment["LOG_LEVEL"] ?? "info") ?? .info
+LogSetup.bootstrap(level: logLevel)
+var logger = Logger(label: "suite")
+logger.logLevel = logLevel
+
+// Databases: given, or a local cluster kept under DATA_DIR between runs.
+let givenURLs = databases.compactMap { name in environment["\(name.uppercased())_DATABASE_URL"].map { (name, $0) } }
+var chosenURLs: [String: String] = [:]
+var cluster: LocalPostgresCluster?
+if givenURLs.count == databases.count {
+    chosenURLs = Dictionary(uniqueKeysWithValues: givenURLs)
+} else if !givenURLs.isEmpty {
+    let missing = databases.filter { name in !givenURLs.contains { $0.0 == name } }.map { "\($0.uppercased())_DATABASE_URL" }
+    fail("set all four database URLs or none; missing \(missing.joined(separator: ", "))")
+} else {
+    let dataDirectory = URL(fileURLWithPath: environment["DATA_DIR"] ?? ".data").standardizedFileURL.path
+    let binaries: String
+    do {
+        binaries = try LocalPostgresCluster.locateBinaries()
+    } catch {
+        fail("\(error)")
+    }
+    let local = LocalPostgresCluster(directory: "\(dataDirectory)/postgres", port: port("PG_PORT", 54329), binDirectory: binaries)
+    say("suite: starting PostgreSQL from \(binaries) in \(local.directory) on port \(local.port)\(local.isInitialized ? " (reusing data)" : "")")
+    do {
+        try local.start()
+        try await local.createDatabases(databases, logger: logger)
+    } catch {
+        local.stop()
+        fail("PostgreSQL did not start: \(error)\nsee \(local.logPath)")
+    }
+    cluster = local
+    chosenURLs = Dictionary(uniqueKeysWithValues: databases.map { ($0, local.url(database: $0)) })
+}
+let databaseURLs = chosenURLs
+
+// One secret for this run when none is configured: the services only talk to each other here.
+let serviceSecret = environment["SERVICE_TOKEN_SECRET"] ?? (0..<48).map { _ in String("abcdefghijklmnopqrstuvwxyz0123456789".randomElement()!) }.joined()
+let authURL = "http://127.0.0.1:\(ports.auth)"
+let shared: [String: String] = [
+    "SERVICE_TOKEN_SECRET": serviceSecret,
+    "JWKS_URL": "\(authURL)/.well-known/jwks.json",
+    "AUTH_URL": authURL,
+    "TENANCY_URL": "http://127.0.0.1:\(ports.tenancy)",
+    "BILLING_URL": "http://127.0.0.1:\(ports.billing)",
+    "CHAT_URL": "http://127.0.0.1:\(ports.chat)",
+]
+
+/// A service's environment: the suite's own (so LOG_LEVEL, BCRYPT_COST, RATE_LIMIT_* … apply), plus its place in the suite.
+func settings(host: String = "127.0.0.1", port: Int, database: String? = nil) -> Settings {
+    var variables = environment.merging(shared) { _, suite in suite }
+    variables["HTTP_HOST"] = host
+    variables["HTTP_PORT"] = String(port)
+    variables["DATABASE_URL"] = database.flatMap { databaseURLs[$0] }
+    return Settings.variables(variables)
+}
+
+let services: [any Service]
+do {
+    let auth = try await buildAuthApplication(config: AuthConfig(settings: settings(port: ports.auth, database: "auth")))
+    let billing = try await buildBillingApplication(config: BillingConfig(settings: settings(port: ports.billing, database: "billing")))
+    let tenancy = try await buildTenancyApplication(config: TenancyConfig(settings: settings(port: ports.tenancy, database: "tenancy")))
+    let chat = try await buildChatApplication(config: ChatConfig(settings: settings(port: ports.chat, database: "chat")))
+    let gateway = try await buildGatewayApplication(
+        config: GatewayConfig(settings: settings(host: gatewayHost, port: ports.gateway))
+    ) { _ in
+        let url = "http://\(gatewayHost == "0.0.0.0" ? "127.0.0.1" : gatewayHost):\(ports.gateway)"
+        say(
+            """
+
+            Suite running. Gateway: \(url)   (auth :\(ports.auth), tenancy :\(ports.tenancy), billing :\(ports.billing), chat :\(ports.chat))
+            Try:
+              curl -s \(url)/api/payments/plans
+              curl -s -X POST \(url)/api/onboarding/register -H 'Content-Type: application/json' \\
+                   -d '{"email":"owner@example.com","password":"Passw0rd!","account_name":"Acme"}'
+            Stop with Ctrl-C.
+
+            """
+        )
+    }
+    services = [auth, billing, tenancy, chat, gateway]
+} catch let error as ConfigurationError {
+    cluster?.stop()
+    fail("\(error)")
+}
+
+var exitCode: Int32 = 0
+do {
+    try await ServiceMain.run(services, grace: .seconds(25), logger: logger)
+} catch {
+    logger.error("suite stopped with an error", metadata: ["error": "\(error)"])
+    exitCode = 1
+}
+if let cluster {
+    say("suite: stopping PostgreSQL (data kept in \(cluster.directory))")
+    cluster.stop()
+}
+exit(exitCode)

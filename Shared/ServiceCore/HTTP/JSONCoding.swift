@@ -46,17 +46,25 @@ package enum JSONCoding {
         path.map { key in key.intValue.map(String.init) ?? snakeCase(key.stringValue) }.joined(separator: ".")
     }
 
+    /// The JSON name of a property under `.convertToSnakeCase` (`accountName` → `account_name`).
     static func snakeCase(_ name: String) -> String {
-        var result = ""
-        for character in name {
-            if character.isUppercase {
-                if !result.isEmpty { result.append("_") }
-                result.append(contentsOf: character.lowercased())
-            } else {
-                result.append(character)
+        struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+        struct Probe: Encodable {
+            let name: String
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: Key.self)
+                try container.encode(0, forKey: Key(stringValue: name))
             }
         }
-        return result
+        guard let data = try? JSONCoding.encoder.encode(Probe(name: name)),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let key = object.keys.first
+        else { return name }
+        return key
     }
 
     private static func describe(_ type: Any.Type) -> String {

@@ -23,7 +23,7 @@ package struct JSONLogHandler: LogHandler {
 
     package func log(event: LogEvent) {
         var fields: [String: Any] = [
-            "ts": Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true)),
+            "ts": Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
             "level": event.level.rawValue,
             "service": label,
             "message": event.message.description,

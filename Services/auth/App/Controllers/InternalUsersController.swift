@@ -32,7 +32,7 @@ struct InternalUsersController: Sendable {
         let hash = try await hasher.hash(input.password)
         let user = try await users.createOwner(
             NewOwner(
-                tenantID: input.tenantID, tenantName: input.tenantName, tenantSlug: input.tenantSlug, email: email,
+                tenantID: input.tenantId, tenantName: input.tenantName, tenantSlug: input.tenantSlug, email: email,
                 passwordHash: hash, fullName: input.fullName
             ),
             logger: context.logger
@@ -41,7 +41,7 @@ struct InternalUsersController: Sendable {
         context.logger.info("owner created", metadata: ["user_id": "\(user.id)", "tenant_id": "\(user.tenantID)"])
         return JSONResponse(
             CreatedOwner(
-                userID: user.id, email: user.email, role: user.role.rawValue, accessToken: token, tokenType: "bearer",
+                userId: user.id, email: user.email, role: user.role.rawValue, accessToken: token, tokenType: "bearer",
                 expiresIn: issuer.lifetimeSeconds
             ),
             status: .created

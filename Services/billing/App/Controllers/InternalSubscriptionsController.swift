@@ -18,9 +18,9 @@ struct InternalSubscriptionsController: Sendable {
     @Sendable func startTrial(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<SubscriptionSummary> {
         let input = try await request.decodeJSON(as: StartTrialRequest.self, context: context)
         let endsAt = Date().addingTimeInterval(TimeInterval(trialDays) * 86_400)
-        let (subscription, created) = try await repository.startTrial(tenantID: input.tenantID, endsAt: endsAt, logger: context.logger)
+        let (subscription, created) = try await repository.startTrial(tenantID: input.tenantId, endsAt: endsAt, logger: context.logger)
         if created {
-            context.logger.info("trial started", metadata: ["tenant_id": "\(input.tenantID)", "ends_at": "\(endsAt)"])
+            context.logger.info("trial started", metadata: ["tenant_id": "\(input.tenantId)", "ends_at": "\(endsAt)"])
         }
         return JSONResponse(Self.summary(subscription), status: created ? .created : .ok)
     }
@@ -41,7 +41,7 @@ struct InternalSubscriptionsController: Sendable {
 
     static func summary(_ subscription: Subscription) -> SubscriptionSummary {
         SubscriptionSummary(
-            tenantID: subscription.tenantID, plan: subscription.plan, status: subscription.status,
+            tenantId: subscription.tenantID, plan: subscription.plan, status: subscription.status,
             trialEndsAt: subscription.trialEndsAt, currentPeriodEnd: subscription.currentPeriodEnd,
             monthlyMessageQuota: subscription.monthlyMessageQuota
         )

@@ -55,7 +55,7 @@ struct OnboardingController: Sendable {
             RegisterResponse(
                 accessToken: result.owner.accessToken, tokenType: result.owner.tokenType, expiresIn: result.owner.expiresIn,
                 tenantId: result.tenant.id.uuidString.lowercased(), tenantSlug: result.tenant.slug,
-                userId: result.owner.userID.uuidString.lowercased(), email: result.owner.email, accountName: result.tenant.name,
+                userId: result.owner.userId.uuidString.lowercased(), email: result.owner.email, accountName: result.tenant.name,
                 trialEndsAt: result.trial.trialEndsAt
             ),
             status: .created

@@ -44,7 +44,7 @@ struct RegistrationService: Sendable {
                 .post,
                 "/internal/owners",
                 body: CreateOwnerRequest(
-                    tenantID: tenant.id, tenantName: tenant.name, tenantSlug: tenant.slug, email: input.email,
+                    tenantId: tenant.id, tenantName: tenant.name, tenantSlug: tenant.slug, email: input.email,
                     password: input.password, fullName: input.fullName
                 ),
                 as: CreatedOwner.self,
@@ -59,11 +59,11 @@ struct RegistrationService: Sendable {
 
         do {
             let trial = try await billing.send(
-                .post, "/internal/subscriptions", body: StartTrialRequest(tenantID: tenant.id), as: SubscriptionSummary.self,
+                .post, "/internal/subscriptions", body: StartTrialRequest(tenantId: tenant.id), as: SubscriptionSummary.self,
                 logger: logger
             )
             try await tenants.activate(tenant, agent: Self.defaultAgent(for: tenant), logger: logger)
-            logger.info("tenant registered", metadata: ["slug": "\(tenant.slug)", "user_id": "\(owner.userID)"])
+            logger.info("tenant registered", metadata: ["slug": "\(tenant.slug)", "user_id": "\(owner.userId)"])
             return Result(tenant: tenant, owner: owner, trial: trial)
         } catch {
             await undo(tenant, removeFromAuth: true, removeFromBilling: true, logger: logger)

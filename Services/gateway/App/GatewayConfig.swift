@@ -1,0 +1,92 @@
+import ServiceCore
+
+/// Everything the gateway reads from its environment.
+package struct GatewayConfig: Sendable {
+    package var server: ServerConfig
+    package var upstreams: [Upstream]
+    package var jwksURL: String
+    package var corsOrigins: [String]
+    package var limits: RateLimits
+    /// Most distinct keys (IPs, tenants, sessions) the limiter remembers; older windows are evicted first.
+    package var rateLimitMaxKeys: Int
+    /// Use the last `X-Forwarded-For` entry as the client address (only behind a trusted proxy).
+    package var trustForwardedFor: Bool
+    package var upstreamConnectTimeoutMilliseconds: Int
+    /// Time an upstream has to start answering (response head).
+    package var upstreamTimeoutMilliseconds: Int
+    package var healthCheckIntervalSeconds: Int
+
+    package init(
+        server: ServerConfig, upstreams: [Upstream], jwksURL: String, corsOrigins: [String] = [], limits: RateLimits = RateLimits(),
+        rateLimitMaxKeys: Int = 100_000, trustForwardedFor: Bool = false, upstreamConnectTimeoutMilliseconds: Int = 2_000,
+        upstreamTimeoutMilliseconds: Int = 30_000, healthCheckIntervalSeconds: Int = 5
+    ) {
+        self.server = server
+        self.upstreams = upstreams
+        self.jwksURL = jwksURL
+        self.corsOrigins = corsOrigins
+        self.limits = limits
+        self.rateLimitMaxKeys = rateLimitMaxKeys
+        self.trustForwardedFor = trustForwardedFor
+        self.upstreamConnectTimeoutMilliseconds = upstreamConnectTimeoutMilliseconds
+        self.upstreamTimeoutMilliseconds = upstreamTimeoutMilliseconds
+        self.healthCheckIntervalSeconds = healthCheckIntervalSeconds
+    }
+
+    package init(settings: Settings) throws {
+        var server = try ServerConfig(settings: settings, defaultPort: 8080)
+        // The gateway streams bodies; its cap is the largest upload any service accepts (knowledge base: 50 MiB).
+        server.maxBodyBytes = try settings.int("MAX_BODY_BYTES", default: 52_428_800, range: 1_024...1_073_741_824)
+        self.server = server
+        let auth = try settings.url("AUTH_URL")
+        self.upstreams = [
+            Upstream(name: .auth, baseURL: auth),
+            Upstream(name: .tenancy, baseURL: try settings.url("TENANCY_URL")),
+            Upstream(name: .billing, baseURL: try settings.url("BILLING_URL")),
+            Upstream(name: .chat, baseURL: try settings.url("CHAT_URL")),
+        ]
+        self.jwksURL = try settings.url("JWKS_URL", default: auth + "/.well-known/jwks.json")
+        self.corsOrigins = settings.list("CORS_ORIGINS")
+        self.limits = RateLimits(
+            publicPerMinute: try settings.int("RATE_LIMIT_PUBLIC_PER_MINUTE", default: 100, range: 1...1_000_000_000),
+            authPerMinute: try settings.int("RATE_LIMIT_AUTH_PER_MINUTE", default: 10, range: 1...1_000_000_000),
+            tenantPerMinute: try settings.int("RATE_LIMIT_TENANT_PER_MINUTE", default: 60, range: 1...1_000_000_000),
+            sessionPerMinute: try settings.int("RATE_LIMIT_SESSION_PER_MINUTE", default: 10, range: 1...1_000_000_000)
+        )
+        self.rateLimitMaxKeys = try settings.int("RATE_LIMIT_MAX_KEYS", default: 100_000, range: 64...10_000_000)
+        self.trustForwardedFor = try settings.bool("TRUST_FORWARDED_FOR", default: false)
+        self.upstreamConnectTimeoutMilliseconds = try settings.int("UPSTREAM_CONNECT_TIMEOUT_MS", default: 2_000, range: 10...60_000)
+        self.upstreamTimeoutMilliseconds = try settings.int("UPSTREAM_TIMEOUT_MS", default: 30_000, range: 10...600_000)
+        self.healthCheckIntervalSeconds = try settings.int("HEALTH_CHECK_INTERVAL_SECONDS", default: 5, range: 1...3_600)
+    }
+}
+
+/// Requests per minute for each limiter scope (seed 000's defaults).
+package struct RateLimits: Sendable {
+    package var publicPerMinute: Int
+    package var authPerMinute: Int
+    package var tenantPerMinute: Int
+    package var sessionPerMinute: Int
+
+    package init(publicPerMinute: Int = 100, authPerMinute: Int = 10, tenantPerMinute: Int = 60, sessionPerMinute: Int = 10) {
+        self.publicPerMinute = publicPerMinute
+        self.authPerMinute = authPerMinute
+        self.tenantPerMinute = tenantPerMinute
+        self.sessionPerMinute = sessionPerMinute
+    }
+}
+
+/// A service behind the gateway.
+package struct Upstream: Sendable {
+    package enum Name: String, Sendable, CaseIterable {
+        case auth, tenancy, billing, chat
+    }
+
+    package var name: Name
+    package var baseURL: String
+
+    package init(name: Name, baseURL: String) {
+        self.name = name
+        self.baseURL = baseURL
+    }
+}

@@ -1,0 +1,199 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceCore
+
+/// Everything that is not the gateway's own: normalise the path, refuse `/internal`, pick the
+/// upstream, check the token or session, count against the right limit, then stream the request
+/// to the upstream and its answer back, neither body held whole.
+struct ProxyController: Sendable {
+    let upstreams: [Upstream.Name: Upstream]
+    let http: HTTPClient
+    let verifier: AccessTokenVerifier
+    let limiter: RateLimiter
+    let limits: RateLimits
+    let monitor: UpstreamMonitor
+    let upstreamTimeout: TimeAmount
+    let maxBodyBytes: Int
+    let trustForwardedFor: Bool
+
+    func addRoutes(to router: Router<GatewayRequestContext>) {
+        for method: HTTPRequest.Method in [.get, .post, .put, .patch, .delete, .head, .options] {
+            router.on("**", method: method, use: handle)
+        }
+    }
+
+    @Sendable func handle(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+        guard let path = PathNormalizer.normalize(request.uri.path) else {
+            throw AppError.badRequest("Malformed request path", code: "BAD_PATH")
+        }
+        guard !PathNormalizer.isInternal(path), let name = RouteRules.upstream(for: path), let upstream = upstreams[name] else {
+            throw AppError.notFound()
+        }
+        context.coreContext.endpointPath.value = "proxy:\(name.rawValue)"
+
+        let decision = try await admit(request, path: path, context: context)
+        guard decision.allowed else {
+            var headers = Self.rateLimitHeaders(decision)
+            headers[.retryAfter] = String(decision.retryAfter)
+            throw AppError(
+                .tooManyRequests, code: "RATE_LIMITED",
+                detail: "Rate limit exceeded. Try again in \(decision.retryAfter) seconds.", headers: headers
+            )
+        }
+        var response = try await forward(request, path: path, to: upstream, context: context)
+        for field in Self.rateLimitHeaders(decision) { response.headers[field.name] = field.value }
+        return response
+    }
+
+    /// Verifies what the route requires and counts the request against its limiter scope.
+    private func admit(_ request: Request, path: String, context: GatewayRequestContext) async throws -> RateLimitDecision {
+        let access = RouteRules.access(method: request.method, path: path, sessionID: request.headers[.xSessionID])
+        switch access {
+        case .credentials:
+            return limiter.check(key: "auth|\(clientAddress(request, context))", limit: limits.authPerMinute)
+        case .open:
+            return limiter.check(key: "ip|\(clientAddress(request, context))", limit: limits.publicPerMinute)
+        case .session(let sessionID):
+            return limiter.check(key: "session|\(sessionID.prefix(128))", limit: limits.sessionPerMinute)
+        case .authenticated:
+            guard let token = JWTAuthMiddleware<GatewayRequestContext>.bearerToken(request.headers[.authorization]) else {
+                throw AppError.unauthorized()
+            }
+            let claims = try await verifier.verify(token)
+            return limiter.check(key: "tenant|\(claims.tenantID)", limit: limits.tenantPerMinute)
+        }
+    }
+
+    private func clientAddress(_ request: Request, _ context: GatewayRequestContext) -> String {
+        if trustForwardedFor, let forwarded = request.headers[.xForwardedFor],
+            let last = forwarded.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !last.isEmpty
+        {
+            return last
+        }
+        return context.remoteAddress ?? "unknown"
+    }
+
+    private func forward(_ request: Request, path: String, to upstream: Upstream, context: GatewayRequestContext) async throws -> Response {
+        let query = request.uri.query.map { "?\($0)" } ?? ""
+        var outbound = HTTPClientRequest(url: upstream.baseURL + PathNormalizer.encodeForUpstream(path) + query)
+        outbound.method = HTTPMethod(rawValue: request.method.rawValue)
+        outbound.headers = forwardedHeaders(request, context: context)
+
+        if let declared = request.headers[.contentLength].flatMap(Int.init) {
+            guard declared <= maxBodyBytes else {
+                throw AppError(.contentTooLarge, code: "PAYLOAD_TOO_LARGE", detail: "Request body exceeds \(maxBodyBytes) bytes")
+            }
+            if declared > 0 { outbound.body = .stream(request.body, length: .known(Int64(declared))) }
+        } else if request.headers[.transferEncoding] != nil {
+            outbound.body = .stream(LimitedBody(base: request.body, limit: maxBodyBytes), length: .unknown)
+        }
+
+        let upstreamResponse: HTTPClientResponse
+        do {
+            upstreamResponse = try await http.execute(outbound, deadline: .now() + upstreamTimeout, logger: context.logger)
+        } catch let error as BodyTooLarge {
+            throw AppError(.contentTooLarge, code: "PAYLOAD_TOO_LARGE", detail: "Request body exceeds \(error.limit) bytes")
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+            context.logger.warning("upstream timed out", metadata: ["upstream": "\(upstream.name.rawValue)"])
+            throw AppError(
+                .gatewayTimeout, code: "UPSTREAM_TIMEOUT", detail: "The \(upstream.name.rawValue) service did not answer in time"
+            )
+        } catch {
+            monitor.markDown(upstream.name, reason: "\(error)")
+            context.logger.warning("upstream unavailable", metadata: ["upstream": "\(upstream.name.rawValue)", "error": "\(error)"])
+            throw AppError(
+                .serviceUnavailable, code: "UPSTREAM_UNAVAILABLE",
+                detail: "The \(upstream.name.rawValue) service is unavailable; try again shortly"
+            )
+        }
+        monitor.markUp(upstream.name)
+
+        var headers = HTTPFields()
+        for header in upstreamResponse.headers where !Self.isHopByHop(header.name) {
+            if let name = HTTPField.Name(header.name) { headers.append(HTTPField(name: name, value: header.value)) }
+        }
+        return Response(
+            status: HTTPResponse.Status(code: Int(upstreamResponse.status.code), reasonPhrase: upstreamResponse.status.reasonPhrase),
+            headers: headers,
+            body: ResponseBody(asyncSequence: upstreamResponse.body)
+        )
+    }
+
+    private func forwardedHeaders(_ request: Request, context: GatewayRequestContext) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        let connectionTokens = Set(
+            (request.headers[.connection] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        )
+        for field in request.headers {
+            let name = field.name.canonicalName
+            if Self.isHopByHop(name) || connectionTokens.contains(name) || Self.neverForwarded.contains(name) { continue }
+            if !trustForwardedFor && name.hasPrefix("x-forwarded-") { continue }
+            headers.add(name: field.name.rawName, value: field.value)
+        }
+        let peer = context.remoteAddress ?? "unknown"
+        if let existing = headers.first(name: "X-Forwarded-For") {
+            headers.replaceOrAdd(name: "X-Forwarded-For", value: "\(existing), \(peer)")
+        } else {
+            headers.add(name: "X-Forwarded-For", value: peer)
+        }
+        if !headers.contains(name: "X-Forwarded-Proto") { headers.add(name: "X-Forwarded-Proto", value: "http") }
+        if let host = request.head.authority { headers.replaceOrAdd(name: "X-Forwarded-Host", value: host) }
+        return headers
+    }
+
+    private static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
+        "proxy-connection",
+    ]
+
+    /// Set by the HTTP client itself, or never to be accepted from outside.
+    private static let neverForwarded: Set<String> = ["host", "content-length", "x-service-token"]
+
+    static func isHopByHop(_ name: String) -> Bool { hopByHop.contains(name.lowercased()) }
+
+    static func rateLimitHeaders(_ decision: RateLimitDecision) -> HTTPFields {
+        [
+            HTTPField.Name("X-RateLimit-Limit")!: String(decision.limit),
+            HTTPField.Name("X-RateLimit-Remaining")!: String(decision.remaining),
+            HTTPField.Name("X-RateLimit-Reset")!: String(decision.resetAt),
+        ]
+    }
+}
+
+extension HTTPField.Name {
+    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
+}
+
+/// Thrown when a body without a declared length grows past the limit while streaming.
+struct BodyTooLarge: Error {
+    let limit: Int
+}
+
+/// Passes a request body through, failing once more than `limit` bytes have gone by.
+struct LimitedBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element == ByteBuffer {
+    typealias Element = ByteBuffer
+    let base: Base
+    let limit: Int
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: Base.AsyncIterator
+        let limit: Int
+        var seen = 0
+
+        mutating func next() async throws -> ByteBuffer? {
+            guard let buffer = try await base.next() else { return nil }
+            seen += buffer.readableBytes
+            if seen > limit { throw BodyTooLarge(limit: limit) }
+            return buffer
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: base.makeAsyncIterator(), limit: limit)
+    }
+}

@@ -1,0 +1,95 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import Synchronization
+
+/// What the gateway last saw of an upstream.
+struct UpstreamHealth: Codable, Sendable {
+    var status: String
+    var url: String
+    var checkedAt: Date?
+    var latencyMs: Int?
+    var error: String?
+}
+
+/// Polls each upstream's `/ready` and also learns from proxied traffic, for the gateway's `/health`.
+final class UpstreamMonitor: Service, Sendable {
+    private let upstreams: [Upstream]
+    private let http: HTTPClient
+    private let interval: Duration
+    private let logger: Logger
+    private let states: Mutex<[Upstream.Name: UpstreamHealth]>
+
+    init(upstreams: [Upstream], http: HTTPClient, interval: Duration, logger: Logger) {
+        self.upstreams = upstreams
+        self.http = http
+        self.interval = interval
+        self.logger = logger
+        self.states = Mutex(
+            Dictionary(uniqueKeysWithValues: upstreams.map { ($0.name, UpstreamHealth(status: "unknown", url: $0.baseURL)) })
+        )
+    }
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            await checkAll()
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
+        }
+    }
+
+    func snapshot() -> [String: UpstreamHealth] {
+        states.withLock { states in Dictionary(uniqueKeysWithValues: states.map { ($0.key.rawValue, $0.value) }) }
+    }
+
+    func markDown(_ name: Upstream.Name, reason: String) {
+        update(name) { $0.status = "down"; $0.error = reason }
+    }
+
+    func markUp(_ name: Upstream.Name) {
+        update(name) { $0.status = "up"; $0.error = nil }
+    }
+
+    private func update(_ name: Upstream.Name, _ change: (inout UpstreamHealth) -> Void) {
+        states.withLock { states in
+            guard var state = states[name] else { return }
+            let before = state.status
+            change(&state)
+            state.checkedAt = Date()
+            states[name] = state
+            if before != state.status {
+                logger.notice("upstream \(state.status)", metadata: ["upstream": "\(name.rawValue)", "error": "\(state.error ?? "-")"])
+            }
+        }
+    }
+
+    private func checkAll() async {
+        await withTaskGroup(of: Void.self) { group in
+            for upstream in upstreams {
+                group.addTask { await self.check(upstream) }
+            }
+        }
+    }
+
+    private func check(_ upstream: Upstream) async {
+        let start = ContinuousClock.now
+        do {
+            let response = try await http.execute(HTTPClientRequest(url: upstream.baseURL + "/ready"), timeout: .seconds(2))
+            _ = try await response.body.collect(upTo: 64 * 1024)
+            let latency = Int((ContinuousClock.now - start) / .milliseconds(1))
+            update(upstream.name) { state in
+                state.status = response.status == .ok ? "up" : "down"
+                state.error = response.status == .ok ? nil : "ready answered \(response.status.code)"
+                state.latencyMs = latency
+            }
+        } catch {
+            update(upstream.name) { state in
+                state.status = "down"
+                state.error = "\(error)"
+                state.latencyMs = nil
+            }
+        }
+    }
+}

@@ -108,16 +108,22 @@ let package = Package(
             .target(
                 name: "TestSupport",
                 dependencies: [
-                    "ServiceCore", "LocalPostgres", hummingbird, postgres, httpClient, logging, lifecycle, nioCore, httpTypes,
-                    .product(name: "HummingbirdTesting", package: "hummingbird"),
+                    "ServiceCore", "LocalPostgres", "AuthApp", "BillingApp", "TenancyApp", "ChatApp", "GatewayApp", postgres, httpClient,
+                    jwt, logging, lifecycle, nioCore, .product(name: "NIOHTTP1", package: "swift-nio"),
                 ],
                 path: "Tests/TestSupport",
                 swiftSettings: swiftSettings
             ),
-            .testTarget(
-                name: "ServiceCoreTests",
-                dependencies: ["ServiceCore", "TestSupport", .product(name: "HummingbirdTesting", package: "hummingbird")],
-                swiftSettings: swiftSettings
-            ),
         ]
+        + ["ServiceCore", "AuthApp", "BillingApp", "TenancyApp", "ChatApp", "GatewayApp", "EndToEnd"].map { module in
+            .testTarget(
+                name: "\(module)Tests",
+                dependencies: [
+                    "TestSupport", "ServiceCore", "InternalAPI", "LocalPostgres", postgres, httpClient, jwt, nioCore, httpTypes, logging,
+                    .product(name: "NIOHTTP1", package: "swift-nio"),
+                ] + (module == "EndToEnd" || module == "ServiceCore" ? [] : [.target(name: module)]),
+                path: "Tests/\(module)Tests",
+                swiftSettings: swiftSettings
+            )
+        }
 )

@@ -4,4 +4,4 @@ import ServiceCore
 let config = ServiceMain.loadConfig(service: "auth") { try AuthConfig(settings: $0) }
 LogSetup.bootstrap(level: config.common.server.logLevel)
 let app = try await buildAuthApplication(config: config)
-try await ServiceMain.run([app], grace: .seconds(config.common.server.shutdownGraceSeconds), logger: app.logger)
+try await ServiceMain.run([app], grace: .seconds(config.common.server.shutdownGraceSeconds))

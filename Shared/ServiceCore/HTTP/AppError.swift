@@ -47,13 +47,13 @@ package struct ErrorBody: Codable, Sendable, Equatable {
     package var detail: String
     package var code: String
     package var fields: [String: [String]]?
-    package var requestID: String?
+    package var requestId: String?
 
     package init(detail: String, code: String, fields: [String: [String]]? = nil, requestID: String? = nil) {
         self.detail = detail
         self.code = code
         self.fields = fields
-        self.requestID = requestID
+        self.requestId = requestID
     }
 }
 

@@ -101,7 +101,9 @@ package struct HealthController<Context: RequestContext>: Sendable {
 }
 
 /// Thrown by `withTimeout` when the operation did not finish in time.
-package struct TimeoutError: Error {}
+package struct TimeoutError: Error {
+    package init() {}
+}
 
 /// Runs `operation`, cancelling it and throwing `TimeoutError` once `duration` has passed.
 package func withTimeout<T: Sendable>(

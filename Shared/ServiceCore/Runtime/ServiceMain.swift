@@ -17,7 +17,7 @@ package enum ServiceMain {
     }
 
     /// Runs the services until SIGTERM/SIGINT, then drains in-flight requests for at most `grace`.
-    package static func run(_ services: [any Service], grace: Duration, logger: Logger) async throws {
+    package static func run(_ services: [any Service], grace: Duration, logger: Logger = Logger(label: "lifecycle")) async throws {
         var configuration = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],

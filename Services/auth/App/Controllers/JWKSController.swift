@@ -10,7 +10,9 @@ struct JWKSController: Sendable {
     func addRoutes(to routes: RouteTable<AppRequestContext>) {
         routes.get(".well-known/jwks.json") { _, _ in
             // JWK has its own key names (kty, crv, x, y); encode it as-is, not snake-cased.
-            let data = try JSONEncoder().encode(try await issuer.fetchJWKS())
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            let data = try encoder.encode(try await issuer.fetchJWKS())
             return Response(
                 status: .ok,
                 headers: [.contentType: "application/json", .cacheControl: "public, max-age=300"],

@@ -1,0 +1,237 @@
+import Foundation
+import InternalAPI
+import JWTKit
+import NIOHTTP1
+import PostgresNIO
+import ServiceCore
+import TestSupport
+import Testing
+
+@testable import AuthApp
+
+/// auth over real HTTP against its own fresh database.
+@Suite("auth")
+struct AuthAPITests {
+    /// Creates an owner through auth's internal route, as tenancy does.
+    static func createOwner(_ stack: TestStack, email: String, password: String = Fixtures.password) async throws -> TestResponse {
+        let request = CreateOwnerRequest(
+            tenantId: UUID(), tenantName: "Acme", tenantSlug: "acme-\(UUID().uuidString.prefix(6).lowercased())", email: email,
+            password: password, fullName: "Ada Owner"
+        )
+        return try await TestHTTP.send(
+            .POST, stack.url(.auth) + "/internal/owners", headers: ["X-Service-Token": try await Fixtures.serviceToken()], json: request
+        )
+    }
+
+    @Test func loginReturnsTokenThatMeAccepts() async throws {
+        try await TestStack.with(.auth) { stack in
+            let email = Fixtures.uniqueEmail()
+            let created = try await Self.createOwner(stack, email: email)
+            #expect(created.status == 201)
+            let owner = try created.json(CreatedOwner.self)
+
+            let login = try await TestHTTP.send(.POST, stack.url(.auth) + "/api/auth/login", json: ["email": email.uppercased(), "password": Fixtures.password])
+            #expect(login.status == 200)
+            struct Login: Decodable { var accessToken: String; var tokenType: String; var expiresIn: Int; var userId: String; var role: String; var tenantName: String }
+            let body = try login.json(Login.self)
+            #expect(body.tokenType == "bearer")
+            #expect(body.expiresIn == 86_400)
+            #expect(body.userId == owner.userId.uuidString.lowercased())
+            #expect(body.role == "owner")
+            #expect(body.tenantName == "Acme")
+
+            let me = try await TestHTTP.send(.GET, stack.url(.auth) + "/api/auth/me", headers: Fixtures.bearer(body.accessToken))
+            #expect(me.status == 200)
+            struct Me: Decodable { var userId: String; var email: String; var tenantSlug: String; var isSupabaseAuth: Bool }
+            let meBody = try me.json(Me.self)
+            #expect(meBody.email == email)
+            #expect(meBody.tenantSlug.hasPrefix("acme-"))
+            #expect(meBody.isSupabaseAuth == false)
+
+            let stored = try await TestPostgres.count(
+                stack.databases[.auth]!, "SELECT count(*)::int FROM users WHERE email = \(email) AND role = 'owner' AND password_hash LIKE '$2%'"
+            )
+            #expect(stored == 1)
+        }
+    }
+
+    @Test func wrongPasswordAndUnknownEmailGetTheSameAnswer() async throws {
+        try await TestStack.with(.auth) { stack in
+            let email = Fixtures.uniqueEmail()
+            #expect(try await Self.createOwner(stack, email: email).status == 201)
+            let wrong = try await TestHTTP.send(.POST, stack.url(.auth) + "/api/auth/login", json: ["email": email, "password": "Wrong1234"])
+            let unknown = try await TestHTTP.send(
+                .POST, stack.url(.auth) + "/api/auth/login", json: ["email": "nobody@example.com", "password": "Wrong1234"]
+            )
+            #expect(wrong.status == 401)
+            #expect(unknown.status == 401)
+            #expect(try wrong.error().detail == unknown.error().detail)
+            #expect(try wrong.error().code == "INVALID_CREDENTIALS")
+            #expect(try unknown.error().code == "INVALID_CREDENTIALS")
+        }
+    }
+
+    @Test func badLoginBodies() async throws {
+        try await TestStack.with(.auth) { stack in
+            let url = stack.url(.auth) + "/api/auth/login"
+            let malformed = try await TestHTTP.send(.POST, url, body: "{not json")
+            #expect(malformed.status == 400)
+            #expect(try malformed.error().code == "MALFORMED_JSON")
+            #expect(try malformed.error().requestId != nil)
+
+            let missing = try await TestHTTP.send(.POST, url, json: ["email": "a@example.com"])
+            #expect(missing.status == 422)
+            #expect(try missing.error().fields?["password"] == ["is required"])
+
+            let wrongType = try await TestHTTP.send(.POST, url, body: #"{"email": 5, "password": "x"}"#)
+            #expect(wrongType.status == 422)
+            #expect(try wrongType.error().fields?["email"] != nil)
+
+            let empty = try await TestHTTP.send(.POST, url, json: ["email": "", "password": ""])
+            #expect(empty.status == 422)
+
+            let oversized = try await TestHTTP.send(
+                .POST, url, body: #"{"email":"a@example.com","password":""# + String(repeating: "x", count: 2 << 20) + #""}"#
+            )
+            #expect(oversized.status == 413)
+            #expect(try oversized.error().code == "PAYLOAD_TOO_LARGE")
+        }
+    }
+
+    @Test func ownerCreationValidatesAndRefusesDuplicates() async throws {
+        try await TestStack.with(.auth) { stack in
+            let weak = try await Self.createOwner(stack, email: Fixtures.uniqueEmail(), password: "password")
+            #expect(weak.status == 422)
+            let fields = try weak.error().fields?["password"] ?? []
+            #expect(fields.contains("must contain an upper-case letter"))
+            #expect(fields.contains("must contain a digit"))
+
+            let badEmail = try await Self.createOwner(stack, email: "not-an-email")
+            #expect(badEmail.status == 422)
+            #expect(try badEmail.error().fields?["email"] != nil)
+
+            let email = Fixtures.uniqueEmail()
+            #expect(try await Self.createOwner(stack, email: email).status == 201)
+            let duplicate = try await Self.createOwner(stack, email: email.uppercased())
+            #expect(duplicate.status == 409)
+            #expect(try duplicate.error().code == "EMAIL_TAKEN")
+            let users = try await TestPostgres.count(stack.databases[.auth]!, "SELECT count(*)::int FROM users")
+            #expect(users == 1)
+        }
+    }
+
+    @Test func internalRoutesRequireAServiceToken() async throws {
+        try await TestStack.with(.auth) { stack in
+            let body = CreateOwnerRequest(tenantId: UUID(), tenantName: "X", tenantSlug: "x", email: Fixtures.uniqueEmail(), password: Fixtures.password, fullName: nil)
+            let none = try await TestHTTP.send(.POST, stack.url(.auth) + "/internal/owners", json: body)
+            #expect(none.status == 401)
+            #expect(try none.error().code == "SERVICE_TOKEN_REQUIRED")
+            let forged = try await ServiceTokens(secret: String(repeating: "z", count: 40), service: "evil").token()
+            let wrongSecret = try await TestHTTP.send(.POST, stack.url(.auth) + "/internal/owners", headers: ["X-Service-Token": forged], json: body)
+            #expect(wrongSecret.status == 401)
+            let users = try await TestPostgres.count(stack.databases[.auth]!, "SELECT count(*)::int FROM users")
+            #expect(users == 0)
+        }
+    }
+
+    @Test func deletingATenantRemovesItsUsers() async throws {
+        try await TestStack.with(.auth) { stack in
+            let email = Fixtures.uniqueEmail()
+            let request = CreateOwnerRequest(tenantId: UUID(), tenantName: "Gone", tenantSlug: "gone", email: email, password: Fixtures.password, fullName: nil)
+            let token = try await Fixtures.serviceToken()
+            #expect(try await TestHTTP.send(.POST, stack.url(.auth) + "/internal/owners", headers: ["X-Service-Token": token], json: request).status == 201)
+            let path = stack.url(.auth) + "/internal/tenants/\(request.tenantId.uuidString.lowercased())"
+            #expect(try await TestHTTP.send(.DELETE, path, headers: ["X-Service-Token": token]).status == 204)
+            // Idempotent: compensation may be retried.
+            #expect(try await TestHTTP.send(.DELETE, path, headers: ["X-Service-Token": token]).status == 204)
+            #expect(try await TestPostgres.count(stack.databases[.auth]!, "SELECT count(*)::int FROM users") == 0)
+            let login = try await TestHTTP.send(.POST, stack.url(.auth) + "/api/auth/login", json: ["email": email, "password": Fixtures.password])
+            #expect(login.status == 401)
+        }
+    }
+
+    @Test func jwksPublishesTheES256KeyThatSignsTokens() async throws {
+        try await TestStack.with(.auth) { stack in
+            let created = try await Self.createOwner(stack, email: Fixtures.uniqueEmail())
+            let token = try created.json(CreatedOwner.self).accessToken
+            let jwks = try await TestHTTP.send(.GET, stack.url(.auth) + "/.well-known/jwks.json")
+            #expect(jwks.status == 200)
+            let set = try JSONDecoder().decode(JWKS.self, from: jwks.body)
+            #expect(set.keys.count == 1)
+            #expect(set.keys.first?.curve?.rawValue == "P-256")
+            let keys = try await JWTKeyCollection().add(jwks: set)
+            let claims = try await keys.verify(token, as: AccessTokenClaims.self)
+            #expect(claims.role == .owner)
+            let header = try JSONSerialization.jsonObject(with: Data(base64URLEncoded: token.split(separator: ".")[0])!) as? [String: String]
+            #expect(header?["alg"] == "ES256")
+            #expect(header?["kid"] == set.keys.first?.keyIdentifier?.string)
+        }
+    }
+
+    @Test func signingKeySurvivesRestart() async throws {
+        let stack = try await TestStack.make()
+        try await stack.start(.auth)
+        let first = try await TestHTTP.send(.GET, stack.url(.auth) + "/.well-known/jwks.json").text
+        let token = try await Self.createOwner(stack, email: Fixtures.uniqueEmail()).json(CreatedOwner.self).accessToken
+        await stack.stop(.auth)
+        try await stack.start(.auth)
+        let second = try await TestHTTP.send(.GET, stack.url(.auth) + "/.well-known/jwks.json").text
+        let me = try await TestHTTP.send(.GET, stack.url(.auth) + "/api/auth/me", headers: Fixtures.bearer(token))
+        await stack.stopAll()
+        #expect(first == second)
+        #expect(me.status == 200)
+    }
+}
+
+/// `/api/auth/me` refuses every kind of bad token with 401 and the suite's error body.
+@Suite("auth tokens")
+struct AuthTokenTests {
+    @Test func badTokensAreRefused() async throws {
+        try await TestStack.with(.auth) { stack in
+            let created = try await AuthAPITests.createOwner(stack, email: Fixtures.uniqueEmail())
+            let valid = try created.json(CreatedOwner.self).accessToken
+            let forge = try await TokenForge.fromAuthDatabase(stack.databases[.auth]!)
+            let jwks = try await TestHTTP.send(.GET, stack.url(.auth) + "/.well-known/jwks.json").body
+            let cases: [(String, String?)] = [
+                ("missing", nil),
+                ("malformed", "not-a-jwt"),
+                ("expired", try await forge.expired()),
+                ("tampered", TokenForge.tampered(valid)),
+                ("alg none", TokenForge.algNone(valid)),
+                ("unknown kid", try await TokenForge.stranger().sign()),
+                ("hmac with public key", try await TokenForge.hmacWithPublicKey(valid, jwks: jwks)),
+            ]
+            for (name, token) in cases {
+                let response = try await TestHTTP.send(.GET, stack.url(.auth) + "/api/auth/me", headers: token.map(Fixtures.bearer) ?? [:])
+                #expect(response.status == 401, "\(name)")
+                #expect((try? response.error().detail.isEmpty) == false, "\(name)")
+            }
+            let expired = try await TestHTTP.send(.GET, stack.url(.auth) + "/api/auth/me", headers: Fixtures.bearer(try await forge.expired()))
+            #expect(try expired.error().code == "TOKEN_EXPIRED")
+            // A correctly signed token for a user that does not exist is refused too.
+            let ghost = try await TestHTTP.send(.GET, stack.url(.auth) + "/api/auth/me", headers: Fixtures.bearer(try await forge.sign()))
+            #expect(ghost.status == 401)
+            #expect(try await TestHTTP.send(.GET, stack.url(.auth) + "/api/auth/me", headers: Fixtures.bearer(valid)).status == 200)
+        }
+    }
+
+    @Test func routingErrorsUseTheErrorBody() async throws {
+        try await TestStack.with(.auth) { stack in
+            let unknown = try await TestHTTP.send(.GET, stack.url(.auth) + "/api/auth/nothing-here")
+            #expect(unknown.status == 404)
+            #expect(try unknown.error().code == "NOT_FOUND")
+            let wrongMethod = try await TestHTTP.send(.GET, stack.url(.auth) + "/api/auth/login")
+            #expect(wrongMethod.status == 405)
+            #expect(try wrongMethod.error().code == "METHOD_NOT_ALLOWED")
+            #expect(wrongMethod.header("Allow") == "POST")
+            let ready = try await TestHTTP.send(.GET, stack.url(.auth) + "/ready")
+            #expect(ready.status == 200)
+            let metrics = try await TestHTTP.send(.GET, stack.url(.auth) + "/metrics")
+            #expect(metrics.status == 200)
+            #expect(metrics.text.contains("http_requests_total"))
+            #expect(metrics.text.contains(#"status="405""#))
+            let requestID = try await TestHTTP.send(.GET, stack.url(.auth) + "/live", headers: ["X-Request-ID": "abc-123"])
+            #expect(requestID.header("X-Request-ID") == "abc-123")
+        }
+    }
+}

@@ -1,0 +1,141 @@
+import AuthApp
+import BillingApp
+import ChatApp
+import Foundation
+import GatewayApp
+import LocalPostgres
+import Logging
+import ServiceCore
+import ServiceLifecycle
+import Synchronization
+import TenancyApp
+
+/// The five services.
+package enum ServiceName: String, CaseIterable, Sendable {
+    case auth, billing, tenancy, chat, gateway
+
+    /// The database-owning services.
+    package static var withDatabase: [ServiceName] { [.auth, .billing, .tenancy, .chat] }
+}
+
+/// A set of real services for one test: its own databases, free loopback ports, one service
+/// secret. Services run in this process (`start`) or as the real executables (see `ChildServices`),
+/// configured by the same environment either way.
+package final class TestStack: Sendable {
+    package static let serviceSecret = "test-service-token-secret-0123456789abcdef"
+
+    package let ports: [ServiceName: Int]
+    package let databases: [ServiceName: DatabaseConfig]
+    package let overrides: [String: String]
+    private let running = Mutex<[ServiceName: ServiceRunner]>([:])
+
+    private init(ports: [ServiceName: Int], databases: [ServiceName: DatabaseConfig], overrides: [String: String]) {
+        self.ports = ports
+        self.databases = databases
+        self.overrides = overrides
+    }
+
+    /// Fresh databases and ports; nothing started yet.
+    package static func make(overrides: [String: String] = [:]) async throws -> TestStack {
+        var databases: [ServiceName: DatabaseConfig] = [:]
+        for service in ServiceName.withDatabase {
+            databases[service] = try await TestPostgres.freshDatabase(service.rawValue)
+        }
+        var ports: [ServiceName: Int] = [:]
+        for service in ServiceName.allCases { ports[service] = try ChildProcess.freePort() }
+        return TestStack(ports: ports, databases: databases, overrides: overrides)
+    }
+
+    package func url(_ service: ServiceName) -> String { "http://127.0.0.1:\(ports[service]!)" }
+
+    /// The environment a service is started with, the same for in-process and child-process runs.
+    package func environment(for service: ServiceName) -> [String: String] {
+        var variables: [String: String] = [
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_PORT": String(ports[service]!),
+            "LOG_LEVEL": "warning",
+            "SERVICE_TOKEN_SECRET": Self.serviceSecret,
+            "JWKS_URL": url(.auth) + "/.well-known/jwks.json",
+            "AUTH_URL": url(.auth),
+            "TENANCY_URL": url(.tenancy),
+            "BILLING_URL": url(.billing),
+            "CHAT_URL": url(.chat),
+            "BCRYPT_COST": "4",
+            "CHAT_STREAM_TOKEN_DELAY_MS": "100",
+            "HEALTH_CHECK_INTERVAL_SECONDS": "1",
+            "SHUTDOWN_GRACE_SECONDS": "5",
+        ]
+        if let database = databases[service] {
+            let password = database.password.map { ":\($0)" } ?? ""
+            variables["DATABASE_URL"] = "postgres://\(database.username)\(password)@\(database.host):\(database.port)/\(database.database)"
+        }
+        return variables.merging(overrides) { _, override in override }
+    }
+
+    /// Builds the services in this process, starts them and waits until each answers `/live`.
+    package func start(_ services: ServiceName...) async throws {
+        for service in services {
+            let settings = Settings.variables(environment(for: service))
+            let app: any Service
+            switch service {
+            case .auth: app = try await buildAuthApplication(config: AuthConfig(settings: settings))
+            case .billing: app = try await buildBillingApplication(config: BillingConfig(settings: settings))
+            case .tenancy: app = try await buildTenancyApplication(config: TenancyConfig(settings: settings))
+            case .chat: app = try await buildChatApplication(config: ChatConfig(settings: settings))
+            case .gateway: app = try await buildGatewayApplication(config: GatewayConfig(settings: settings))
+            }
+            let runner = ServiceRunner([app])
+            running.withLock { $0[service] = runner }
+            try await TestHTTP.waitUntilLive(url(service))
+        }
+    }
+
+    /// Stops one service gracefully (as SIGTERM would).
+    package func stop(_ service: ServiceName) async {
+        guard let runner = running.withLock({ $0.removeValue(forKey: service) }) else { return }
+        await runner.stop()
+    }
+
+    package func stopAll() async {
+        let runners = running.withLock { running in
+            defer { running.removeAll() }
+            return Array(running.values)
+        }
+        for runner in runners { await runner.stop() }
+    }
+
+    /// Starts `services`, runs `body`, and stops everything whatever happens.
+    package static func with<T: Sendable>(
+        _ services: ServiceName...,
+        overrides: [String: String] = [:],
+        _ body: (TestStack) async throws -> T
+    ) async throws -> T {
+        let stack = try await make(overrides: overrides)
+        do {
+            for service in services { try await stack.start(service) }
+            let result = try await body(stack)
+            await stack.stopAll()
+            return result
+        } catch {
+            await stack.stopAll()
+            throw error
+        }
+    }
+}
+
+/// Runs services in a ServiceGroup on a background task until `stop()`.
+package final class ServiceRunner: Sendable {
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+
+    package init(_ services: [any Service]) {
+        let group = ServiceGroup(configuration: .init(services: services, logger: .init(label: "test-runner")))
+        self.group = group
+        self.task = Task { try await group.run() }
+    }
+
+    package func stop() async {
+        await group.triggerGracefulShutdown()
+        _ = try? await task.value
+    }
+}

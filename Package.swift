@@ -73,6 +73,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             path: "Shared/ServiceCore",
@@ -108,7 +109,7 @@ let package = Package(
             .target(
                 name: "TestSupport",
                 dependencies: [
-                    "ServiceCore", "LocalPostgres", "AuthApp", "BillingApp", "TenancyApp", "ChatApp", "GatewayApp", postgres, httpClient,
+                    "ServiceCore", "InternalAPI", "LocalPostgres", "AuthApp", "BillingApp", "TenancyApp", "ChatApp", "GatewayApp", postgres, httpClient,
                     jwt, logging, lifecycle, nioCore, .product(name: "NIOHTTP1", package: "swift-nio"),
                 ],
                 path: "Tests/TestSupport",

@@ -12,15 +12,8 @@ import Testing
 /// auth over real HTTP against its own fresh database.
 @Suite("auth")
 struct AuthAPITests {
-    /// Creates an owner through auth's internal route, as tenancy does.
     static func createOwner(_ stack: TestStack, email: String, password: String = Fixtures.password) async throws -> TestResponse {
-        let request = CreateOwnerRequest(
-            tenantId: UUID(), tenantName: "Acme", tenantSlug: "acme-\(UUID().uuidString.prefix(6).lowercased())", email: email,
-            password: password, fullName: "Ada Owner"
-        )
-        return try await TestHTTP.send(
-            .POST, stack.url(.auth) + "/internal/owners", headers: ["X-Service-Token": try await Fixtures.serviceToken()], json: request
-        )
+        try await Fixtures.createOwner(authURL: stack.url(.auth), email: email, password: password)
     }
 
     @Test func loginReturnsTokenThatMeAccepts() async throws {

@@ -1,4 +1,5 @@
 import Foundation
+import InternalAPI
 import NIOHTTP1
 import ServiceCore
 
@@ -33,6 +34,20 @@ package enum Fixtures {
             throw FixtureError(description: "register answered \(response.status): \(response.text)")
         }
         return try response.json(Registered.self)
+    }
+
+    /// Creates a tenant owner through auth's internal route, as tenancy does during registration.
+    package static func createOwner(
+        authURL: String,
+        tenantID: UUID = UUID(),
+        email: String = uniqueEmail(),
+        password: String = password
+    ) async throws -> TestResponse {
+        let request = CreateOwnerRequest(
+            tenantId: tenantID, tenantName: "Acme", tenantSlug: "acme-\(UUID().uuidString.prefix(6).lowercased())", email: email,
+            password: password, fullName: "Ada Owner"
+        )
+        return try await TestHTTP.send(.POST, authURL + "/internal/owners", headers: ["X-Service-Token": try await serviceToken()], json: request)
     }
 
     /// A service token, as tenancy or chat would send it.

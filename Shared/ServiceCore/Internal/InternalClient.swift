@@ -4,10 +4,13 @@ import HTTPTypes
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 
 /// Why a call to another service did not produce the answer the caller wanted.
 package enum InternalCallError: Error, CustomStringConvertible {
-    /// Could not connect, or the connection broke before an answer arrived.
+    /// Could not even connect: the request certainly had no effect.
+    case notConnected(service: String, reason: String)
+    /// The connection broke before an answer arrived: the request may or may not have had an effect.
     case unavailable(service: String, reason: String)
     /// No answer within the deadline.
     case timedOut(service: String)
@@ -18,6 +21,7 @@ package enum InternalCallError: Error, CustomStringConvertible {
 
     package var description: String {
         switch self {
+        case .notConnected(let service, let reason): "\(service) not reachable: \(reason)"
         case .unavailable(let service, let reason): "\(service) unavailable: \(reason)"
         case .timedOut(let service): "\(service) timed out"
         case .rejected(let service, let status, let body): "\(service) answered \(status): \(body?.detail ?? "-")"
@@ -28,7 +32,7 @@ package enum InternalCallError: Error, CustomStringConvertible {
     /// What the public caller should see when the call cannot be recovered from.
     package var publicError: AppError {
         switch self {
-        case .unavailable(let service, _):
+        case .notConnected(let service, _), .unavailable(let service, _):
             AppError(.serviceUnavailable, code: "UPSTREAM_UNAVAILABLE", detail: "The \(service) service is unavailable; try again shortly")
         case .timedOut(let service):
             AppError(.gatewayTimeout, code: "UPSTREAM_TIMEOUT", detail: "The \(service) service did not answer in time")
@@ -97,6 +101,8 @@ package struct InternalClient: Sendable {
             bytes = try await response.body.collect(upTo: 4 << 20)
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             throw InternalCallError.timedOut(service: service)
+        } catch where Self.isConnectFailure(error) {
+            throw InternalCallError.notConnected(service: service, reason: "\(error)")
         } catch {
             throw InternalCallError.unavailable(service: service, reason: "\(error)")
         }
@@ -109,6 +115,17 @@ package struct InternalClient: Sendable {
             )
         }
         return data
+    }
+}
+
+extension InternalClient {
+    /// Errors raised before a connection existed, so the peer cannot have seen the request.
+    static func isConnectFailure(_ error: any Error) -> Bool {
+        if let error = error as? HTTPClientError { return error == .connectTimeout }
+        if let error = error as? IOError { return [ECONNREFUSED, ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL].contains(error.errnoCode) }
+        if error is NIOConnectionError { return true }
+        if case ChannelError.connectTimeout = error { return true }
+        return false
     }
 }
 

@@ -51,9 +51,8 @@ struct RegistrationService: Sendable {
                 logger: logger
             )
         } catch {
-            // auth may have created the user before the connection broke; ask it to forget the tenant.
-            let authSurelyCreatedNothing = if case InternalCallError.rejected = error { true } else { false }
-            await undo(tenant, removeFromAuth: !authSurelyCreatedNothing, removeFromBilling: false, logger: logger)
+            // Unless auth surely did nothing, it may have created the user before the answer was lost.
+            await undo(tenant, removeFromAuth: !Self.hadNoEffect(error), removeFromBilling: false, logger: logger)
             throw Self.publicError(error, step: "creating the owner account")
         }
 
@@ -66,7 +65,7 @@ struct RegistrationService: Sendable {
             logger.info("tenant registered", metadata: ["slug": "\(tenant.slug)", "user_id": "\(owner.userId)"])
             return Result(tenant: tenant, owner: owner, trial: trial)
         } catch {
-            await undo(tenant, removeFromAuth: true, removeFromBilling: true, logger: logger)
+            await undo(tenant, removeFromAuth: true, removeFromBilling: !Self.hadNoEffect(error), logger: logger)
             throw Self.publicError(error, step: "starting the trial")
         }
     }
@@ -97,6 +96,14 @@ struct RegistrationService: Sendable {
             logger.notice("registration rolled back")
         } catch {
             logger.error("compensation failed: tenant not removed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// True when the failed call certainly changed nothing at the other service.
+    static func hadNoEffect(_ error: any Error) -> Bool {
+        switch error {
+        case InternalCallError.rejected, InternalCallError.notConnected: true
+        default: false
         }
     }
 

@@ -60,4 +60,8 @@ package enum Fixtures {
 
 package struct FixtureError: Error, CustomStringConvertible {
     package let description: String
+
+    package init(description: String) {
+        self.description = description
+    }
 }

@@ -63,3 +63,42 @@ package enum TestHTTP {
         }
     }
 }
+
+/// One Server-Sent Event as a client received it.
+package struct ReceivedEvent: Sendable {
+    /// Time since the request was sent.
+    package var at: Duration
+    package var data: String
+}
+
+extension TestHTTP {
+    /// POSTs and reads a `text/event-stream` answer, noting when each `data:` event arrived.
+    package static func events(
+        _ url: String,
+        headers: [String: String],
+        body: String? = nil
+    ) async throws -> (status: Int, contentType: String?, events: [ReceivedEvent]) {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body))
+        }
+        let start = ContinuousClock.now
+        let response = try await client.execute(request, timeout: .seconds(30))
+        var events: [ReceivedEvent] = []
+        var pending = ""
+        for try await chunk in response.body {
+            pending += String(buffer: chunk)
+            while let range = pending.range(of: "\n\n") {
+                let frame = String(pending[..<range.lowerBound])
+                pending.removeSubrange(..<range.upperBound)
+                for line in frame.split(separator: "\n") where line.hasPrefix("data: ") {
+                    events.append(ReceivedEvent(at: ContinuousClock.now - start, data: String(line.dropFirst(6))))
+                }
+            }
+        }
+        return (Int(response.status.code), response.headers.first(name: "Content-Type"), events)
+    }
+}

@@ -1,0 +1,174 @@
+import Foundation
+import HTTPTypes
+import JWTKit
+import Logging
+import PostgresNIO
+import ServiceCore
+import Synchronization
+import TestSupport
+import Testing
+
+@Suite("configuration")
+struct ConfigurationTests {
+    @Test func missingAndMalformedValuesNameTheVariable() throws {
+        let missing = Settings.variables([:])
+        #expect(throws: ConfigurationError.self) { try CommonConfig(settings: missing, defaultPort: 1) }
+        do {
+            _ = try CommonConfig(settings: missing, defaultPort: 1)
+        } catch let error as ConfigurationError {
+            #expect(error.variable == "DATABASE_URL")
+            #expect(error.description.contains("DATABASE_URL"))
+        }
+        let badPort = Settings.variables(["HTTP_PORT": "eighty", "DATABASE_URL": "postgres://u@h/db", "SERVICE_TOKEN_SECRET": String(repeating: "s", count: 40)])
+        #expect { try CommonConfig(settings: badPort, defaultPort: 1) } throws: { ($0 as? ConfigurationError)?.variable == "HTTP_PORT" }
+        let shortSecret = Settings.variables(["DATABASE_URL": "postgres://u@h/db", "SERVICE_TOKEN_SECRET": "short"])
+        #expect { try CommonConfig(settings: shortSecret, defaultPort: 1) } throws: { ($0 as? ConfigurationError)?.variable == "SERVICE_TOKEN_SECRET" }
+        let badURL = Settings.variables(["DATABASE_URL": "mysql://x", "SERVICE_TOKEN_SECRET": String(repeating: "s", count: 40)])
+        #expect { try CommonConfig(settings: badURL, defaultPort: 1) } throws: { ($0 as? ConfigurationError)?.variable == "DATABASE_URL" }
+        let badLevel = Settings.variables(["LOG_LEVEL": "loud"])
+        #expect { try ServerConfig(settings: badLevel, defaultPort: 1) } throws: { ($0 as? ConfigurationError)?.variable == "LOG_LEVEL" }
+    }
+
+    @Test func databaseURLsAreParsed() throws {
+        let config = try DatabaseConfig(url: "postgres://app:p%40ss@db.internal:6543/billing")
+        #expect(config.host == "db.internal")
+        #expect(config.port == 6543)
+        #expect(config.username == "app")
+        #expect(config.password == "p@ss")
+        #expect(config.database == "billing")
+        #expect(throws: ConfigurationError.self) { try DatabaseConfig(url: "postgres://app@db.internal") }
+    }
+}
+
+@Suite("errors and JSON")
+struct ErrorMappingTests {
+    struct Sample: Decodable {
+        var accountName: String
+        var count: Int
+    }
+
+    func mapped(_ json: String) -> AppError {
+        do {
+            _ = try JSONCoding.decoder.decode(Sample.self, from: Data(json.utf8))
+            return .internalError("decoded")
+        } catch let error as DecodingError {
+            return JSONCoding.map(error)
+        } catch {
+            return .internalError()
+        }
+    }
+
+    @Test func decodingFailuresBecome400Or422WithSnakeCaseFields() {
+        #expect(mapped("{oops").status == .badRequest)
+        #expect(mapped("{oops").code == "MALFORMED_JSON")
+        #expect(mapped("[]").status == .badRequest)
+        #expect(mapped(#"{"count": 1}"#).fields == ["account_name": ["is required"]])
+        #expect(mapped(#"{"account_name": "a", "count": "x"}"#).fields == ["count": ["must be a number"]])
+        #expect(mapped(#"{"account_name": null, "count": 1}"#).fields?["account_name"] != nil)
+    }
+
+    @Test func requestIDsAreKeptOnlyWhenSane() {
+        #expect(RequestID.acceptable("abc-123_x.y:z") == "abc-123_x.y:z")
+        #expect(RequestID.acceptable("has space") == nil)
+        #expect(RequestID.acceptable(String(repeating: "a", count: 200)) == nil)
+        #expect(RequestID.acceptable("") == nil)
+    }
+}
+
+@Suite("migrations")
+struct MigrationTests {
+    static let migrations = [
+        Migration(1, "create_things", ["CREATE TABLE things (id integer PRIMARY KEY)"]),
+        Migration(2, "seed_things", ["INSERT INTO things VALUES (1), (2)"]),
+    ]
+
+    @Test func replicasStartingTogetherApplyEachMigrationOnce() async throws {
+        let database = try await TestPostgres.freshDatabase("migrations")
+        try await TestPostgres.withClient(database) { client in
+            let runner = MigrationRunner(Self.migrations)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<4 { group.addTask { try await runner.run(on: client, logger: Logger(label: "test")) } }
+                try await group.waitForAll()
+            }
+            // And again later, as on every restart.
+            try await runner.run(on: client, logger: Logger(label: "test"))
+        }
+        #expect(try await TestPostgres.count(database, "SELECT count(*)::int FROM things") == 2)
+        #expect(try await TestPostgres.count(database, "SELECT count(*)::int FROM schema_migrations") == 2)
+    }
+
+    @Test func aFailingMigrationLeavesNoTrace() async throws {
+        let database = try await TestPostgres.freshDatabase("migrations")
+        let broken = Self.migrations + [Migration(3, "broken", ["CREATE TABLE more (id integer)", "SELECT * FROM missing_table"])]
+        await #expect(throws: (any Error).self) {
+            try await TestPostgres.withClient(database) { client in try await MigrationRunner(broken).run(on: client, logger: Logger(label: "test")) }
+        }
+        #expect(try await TestPostgres.count(database, "SELECT count(*)::int FROM schema_migrations") == 2)
+        #expect(try await TestPostgres.count(database, "SELECT count(*)::int FROM information_schema.tables WHERE table_name = 'more'") == 0)
+    }
+}
+
+/// A JWKS source the verifier can be pointed at: counts fetches and serves the keys it is given.
+final class CountingJWKSSource: JWKSSource {
+    let keys = Mutex<JWKS>(JWKS(keys: []))
+    let fetches = Mutex(0)
+
+    func fetchJWKS() async throws -> JWKS {
+        fetches.withLock { $0 += 1 }
+        return keys.withLock { $0 }
+    }
+
+    func publish(_ key: ES256PrivateKey, kid: String) {
+        let parameters = key.parameters!
+        keys.withLock { $0 = JWKS(keys: [JWK.ecdsa(.es256, identifier: JWKIdentifier(string: kid), x: parameters.x, y: parameters.y, curve: .p256)]) }
+    }
+}
+
+@Suite("access token verifier")
+struct VerifierTests {
+    func token(_ key: ES256PrivateKey, kid: String, lifetime: TimeInterval = 600) async throws -> String {
+        let claims = AccessTokenClaims(userID: UUID(), tenantID: UUID(), email: "a@example.com", role: .admin, issuedAt: Date(), lifetime: lifetime)
+        return try await JWTKeyCollection().add(ecdsa: key, kid: JWKIdentifier(string: kid)).sign(claims, kid: JWKIdentifier(string: kid))
+    }
+
+    @Test func unknownKidsTriggerAtMostOneFetchPerInterval() async throws {
+        let source = CountingJWKSSource()
+        let key = ES256PrivateKey()
+        source.publish(key, kid: "k1")
+        let verifier = AccessTokenVerifier(source: source, minimumRefreshInterval: .seconds(60), logger: Logger(label: "test"))
+        let valid = try await token(key, kid: "k1")
+        #expect(try await verifier.verify(valid).role == .admin)
+        #expect(source.fetches.withLock { $0 } == 1)
+        // A flood of tokens with made-up kids costs no further fetches inside the interval.
+        for index in 0..<50 {
+            await #expect(throws: AppError.self) { try await verifier.verify(try await token(ES256PrivateKey(), kid: "garbage-\(index)")) }
+        }
+        #expect(source.fetches.withLock { $0 } == 1)
+    }
+
+    @Test func aRotatedKeyIsPickedUpAfterTheInterval() async throws {
+        let source = CountingJWKSSource()
+        let old = ES256PrivateKey()
+        source.publish(old, kid: "old")
+        let verifier = AccessTokenVerifier(source: source, minimumRefreshInterval: .milliseconds(200), logger: Logger(label: "test"))
+        _ = try await verifier.verify(try await token(old, kid: "old"))
+        let new = ES256PrivateKey()
+        source.publish(new, kid: "new")
+        try await Task.sleep(for: .milliseconds(250))
+        #expect(try await verifier.verify(try await token(new, kid: "new")).role == .admin)
+        #expect(source.fetches.withLock { $0 } == 2)
+    }
+
+    @Test func expiredAndWrongAlgorithmTokensAreRefused() async throws {
+        let source = CountingJWKSSource()
+        let key = ES256PrivateKey()
+        source.publish(key, kid: "k1")
+        let verifier = AccessTokenVerifier(source: source, logger: Logger(label: "test"))
+        await #expect { try await verifier.verify(try await token(key, kid: "k1", lifetime: -10)) } throws: {
+            ($0 as? AppError)?.code == "TOKEN_EXPIRED"
+        }
+        let valid = try await token(key, kid: "k1")
+        await #expect { try await verifier.verify(TokenForge.algNone(valid)) } throws: { ($0 as? AppError)?.status == .unauthorized }
+        await #expect { try await verifier.verify("a.b") } throws: { ($0 as? AppError)?.status == .unauthorized }
+    }
+}

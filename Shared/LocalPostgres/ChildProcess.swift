@@ -80,14 +80,26 @@ package enum ChildProcess {
         }
     }
 
-    /// A TCP port on 127.0.0.1 that was free a moment ago.
+    /// A TCP port on 127.0.0.1 that was free a moment ago, chosen by the kernel.
     package static func freePort() throws -> Int {
+        try bindLoopback(port: 0)
+    }
+
+    /// True when `port` on 127.0.0.1 can be bound right now.
+    package static func isFree(port: Int) -> Bool {
+        (try? bindLoopback(port: port)) != nil
+    }
+
+    private static func bindLoopback(port: Int) throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(command: "socket", status: errno, output: "") }
         defer { close(fd) }
+        // As servers do: a port whose old connections linger in TIME_WAIT counts as free.
+        var reuse: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
+        address.sin_port = UInt16(port).bigEndian
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) { pointer in

@@ -1,6 +1,9 @@
 import AuthApp
 import BillingApp
 import ChatApp
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import GatewayApp
 import LocalPostgres
@@ -42,7 +45,7 @@ package final class TestStack: Sendable {
             databases[service] = try await TestPostgres.freshDatabase(service.rawValue)
         }
         var ports: [ServiceName: Int] = [:]
-        for service in ServiceName.allCases { ports[service] = try ChildProcess.freePort() }
+        for service in ServiceName.allCases { ports[service] = try TestPorts.next() }
         return TestStack(ports: ports, databases: databases, overrides: overrides)
     }
 
@@ -94,6 +97,16 @@ package final class TestStack: Sendable {
     package func stop(_ service: ServiceName) async {
         guard let runner = running.withLock({ $0.removeValue(forKey: service) }) else { return }
         await runner.stop()
+        await waitUntilClosed(service)
+    }
+
+    /// The service group returns before NIO has closed the listening socket; a "stopped" service
+    /// that still accepts connections would make down-service tests flaky, so wait for the port.
+    private func waitUntilClosed(_ service: ServiceName) async {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !ChildProcess.isFree(port: ports[service]!), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
     }
 
     package func stopAll() async {
@@ -102,6 +115,7 @@ package final class TestStack: Sendable {
             return Array(running.values)
         }
         for runner in runners { await runner.stop() }
+        for service in ServiceName.allCases { await waitUntilClosed(service) }
     }
 
     /// Starts `services`, runs `body`, and stops everything whatever happens.
@@ -137,5 +151,23 @@ package final class ServiceRunner: Sendable {
     package func stop() async {
         await group.triggerGracefulShutdown()
         _ = try? await task.value
+    }
+}
+
+/// Ports for test services, never handed out twice in one test process and below the kernel's
+/// ephemeral range: a stopped service's port must stay dead (not be taken over by another test's
+/// service or outgoing connection), or "service down" tests would talk to a stranger.
+package enum TestPorts {
+    private static let counter = Mutex(20_000 + Int(getpid() % 400) * 20)
+
+    package static func next() throws -> Int {
+        for _ in 0..<2_000 {
+            let candidate = counter.withLock { port in
+                defer { port = port >= 32_000 ? 20_000 : port + 1 }
+                return port
+            }
+            if ChildProcess.isFree(port: candidate) { return candidate }
+        }
+        throw FixtureError(description: "no free port for a test service")
     }
 }

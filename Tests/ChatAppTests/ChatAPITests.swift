@@ -59,6 +59,10 @@ struct ChatAPITests {
             let unknown = try await TestHTTP.send(.POST, url, headers: ["X-Tenant-Slug": "no-such-tenant"], json: [String: String]())
             #expect(unknown.status == 404)
             #expect(try unknown.error().code == "TENANT_NOT_FOUND")
+            for odd in ["a b", "../internal", "x?y=1", "%2e%2e"] {
+                let response = try await TestHTTP.send(.POST, url, headers: ["X-Tenant-Slug": odd], json: [String: String]())
+                #expect(response.status == 404, "\(odd)")
+            }
             let registered = try await Fixtures.register(at: stack.url(.tenancy))
             let malformed = try await TestHTTP.send(.POST, url, headers: ["X-Tenant-Slug": registered.tenantSlug], body: "{nope")
             #expect(malformed.status == 400)

@@ -188,4 +188,27 @@ struct GatewayLiveTests {
             #expect(try traced.error().requestId == "trace-42")
         }
     }
+
+    @Test func badTokensCountAgainstTheClientAddress() async throws {
+        try await TestStack.with(.auth, .gateway, overrides: ["RATE_LIMIT_PUBLIC_PER_MINUTE": "3"]) { stack in
+            let garbage = Fixtures.bearer(try await TokenForge.stranger().sign())
+            var statuses: [Int] = []
+            for _ in 0..<4 {
+                statuses.append(try await TestHTTP.send(.GET, stack.url(.gateway) + "/api/auth/me", headers: garbage).status)
+            }
+            #expect(statuses == [401, 401, 401, 429])
+            // Made-up widget sessions are counted per address too.
+            let session = try await TestHTTP.send(.POST, stack.url(.gateway) + "/chatkit", headers: ["X-Session-ID": "sess_made_up"])
+            #expect(session.status == 429)
+        }
+    }
+
+    @Test func unreachableJWKSIs503NotAForgedToken() async throws {
+        let deadAuth = "http://127.0.0.1:\(try TestPorts.next())"
+        try await TestStack.with(.gateway, overrides: ["AUTH_URL": deadAuth, "JWKS_URL": deadAuth + "/.well-known/jwks.json"]) { stack in
+            let response = try await TestHTTP.send(.GET, stack.url(.gateway) + "/api/payments/subscription", headers: Fixtures.bearer(try await TokenForge.stranger().sign()))
+            #expect(response.status == 503)
+            #expect(try response.error().code == "JWKS_UNAVAILABLE")
+        }
+    }
 }

@@ -62,6 +62,8 @@ struct ErrorMappingTests {
         #expect(mapped("{oops").status == .badRequest)
         #expect(mapped("{oops").code == "MALFORMED_JSON")
         #expect(mapped("[]").status == .badRequest)
+        #expect(mapped("null").status == .badRequest)
+        #expect(mapped("null").code == "MALFORMED_JSON")
         #expect(mapped(#"{"count": 1}"#).fields == ["account_name": ["is required"]])
         #expect(mapped(#"{"account_name": "a", "count": "x"}"#).fields == ["count": ["must be a number"]])
         #expect(mapped(#"{"account_name": null, "count": 1}"#).fields?["account_name"] != nil)

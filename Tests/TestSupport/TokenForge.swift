@@ -43,7 +43,7 @@ package struct TokenForge: Sendable {
         let parts = token.split(separator: ".").map(String.init)
         var payload = try! JSONSerialization.jsonObject(with: Data(base64URLEncoded: parts[1])!) as! [String: Any]
         payload["role"] = "super_admin"
-        let edited = base64URL(try! JSONSerialization.data(withJSONObject: payload))
+        let edited = try! JSONSerialization.data(withJSONObject: payload).base64URLEncodedString()
         return [parts[0], edited, parts[2]].joined(separator: ".")
     }
 
@@ -52,7 +52,7 @@ package struct TokenForge: Sendable {
         let parts = token.split(separator: ".").map(String.init)
         var header = try! JSONSerialization.jsonObject(with: Data(base64URLEncoded: parts[0])!) as! [String: Any]
         header["alg"] = "none"
-        return [base64URL(try! JSONSerialization.data(withJSONObject: header)), parts[1], ""].joined(separator: ".")
+        return [try! JSONSerialization.data(withJSONObject: header).base64URLEncodedString(), parts[1], ""].joined(separator: ".")
     }
 
     /// The same claims re-signed with HS256, using the public JWKS document as the HMAC secret.
@@ -62,10 +62,5 @@ package struct TokenForge: Sendable {
         let claims = try JSONDecoder().decode(AccessTokenClaims.self, from: Data(base64URLEncoded: parts[1])!)
         let keys = await JWTKeyCollection().add(hmac: HMACKey(from: jwks), digestAlgorithm: .sha256, kid: JWKIdentifier(string: header["kid"] as! String))
         return try await keys.sign(claims, kid: JWKIdentifier(string: header["kid"] as! String))
-    }
-
-    static func base64URL(_ data: Data) -> String {
-        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
     }
 }

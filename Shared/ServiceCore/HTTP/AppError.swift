@@ -66,8 +66,14 @@ extension AppError {
         AppError(.unprocessableContent, code: "VALIDATION_ERROR", detail: detail, fields: fields)
     }
 
+    /// 401 asking for an access token (`WWW-Authenticate: Bearer`).
     package static func unauthorized(_ detail: String = "Not authenticated", code: String = "UNAUTHORIZED") -> AppError {
         AppError(.unauthorized, code: code, detail: detail, headers: [.wwwAuthenticate: "Bearer"])
+    }
+
+    /// 401 for credentials that are not a bearer token (a password, a widget session, a service token).
+    package static func rejectedCredentials(_ detail: String, code: String) -> AppError {
+        AppError(.unauthorized, code: code, detail: detail)
     }
 
     package static func forbidden(_ detail: String = "Not allowed") -> AppError {

@@ -30,6 +30,8 @@ package enum JSONCoding {
             return .validation([fieldName(context.codingPath): ["is invalid"]])
         case .keyNotFound(let key, let context):
             return .validation([fieldName(context.codingPath + [key]): ["is required"]])
+        case .valueNotFound(_, let context) where context.codingPath.isEmpty:
+            return .badRequest("Request body must be a JSON object", code: "MALFORMED_JSON")
         case .valueNotFound(_, let context):
             return .validation([fieldName(context.codingPath): ["must not be null"]])
         case .typeMismatch(let type, let context):

@@ -3,7 +3,7 @@ import Hummingbird
 
 /// Wraps a `Router` and remembers which methods each path answers, so that a known path asked
 /// with another method gets 405 with `Allow` instead of Hummingbird's 404.
-package final class RouteTable<Context: RequestContext>: RouterMethods, @unchecked Sendable {
+package final class RouteTable<Context: RequestContext>: RouterMethods {
     package let router: Router<Context>
     private var paths: [(path: RouterPath, methods: [HTTPRequest.Method])] = []
 

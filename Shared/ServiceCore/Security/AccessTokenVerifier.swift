@@ -37,6 +37,8 @@ package final class AccessTokenVerifier: Sendable {
         var keys = JWTKeyCollection()
         var knownKeyIDs: Set<String> = []
         var lastRefresh: ContinuousClock.Instant?
+        /// The last fetch failed: an unknown `kid` may be auth being down, not a forged token.
+        var lastRefreshFailed = false
         var refresh: Task<Void, any Error>?
         var verified: [String: AccessTokenClaims] = [:]
     }
@@ -70,8 +72,12 @@ package final class AccessTokenVerifier: Sendable {
         var (keys, known) = state.withLock { ($0.keys, $0.knownKeyIDs.contains(header.kid)) }
         if !known {
             try? await refreshKeys()
-            (keys, known) = state.withLock { ($0.keys, $0.knownKeyIDs.contains(header.kid)) }
-            guard known else { throw AppError.unauthorized("Token signed with an unknown key", code: "INVALID_TOKEN") }
+            let failed: Bool
+            (keys, known, failed) = state.withLock { ($0.keys, $0.knownKeyIDs.contains(header.kid), $0.lastRefreshFailed) }
+            guard known else {
+                if failed { throw AppError.unavailable("Access tokens cannot be checked right now; try again shortly", code: "JWKS_UNAVAILABLE") }
+                throw AppError.unauthorized("Token signed with an unknown key", code: "INVALID_TOKEN")
+            }
         }
         let claims: AccessTokenClaims
         do {
@@ -128,9 +134,11 @@ package final class AccessTokenVerifier: Sendable {
             state.withLock { state in
                 state.keys = collection
                 state.knownKeyIDs = ids
+                state.lastRefreshFailed = false
             }
             logger.debug("loaded JWKS", metadata: ["kids": "\(ids.sorted())"])
         } catch {
+            state.withLock { $0.lastRefreshFailed = true }
             logger.warning("could not load JWKS", metadata: ["error": "\(error)"])
             throw error
         }
@@ -157,6 +165,12 @@ package final class AccessTokenVerifier: Sendable {
 }
 
 extension Data {
+    /// base64url without padding, as used in JWTs and opaque ids.
+    package func base64URLEncodedString() -> String {
+        base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
     /// Decodes base64url without padding, as used in JWTs.
     package init?(base64URLEncoded input: some StringProtocol) {
         var base64 = input.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")

@@ -72,7 +72,7 @@ package struct InternalAuthMiddleware<Context: RequestContext>: RouterMiddleware
         next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         guard let token = request.headers[.xServiceToken], let caller = await tokens.verify(token) else {
-            throw AppError.unauthorized("A valid service token is required", code: "SERVICE_TOKEN_REQUIRED")
+            throw AppError.rejectedCredentials("A valid service token is required", code: "SERVICE_TOKEN_REQUIRED")
         }
         var context = context
         context.logger[metadataKey: "caller"] = .string(caller)

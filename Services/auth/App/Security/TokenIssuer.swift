@@ -53,9 +53,7 @@ final class TokenIssuer: JWKSSource, Sendable {
     /// A stable id for a public key: the first 16 bytes of SHA-256 over its coordinates, base64url.
     static func keyID(x: String, y: String) -> String {
         let digest = SHA256.hash(data: Data("\(x).\(y)".utf8))
-        return Data(digest.prefix(16)).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        return Data(digest.prefix(16)).base64URLEncodedString()
     }
 
     private static func storedKey(postgres: PostgresClient, logger: Logger) async throws -> ES256PrivateKey {

@@ -34,7 +34,7 @@ struct ChatKitController: Sendable {
         guard let id = request.headers[.xSessionID], PostgresSessionRepository.isWellFormed(id),
             let session = try await sessions.active(id: id, logger: context.logger)
         else {
-            throw AppError.unauthorized("A valid X-Session-ID is required", code: "INVALID_SESSION")
+            throw AppError.rejectedCredentials("A valid X-Session-ID is required", code: "INVALID_SESSION")
         }
         let body = try await request.decodeOptionalJSON(as: ChatRequest.self, context: context)
         let userMessage = body?.messages?.last(where: { $0.role == "user" })?.content
@@ -44,6 +44,7 @@ struct ChatKitController: Sendable {
         guard let tenant = try await directory.tenant(id: session.tenantID, logger: context.logger) else {
             throw AppError.notFound("Unknown tenant", code: "TENANT_NOT_FOUND")
         }
+        guard tenant.status != "suspended" else { throw AppError.forbidden("This account is suspended") }
         if let userMessage {
             try await sessions.appendMessage(sessionID: session.id, tenantID: tenant.id, role: "user", content: userMessage, logger: context.logger)
         }

@@ -51,7 +51,7 @@ struct SessionsController: Sendable {
         let session = try await sessions.create(
             NewSession(
                 tenantID: tenant.id, externalUserID: body.externalUserId, externalUserEmail: body.externalUserEmail,
-                externalUserName: body.externalUserName, userAgent: body.userAgent ?? request.headers[.userAgent],
+                externalUserName: body.externalUserName, userAgent: body.userAgent ?? request.headers[.userAgent].map { String($0.prefix(512)) },
                 expiresAt: Date().addingTimeInterval(TimeInterval(maxAgeDays) * 86_400)
             ),
             logger: context.logger

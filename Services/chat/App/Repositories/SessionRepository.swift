@@ -70,9 +70,7 @@ struct PostgresSessionRepository: SessionRepository {
     /// `sess_` + 32 random bytes, base64url: unguessable, since the id is the widget's only credential.
     static func newSessionID() -> String {
         let bytes = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
-        let encoded = bytes.base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-        return "sess_\(encoded)"
+        return "sess_\(bytes.base64URLEncodedString())"
     }
 
     static func isWellFormed(_ id: String) -> Bool {

@@ -24,11 +24,18 @@ final class TenantDirectory: Sendable {
 
     /// nil when tenancy says the tenant does not exist; throws when tenancy cannot be asked.
     func tenant(slug: String, logger: Logger) async throws -> TenantSummary? {
-        try await lookup(key: "slug:\(slug)", path: "/internal/tenants/by-slug/\(slug)", logger: logger)
+        // Only slug-shaped values reach tenancy's URL (and the cache).
+        guard Self.isSlugShaped(slug) else { return nil }
+        return try await lookup(key: "slug:\(slug)", path: "/internal/tenants/by-slug/\(slug)", logger: logger)
     }
 
     func tenant(id: UUID, logger: Logger) async throws -> TenantSummary? {
         try await lookup(key: "id:\(id)", path: "/internal/tenants/\(id.uuidString.lowercased())", logger: logger)
+    }
+
+    static func isSlugShaped(_ slug: String) -> Bool {
+        !slug.isEmpty && slug.utf8.count <= 64
+            && slug.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }
     }
 
     private func lookup(key: String, path: String, logger: Logger) async throws -> TenantSummary? {

@@ -51,21 +51,34 @@ struct ProxyController: Sendable {
     }
 
     /// Verifies what the route requires and counts the request against its limiter scope.
+    ///
+    /// Requests whose credential cannot be checked before the upstream (a widget session id) and
+    /// requests with a bad token also count against the client address, so made-up session ids
+    /// or garbage tokens do not buy unlimited attempts.
     private func admit(_ request: Request, path: String, context: GatewayRequestContext) async throws -> RateLimitDecision {
+        let address = clientAddress(request, context)
         let access = RouteRules.access(method: request.method, path: path, sessionID: request.headers[.xSessionID])
         switch access {
         case .credentials:
-            return limiter.check(key: "auth|\(clientAddress(request, context))", limit: limits.authPerMinute)
+            return limiter.check(key: "auth|\(address)", limit: limits.authPerMinute)
         case .open:
-            return limiter.check(key: "ip|\(clientAddress(request, context))", limit: limits.publicPerMinute)
+            return limiter.check(key: "ip|\(address)", limit: limits.publicPerMinute)
         case .session(let sessionID):
+            let perAddress = limiter.check(key: "ip|\(address)", limit: limits.publicPerMinute)
+            guard perAddress.allowed else { return perAddress }
             return limiter.check(key: "session|\(sessionID.prefix(128))", limit: limits.sessionPerMinute)
         case .authenticated:
-            guard let token = JWTAuthMiddleware<GatewayRequestContext>.bearerToken(request.headers[.authorization]) else {
-                throw AppError.unauthorized()
+            do {
+                guard let token = JWTAuthMiddleware<GatewayRequestContext>.bearerToken(request.headers[.authorization]) else {
+                    throw AppError.unauthorized()
+                }
+                let claims = try await verifier.verify(token)
+                return limiter.check(key: "tenant|\(claims.tenantID)", limit: limits.tenantPerMinute)
+            } catch let error as AppError where error.status == .unauthorized {
+                let perAddress = limiter.check(key: "ip|\(address)", limit: limits.publicPerMinute)
+                guard perAddress.allowed else { return perAddress }
+                throw error
             }
-            let claims = try await verifier.verify(token)
-            return limiter.check(key: "tenant|\(claims.tenantID)", limit: limits.tenantPerMinute)
         }
     }
 

@@ -171,6 +171,8 @@ fi
 
 TMP_DIR="$(mktemp -d -t gateway-bench.XXXXXX)"
 DATA_DIR="$(mktemp -d -t gateway-bench-data.XXXXXX)"
+# When run as root, the suite hands the cluster to the postgres user, who must be able to enter this folder.
+chmod 755 "$DATA_DIR"
 SUITE_LOG="$TMP_DIR/suite.log"
 mkdir -p "$OUT_DIR"
 

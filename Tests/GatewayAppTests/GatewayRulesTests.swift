@@ -8,6 +8,10 @@ import Testing
 struct GatewayRulesTests {
     @Test func pathsAreNormalised() {
         #expect(PathNormalizer.normalize("/api/auth/me") == "/api/auth/me")
+        #expect(PathNormalizer.normalize("/api/auth/me/") == "/api/auth/me/")
+        #expect(PathNormalizer.normalize("/api/x/.hidden") == "/api/x/.hidden")
+        #expect(PathNormalizer.normalize("/api/x/a.b") == "/api/x/a.b")
+        #expect(PathNormalizer.normalize("api") == nil)
         #expect(PathNormalizer.normalize("//api//auth/./me") == "/api/auth/me")
         #expect(PathNormalizer.normalize("/api/auth/../../internal/owners") == "/internal/owners")
         #expect(PathNormalizer.normalize("/api/auth/%2e%2e/%2e%2e/internal/owners") == "/internal/owners")
@@ -48,6 +52,8 @@ struct GatewayRulesTests {
         #expect(RouteRules.access(method: .post, path: "/chatkit", sessionID: "sess_1") == .session("sess_1"))
         #expect(RouteRules.access(method: .post, path: "/chatkit", sessionID: nil) == .authenticated)
         #expect(RouteRules.access(method: .get, path: "/api/payments/subscription", sessionID: "sess_1") == .authenticated)
+        #expect(RouteRules.access(method: .post, path: "/api/auth/login/", sessionID: nil) == .credentials)
+        #expect(RouteRules.access(method: .get, path: "/", sessionID: nil) == .authenticated)
     }
 
     @Test func limiterCountsPerKeyAndWindow() {

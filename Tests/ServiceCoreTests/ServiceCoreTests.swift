@@ -69,6 +69,19 @@ struct ErrorMappingTests {
         #expect(mapped(#"{"account_name": null, "count": 1}"#).fields?["account_name"] != nil)
     }
 
+    @Test func bearerTokensAreExtracted() {
+        typealias Auth = JWTAuthMiddleware<AppRequestContext>
+        #expect(Auth.bearerToken("Bearer abc.def.ghi") == "abc.def.ghi")
+        #expect(Auth.bearerToken("bearer   abc  ") == "abc")
+        #expect(Auth.bearerToken("BEARER x") == "x")
+        #expect(Auth.bearerToken("Bearer ") == nil)
+        #expect(Auth.bearerToken("Bearer    ") == nil)
+        #expect(Auth.bearerToken("Basic abc") == nil)
+        #expect(Auth.bearerToken("Bearerabc") == nil)
+        #expect(Auth.bearerToken(nil) == nil)
+        #expect(Auth.bearerToken("Beärer x") == nil)
+    }
+
     @Test func requestIDsAreKeptOnlyWhenSane() {
         #expect(RequestID.acceptable("abc-123_x.y:z") == "abc-123_x.y:z")
         #expect(RequestID.acceptable("has space") == nil)

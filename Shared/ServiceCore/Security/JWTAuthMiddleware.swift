@@ -24,9 +24,19 @@ package struct JWTAuthMiddleware<Context: ServiceRequestContext>: RouterMiddlewa
     }
 
     /// The token of a `Bearer` authorization header, scheme matched case-insensitively.
+    ///
+    /// Works on UTF-8 bytes: this runs on every request, and `String.count` or
+    /// `trimmingCharacters` over a ~700-byte token showed up in the gateway's profile.
     package static func bearerToken(_ header: String?) -> String? {
-        guard let header, header.count > 7, header.prefix(7).lowercased() == "bearer " else { return nil }
-        let token = header.dropFirst(7).trimmingCharacters(in: .whitespaces)
-        return token.isEmpty ? nil : token
+        guard let header else { return nil }
+        let bytes = header.utf8
+        let scheme = "bearer ".utf8
+        guard bytes.count > scheme.count,
+            zip(bytes.prefix(scheme.count), scheme).allSatisfy({ byte, expected in byte | 0x20 == expected })
+        else { return nil }
+        let token = bytes.dropFirst(scheme.count).drop(while: { $0 == 0x20 })
+        let trimmed = token.reversed().drop(while: { $0 == 0x20 }).count
+        guard trimmed > 0 else { return nil }
+        return String(decoding: token.prefix(trimmed), as: UTF8.self)
     }
 }

@@ -6,6 +6,7 @@ enum PathNormalizer {
     /// Percent-decodes, merges repeated slashes and resolves `.`/`..`; nil for paths that cannot be
     /// made sane (bad escapes, NUL, backslashes, or `..` above the root).
     static func normalize(_ rawPath: String) -> String? {
+        if isPlain(rawPath) { return rawPath }
         guard rawPath.hasPrefix("/"), let decoded = rawPath.removingPercentEncoding else { return nil }
         if decoded.contains("\0") || decoded.contains("\\") || decoded.contains("%") && decoded.removingPercentEncoding != decoded {
             return nil
@@ -22,6 +23,27 @@ enum PathNormalizer {
         }
         let joined = "/" + segments.joined(separator: "/")
         return decoded.hasSuffix("/") && joined != "/" ? joined + "/" : joined
+    }
+
+    /// The common case, checked in one pass over the bytes: already canonical (no escapes, no empty,
+    /// `.` or `..` segments, no backslash or NUL), so it needs no work.
+    static func isPlain(_ path: String) -> Bool {
+        var previous: UInt8 = 0
+        var first = true
+        for byte in path.utf8 {
+            if first {
+                guard byte == 0x2F else { return false }
+                first = false
+            }
+            switch byte {
+            case 0x25, 0x5C, 0x00: return false  // % \ NUL
+            case 0x2F where previous == 0x2F: return false  // //
+            case 0x2E where previous == 0x2F: return false  // a segment starting with '.'
+            default: break
+            }
+            previous = byte
+        }
+        return !first
     }
 
     /// True for `/internal` and anything under it, whatever the case.

@@ -74,23 +74,34 @@ enum RouteRules {
         return nil
     }
 
+    /// A method and path pattern split into segments once; `*` stands for exactly one segment.
+    struct Pattern {
+        let method: HTTPRequest.Method
+        let segments: [Substring]
+
+        init(_ method: HTTPRequest.Method, _ pattern: String) {
+            self.method = method
+            self.segments = pattern.split(separator: "/", omittingEmptySubsequences: false)
+        }
+
+        func matches(_ method: HTTPRequest.Method, _ path: [Substring]) -> Bool {
+            method == self.method && path.count == segments.count
+                && zip(path, segments).allSatisfy { segment, expected in expected == "*" ? !segment.isEmpty : segment == expected }
+        }
+    }
+
+    private static let credentialPatterns = credentialEndpoints.map(Pattern.init)
+    private static let openPatterns = openEndpoints.map(Pattern.init)
+    private static let sessionPatterns = sessionEndpoints.map(Pattern.init)
+
     static func access(method: HTTPRequest.Method, path: String, sessionID: String?) -> Access {
-        let trimmed = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
-        if credentialEndpoints.contains(where: { $0.0 == method && matches(trimmed, $0.1) }) { return .credentials }
-        if openEndpoints.contains(where: { $0.0 == method && matches(trimmed, $0.1) }) { return .open }
-        if let sessionID, !sessionID.isEmpty, sessionEndpoints.contains(where: { $0.0 == method && matches(trimmed, $0.1) }) {
+        var segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        if segments.count > 2, segments.last?.isEmpty == true { segments.removeLast() }
+        if credentialPatterns.contains(where: { $0.matches(method, segments) }) { return .credentials }
+        if openPatterns.contains(where: { $0.matches(method, segments) }) { return .open }
+        if let sessionID, !sessionID.isEmpty, sessionPatterns.contains(where: { $0.matches(method, segments) }) {
             return .session(sessionID)
         }
         return .authenticated
-    }
-
-    /// `*` stands for exactly one path segment.
-    static func matches(_ path: String, _ pattern: String) -> Bool {
-        let pathSegments = path.split(separator: "/", omittingEmptySubsequences: false)
-        let patternSegments = pattern.split(separator: "/", omittingEmptySubsequences: false)
-        guard pathSegments.count == patternSegments.count else { return false }
-        return zip(pathSegments, patternSegments).allSatisfy { segment, expected in
-            expected == "*" ? !segment.isEmpty : segment == expected
-        }
     }
 }

@@ -48,7 +48,9 @@ final class UpstreamMonitor: Service, Sendable {
         update(name) { $0.status = "down"; $0.error = reason }
     }
 
+    /// Called after every proxied answer, so it only takes the slow path when the state changes.
     func markUp(_ name: Upstream.Name) {
+        guard states.withLock({ $0[name]?.status != "up" }) else { return }
         update(name) { $0.status = "up"; $0.error = nil }
     }
 

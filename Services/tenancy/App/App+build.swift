@@ -16,5 +16,9 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
     OnboardingController(registration: registration, tenants: tenants, billing: billing, verifier: verifier)
         .addRoutes(to: routes.group("api/onboarding"))
     InternalTenantsController(tenants: tenants).addRoutes(to: foundation.internalGroup(routes))
-    return foundation.makeApplication(routes: routes, migrations: TenancyMigrations.all)
+    let reaper = ProvisioningReaper(
+        tenants: tenants, registration: registration, abandonedAfter: .seconds(config.abandonedRegistrationSeconds),
+        interval: .seconds(60), logger: foundation.logger
+    )
+    return foundation.makeApplication(routes: routes, migrations: TenancyMigrations.all, services: [reaper])
 }

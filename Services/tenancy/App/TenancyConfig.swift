@@ -8,13 +8,19 @@ package struct TenancyConfig: Sendable {
     package var billingURL: String
     /// Requests per minute a new tenant may make through the gateway.
     package var defaultRateLimitPerMinute: Int
+    /// A registration still `provisioning` after this long is abandoned and gets cleaned up.
+    package var abandonedRegistrationSeconds: Int
 
-    package init(common: CommonConfig, jwksURL: String, authURL: String, billingURL: String, defaultRateLimitPerMinute: Int = 60) {
+    package init(
+        common: CommonConfig, jwksURL: String, authURL: String, billingURL: String, defaultRateLimitPerMinute: Int = 60,
+        abandonedRegistrationSeconds: Int = 300
+    ) {
         self.common = common
         self.jwksURL = jwksURL
         self.authURL = authURL
         self.billingURL = billingURL
         self.defaultRateLimitPerMinute = defaultRateLimitPerMinute
+        self.abandonedRegistrationSeconds = abandonedRegistrationSeconds
     }
 
     package init(settings: Settings) throws {
@@ -23,5 +29,7 @@ package struct TenancyConfig: Sendable {
         self.authURL = try settings.url("AUTH_URL")
         self.billingURL = try settings.url("BILLING_URL")
         self.defaultRateLimitPerMinute = try settings.int("TENANT_DEFAULT_RATE_LIMIT_PER_MINUTE", default: 60, range: 1...1_000_000)
+        // Longer than the slowest registration (three calls of at most 10 s each).
+        self.abandonedRegistrationSeconds = try settings.int("ABANDONED_REGISTRATION_SECONDS", default: 300, range: 60...86_400)
     }
 }

@@ -70,9 +70,10 @@ struct RegistrationService: Sendable {
         }
     }
 
-    /// Best-effort compensation. If auth or billing cannot be reached, the tenant row stays in
-    /// `provisioning` (invisible to everyone) and the failure is logged for an operator.
-    private func undo(_ tenant: Tenant, removeFromAuth: Bool, removeFromBilling: Bool, logger: Logger) async {
+    /// Compensation. If auth or billing cannot be reached, the tenant row stays in `provisioning`
+    /// (invisible to everyone) and `ProvisioningReaper` tries again later; returns whether all went.
+    @discardableResult
+    func undo(_ tenant: Tenant, removeFromAuth: Bool, removeFromBilling: Bool, logger: Logger) async -> Bool {
         var clean = true
         if removeFromBilling {
             do {
@@ -90,12 +91,14 @@ struct RegistrationService: Sendable {
                 logger.error("compensation failed: owner not removed", metadata: ["error": "\(error)"])
             }
         }
-        guard clean else { return }
+        guard clean else { return false }
         do {
             try await tenants.delete(tenant.id, logger: logger)
             logger.notice("registration rolled back")
+            return true
         } catch {
             logger.error("compensation failed: tenant not removed", metadata: ["error": "\(error)"])
+            return false
         }
     }
 

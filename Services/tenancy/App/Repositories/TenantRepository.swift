@@ -39,6 +39,8 @@ protocol TenantRepository: Sendable {
     func find(id: UUID, logger: Logger) async throws -> (Tenant, AgentConfig)?
     func onboarding(tenantID: UUID, logger: Logger) async throws -> OnboardingProgress?
     func count(logger: Logger) async throws -> Int
+    /// Tenants still `provisioning` that were created before `cutoff`: registrations that died half-way.
+    func abandonedProvisioning(before cutoff: Date, limit: Int, logger: Logger) async throws -> [Tenant]
 }
 
 struct PostgresTenantRepository: TenantRepository {
@@ -129,6 +131,22 @@ struct PostgresTenantRepository: TenantRepository {
             return count
         }
         return 0
+    }
+
+    func abandonedProvisioning(before cutoff: Date, limit: Int, logger: Logger) async throws -> [Tenant] {
+        let rows = try await client.query(
+            """
+            SELECT id, name, slug, rate_limit_per_minute, created_at FROM tenants
+            WHERE status = 'provisioning' AND created_at < \(cutoff)
+            ORDER BY created_at LIMIT \(limit)
+            """,
+            logger: logger
+        )
+        var tenants: [Tenant] = []
+        for try await (id, name, slug, limit, created) in rows.decode((UUID, String, String, Int, Date).self) {
+            tenants.append(Tenant(id: id, name: name, slug: slug, status: "provisioning", rateLimitPerMinute: limit, createdAt: created))
+        }
+        return tenants
     }
 
     private func first(_ rows: PostgresRowSequence) async throws -> (Tenant, AgentConfig)? {

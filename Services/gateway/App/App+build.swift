@@ -22,6 +22,8 @@ package func buildGatewayApplication(
     clientConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 256
     clientConfiguration.connectionPool.retryConnectionEstablishment = false
     clientConfiguration.decompression = .disabled
+    // No tracer is set up; skip per-request span bookkeeping on the proxy's hot path.
+    clientConfiguration.tracing.tracer = nil
     let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
 
     let monitor = UpstreamMonitor(

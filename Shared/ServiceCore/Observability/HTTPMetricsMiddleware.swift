@@ -1,6 +1,7 @@
 import Hummingbird
 import Metrics
 import Prometheus
+import Synchronization
 
 /// Per-service metrics: its own Prometheus registry, so services sharing a process stay apart.
 package struct ServiceMetrics: Sendable {
@@ -22,10 +23,10 @@ package struct ServiceMetrics: Sendable {
 
 /// Counts requests and records latency by method, route template and status.
 package struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
-    let factory: PrometheusMetricsFactory
+    let handles: MetricHandles
 
     package init(metrics: ServiceMetrics) {
-        self.factory = metrics.factory
+        self.handles = MetricHandles(factory: metrics.factory)
     }
 
     package func handle(
@@ -47,10 +48,37 @@ package struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware 
 
     private func record(_ request: Request, context: Context, status: Int, since start: ContinuousClock.Instant) {
         // Route templates, never raw paths, keep label cardinality bounded.
-        let route = context.endpointPath ?? "NotFound"
-        let dimensions = [("method", request.method.rawValue), ("route", route), ("status", String(status))]
-        Counter(label: "http_requests_total", dimensions: dimensions, factory: factory).increment()
-        Metrics.Timer(label: "http_request_duration_seconds", dimensions: dimensions, factory: factory)
-            .record(duration: ContinuousClock.now - start)
+        let (counter, timer) = handles.handles(method: request.method.rawValue, route: context.endpointPath ?? "NotFound", status: status)
+        counter.increment()
+        timer.record(duration: ContinuousClock.now - start)
+    }
+}
+
+/// The counter and timer of each (method, route, status), made once instead of looked up in the
+/// registry on every request.
+final class MetricHandles: Sendable {
+    private struct Key: Hashable {
+        var method: String
+        var route: String
+        var status: Int
+    }
+
+    private let factory: PrometheusMetricsFactory
+    private let cache = Mutex<[Key: (Metrics.Counter, Metrics.Timer)]>([:])
+
+    init(factory: PrometheusMetricsFactory) {
+        self.factory = factory
+    }
+
+    func handles(method: String, route: String, status: Int) -> (Metrics.Counter, Metrics.Timer) {
+        let key = Key(method: method, route: route, status: status)
+        if let found = cache.withLock({ $0[key] }) { return found }
+        let dimensions = [("method", method), ("route", route), ("status", String(status))]
+        let made = (
+            Metrics.Counter(label: "http_requests_total", dimensions: dimensions, factory: factory),
+            Metrics.Timer(label: "http_request_duration_seconds", dimensions: dimensions, factory: factory)
+        )
+        cache.withLock { $0[key] = made }
+        return made
     }
 }

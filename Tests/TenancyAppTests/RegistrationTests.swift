@@ -201,6 +201,14 @@ struct OnboardingTests {
         }
     }
 
+    @Test func onlyRefusalsAndUnreachedServicesSkipCompensation() {
+        #expect(RegistrationService.hadNoEffect(InternalCallError.rejected(service: "auth", status: 409, body: nil)))
+        #expect(RegistrationService.hadNoEffect(InternalCallError.notConnected(service: "auth", reason: "refused")))
+        #expect(!RegistrationService.hadNoEffect(InternalCallError.rejected(service: "auth", status: 500, body: nil)))
+        #expect(!RegistrationService.hadNoEffect(InternalCallError.unavailable(service: "auth", reason: "reset")))
+        #expect(!RegistrationService.hadNoEffect(InternalCallError.timedOut(service: "auth")))
+    }
+
     @Test func slugRules() {
         #expect(Slug.make(from: "Café Olé & Co.") == "cafe-ole-co")
         #expect(Slug.make(from: "  --Hello__World--  ") == "hello-world")

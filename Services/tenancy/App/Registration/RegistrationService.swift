@@ -102,10 +102,12 @@ struct RegistrationService: Sendable {
         }
     }
 
-    /// True when the failed call certainly changed nothing at the other service.
+    /// True when the failed call certainly changed nothing at the other service: it was refused
+    /// (4xx) or never connected. A 5xx may come after a commit, so it is undone like a timeout.
     static func hadNoEffect(_ error: any Error) -> Bool {
         switch error {
-        case InternalCallError.rejected, InternalCallError.notConnected: true
+        case InternalCallError.rejected(_, let status, _): (400..<500).contains(status)
+        case InternalCallError.notConnected: true
         default: false
         }
     }

@@ -88,6 +88,14 @@ extension AppError {
         AppError(.conflict, code: code, detail: detail)
     }
 
+    /// 413; `limit` names the configured maximum when it is known.
+    package static func payloadTooLarge(limit: Int? = nil) -> AppError {
+        AppError(
+            .contentTooLarge, code: "PAYLOAD_TOO_LARGE",
+            detail: limit.map { "Request body exceeds \($0) bytes" } ?? "Request body too large"
+        )
+    }
+
     package static func internalError(_ detail: String = "Internal server error") -> AppError {
         AppError(.internalServerError, code: "INTERNAL_ERROR", detail: detail)
     }

@@ -27,6 +27,4 @@ package struct AppRequestContext: ServiceRequestContext {
         guard let identity else { throw AppError.unauthorized() }
         return identity
     }
-
-    package var requestID: String? { logger[metadataKey: RequestID.metadataKey]?.description }
 }

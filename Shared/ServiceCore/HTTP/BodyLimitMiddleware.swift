@@ -15,7 +15,7 @@ package struct BodyLimitMiddleware<Context: ServiceRequestContext>: RouterMiddle
         next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > maxBytes {
-            throw AppError(.contentTooLarge, code: "PAYLOAD_TOO_LARGE", detail: "Request body exceeds \(maxBytes) bytes")
+            throw AppError.payloadTooLarge(limit: maxBytes)
         }
         var context = context
         context.maxUploadSize = maxBytes

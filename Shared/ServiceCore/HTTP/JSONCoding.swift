@@ -95,7 +95,7 @@ extension Request {
             var request = self
             buffer = try await request.collectBody(upTo: context.maxUploadSize)
         } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw AppError(.contentTooLarge, code: "PAYLOAD_TOO_LARGE", detail: "Request body too large")
+            throw AppError.payloadTooLarge()
         }
         guard buffer.readableBytes > 0 else { return nil }
         do {

@@ -57,15 +57,16 @@ struct ProxyController: Sendable {
     /// or garbage tokens do not buy unlimited attempts.
     private func admit(_ request: Request, path: String, context: GatewayRequestContext) async throws -> RateLimitDecision {
         let address = clientAddress(request, context)
+        let perAddress = { limiter.check(key: "ip|\(address)", limit: limits.publicPerMinute) }
         let access = RouteRules.access(method: request.method, path: path, sessionID: request.headers[.xSessionID])
         switch access {
         case .credentials:
             return limiter.check(key: "auth|\(address)", limit: limits.authPerMinute)
         case .open:
-            return limiter.check(key: "ip|\(address)", limit: limits.publicPerMinute)
+            return perAddress()
         case .session(let sessionID):
-            let perAddress = limiter.check(key: "ip|\(address)", limit: limits.publicPerMinute)
-            guard perAddress.allowed else { return perAddress }
+            let byAddress = perAddress()
+            guard byAddress.allowed else { return byAddress }
             return limiter.check(key: "session|\(sessionID.prefix(128))", limit: limits.sessionPerMinute)
         case .authenticated:
             do {
@@ -75,8 +76,8 @@ struct ProxyController: Sendable {
                 let claims = try await verifier.verify(token)
                 return limiter.check(key: "tenant|\(claims.tenantID)", limit: limits.tenantPerMinute)
             } catch let error as AppError where error.status == .unauthorized {
-                let perAddress = limiter.check(key: "ip|\(address)", limit: limits.publicPerMinute)
-                guard perAddress.allowed else { return perAddress }
+                let byAddress = perAddress()
+                guard byAddress.allowed else { return byAddress }
                 throw error
             }
         }
@@ -99,7 +100,7 @@ struct ProxyController: Sendable {
 
         if let declared = request.headers[.contentLength].flatMap(Int.init) {
             guard declared <= maxBodyBytes else {
-                throw AppError(.contentTooLarge, code: "PAYLOAD_TOO_LARGE", detail: "Request body exceeds \(maxBodyBytes) bytes")
+                throw AppError.payloadTooLarge(limit: maxBodyBytes)
             }
             if declared > 0 { outbound.body = .stream(request.body, length: .known(Int64(declared))) }
         } else if request.headers[.transferEncoding] != nil {
@@ -110,19 +111,14 @@ struct ProxyController: Sendable {
         do {
             upstreamResponse = try await http.execute(outbound, deadline: .now() + upstreamTimeout, logger: context.logger)
         } catch let error as BodyTooLarge {
-            throw AppError(.contentTooLarge, code: "PAYLOAD_TOO_LARGE", detail: "Request body exceeds \(error.limit) bytes")
+            throw AppError.payloadTooLarge(limit: error.limit)
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             context.logger.warning("upstream timed out", metadata: ["upstream": "\(upstream.name.rawValue)"])
-            throw AppError(
-                .gatewayTimeout, code: "UPSTREAM_TIMEOUT", detail: "The \(upstream.name.rawValue) service did not answer in time"
-            )
+            throw InternalCallError.timedOut(service: upstream.name.rawValue).publicError
         } catch {
             monitor.markDown(upstream.name, reason: "\(error)")
             context.logger.warning("upstream unavailable", metadata: ["upstream": "\(upstream.name.rawValue)", "error": "\(error)"])
-            throw AppError(
-                .serviceUnavailable, code: "UPSTREAM_UNAVAILABLE",
-                detail: "The \(upstream.name.rawValue) service is unavailable; try again shortly"
-            )
+            throw InternalCallError.unavailable(service: upstream.name.rawValue, reason: "\(error)").publicError
         }
         monitor.markUp(upstream.name)
 

@@ -74,21 +74,17 @@ struct RegistrationService: Sendable {
     /// (invisible to everyone) and `ProvisioningReaper` tries again later; returns whether all went.
     @discardableResult
     func undo(_ tenant: Tenant, removeFromAuth: Bool, removeFromBilling: Bool, logger: Logger) async -> Bool {
+        let id = tenant.id.uuidString.lowercased()
+        var steps: [(client: InternalClient, path: String, what: String)] = []
+        if removeFromBilling { steps.append((billing, "/internal/subscriptions/\(id)", "trial")) }
+        if removeFromAuth { steps.append((auth, "/internal/tenants/\(id)", "owner")) }
         var clean = true
-        if removeFromBilling {
+        for step in steps {
             do {
-                try await billing.send(.delete, "/internal/subscriptions/\(tenant.id.uuidString.lowercased())", logger: logger)
+                try await step.client.send(.delete, step.path, logger: logger)
             } catch {
                 clean = false
-                logger.error("compensation failed: trial not removed", metadata: ["error": "\(error)"])
-            }
-        }
-        if removeFromAuth {
-            do {
-                try await auth.send(.delete, "/internal/tenants/\(tenant.id.uuidString.lowercased())", logger: logger)
-            } catch {
-                clean = false
-                logger.error("compensation failed: owner not removed", metadata: ["error": "\(error)"])
+                logger.error("compensation failed: \(step.what) not removed", metadata: ["error": "\(error)"])
             }
         }
         guard clean else { return false }

@@ -38,7 +38,6 @@ protocol TenantRepository: Sendable {
     func find(slug: String, logger: Logger) async throws -> (Tenant, AgentConfig)?
     func find(id: UUID, logger: Logger) async throws -> (Tenant, AgentConfig)?
     func onboarding(tenantID: UUID, logger: Logger) async throws -> OnboardingProgress?
-    func count(logger: Logger) async throws -> Int
     /// Tenants still `provisioning` that were created before `cutoff`: registrations that died half-way.
     func abandonedProvisioning(before cutoff: Date, limit: Int, logger: Logger) async throws -> [Tenant]
 }
@@ -124,13 +123,6 @@ struct PostgresTenantRepository: TenantRepository {
             )
         }
         return nil
-    }
-
-    func count(logger: Logger) async throws -> Int {
-        for try await count in try await client.query("SELECT count(*)::int FROM tenants", logger: logger).decode(Int.self) {
-            return count
-        }
-        return 0
     }
 
     func abandonedProvisioning(before cutoff: Date, limit: Int, logger: Logger) async throws -> [Tenant] {

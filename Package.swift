@@ -63,6 +63,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        // Already in the graph through Hummingbird; the gateway relays request bodies through its AsyncThrowingChannel.
+        .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.0.2"),
     ],
     targets: [
         .target(
@@ -98,7 +100,14 @@ let package = Package(
         + service("billing", app: "BillingApp")
         + service("tenancy", app: "TenancyApp")
         + service("chat", app: "ChatApp", dependencies: [.product(name: "Crypto", package: "swift-crypto")])
-        + service("gateway", app: "GatewayApp", dependencies: [jwt])
+        + service(
+            "gateway",
+            app: "GatewayApp",
+            dependencies: [
+                jwt, .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        )
         + [
             .executableTarget(
                 name: "Suite",

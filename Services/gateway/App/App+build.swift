@@ -50,7 +50,11 @@ package func buildGatewayApplication(
         limits: config.limits,
         monitor: monitor,
         upstreamTimeout: .milliseconds(Int64(config.upstreamTimeoutMilliseconds)),
-        maxBodyBytes: config.server.maxBodyBytes,
+        bodyLimits: .init(
+            maxBytes: config.server.maxBodyBytes,
+            bufferBytes: config.bodyBufferBytes,
+            timeout: .seconds(config.bodyTimeoutSeconds)
+        ),
         trustForwardedFor: config.trustForwardedFor
     ).addRoutes(to: router)
 

@@ -15,11 +15,16 @@ package struct GatewayConfig: Sendable {
     /// Time an upstream has to start answering (response head).
     package var upstreamTimeoutMilliseconds: Int
     package var healthCheckIntervalSeconds: Int
+    /// Declared bodies up to this size are read whole before they are forwarded; larger ones are relayed.
+    package var bodyBufferBytes: Int
+    /// Time a client has to send a body that is read whole.
+    package var bodyTimeoutSeconds: Int
 
     package init(
         server: ServerConfig, upstreams: [Upstream], jwksURL: String, corsOrigins: [String] = [], limits: RateLimits = RateLimits(),
         rateLimitMaxKeys: Int = 100_000, trustForwardedFor: Bool = false, upstreamConnectTimeoutMilliseconds: Int = 2_000,
-        upstreamTimeoutMilliseconds: Int = 30_000, healthCheckIntervalSeconds: Int = 5
+        upstreamTimeoutMilliseconds: Int = 30_000, healthCheckIntervalSeconds: Int = 5, bodyBufferBytes: Int = 1_048_576,
+        bodyTimeoutSeconds: Int = 30
     ) {
         self.server = server
         self.upstreams = upstreams
@@ -31,6 +36,8 @@ package struct GatewayConfig: Sendable {
         self.upstreamConnectTimeoutMilliseconds = upstreamConnectTimeoutMilliseconds
         self.upstreamTimeoutMilliseconds = upstreamTimeoutMilliseconds
         self.healthCheckIntervalSeconds = healthCheckIntervalSeconds
+        self.bodyBufferBytes = bodyBufferBytes
+        self.bodyTimeoutSeconds = bodyTimeoutSeconds
     }
 
     package init(settings: Settings) throws {
@@ -58,6 +65,8 @@ package struct GatewayConfig: Sendable {
         self.upstreamConnectTimeoutMilliseconds = try settings.int("UPSTREAM_CONNECT_TIMEOUT_MS", default: 2_000, range: 10...60_000)
         self.upstreamTimeoutMilliseconds = try settings.int("UPSTREAM_TIMEOUT_MS", default: 30_000, range: 10...600_000)
         self.healthCheckIntervalSeconds = try settings.int("HEALTH_CHECK_INTERVAL_SECONDS", default: 5, range: 1...3_600)
+        self.bodyBufferBytes = try settings.int("BODY_BUFFER_BYTES", default: 1_048_576, range: 0...1_073_741_824)
+        self.bodyTimeoutSeconds = try settings.int("BODY_TIMEOUT_SECONDS", default: 30, range: 1...3_600)
     }
 }
 

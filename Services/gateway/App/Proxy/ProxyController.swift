@@ -18,7 +18,7 @@ struct ProxyController: Sendable {
     let limits: RateLimits
     let monitor: UpstreamMonitor
     let upstreamTimeout: TimeAmount
-    let maxBodyBytes: Int
+    let bodyLimits: ForwardedBody.Limits
     let trustForwardedFor: Bool
 
     func addRoutes(to router: Router<GatewayRequestContext>) {
@@ -97,28 +97,16 @@ struct ProxyController: Sendable {
         var outbound = HTTPClientRequest(url: upstream.baseURL + PathNormalizer.encodeForUpstream(path) + query)
         outbound.method = HTTPMethod(rawValue: request.method.rawValue)
         outbound.headers = forwardedHeaders(request, context: context)
-
-        if let declared = request.headers[.contentLength].flatMap(Int.init) {
-            guard declared <= maxBodyBytes else {
-                throw AppError.payloadTooLarge(limit: maxBodyBytes)
-            }
-            if declared > 0 { outbound.body = .stream(request.body, length: .known(Int64(declared))) }
-        } else if request.headers[.transferEncoding] != nil {
-            outbound.body = .stream(LimitedBody(base: request.body, limit: maxBodyBytes), length: .unknown)
-        }
+        // See ForwardedBody: from here on, the client's body is read only by tasks this handler ends.
+        let body = try await ForwardedBody.read(request, limits: bodyLimits)
+        outbound.body = body.outbound
 
         let upstreamResponse: HTTPClientResponse
         do {
             upstreamResponse = try await http.execute(outbound, deadline: .now() + upstreamTimeout, logger: context.logger)
-        } catch let error as BodyTooLarge {
-            throw AppError.payloadTooLarge(limit: error.limit)
-        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
-            context.logger.warning("upstream timed out", metadata: ["upstream": "\(upstream.name.rawValue)"])
-            throw InternalCallError.timedOut(service: upstream.name.rawValue).publicError
         } catch {
-            monitor.markDown(upstream.name, reason: "\(error)")
-            context.logger.warning("upstream unavailable", metadata: ["upstream": "\(upstream.name.rawValue)", "error": "\(error)"])
-            throw InternalCallError.unavailable(service: upstream.name.rawValue, reason: "\(error)").publicError
+            await body.finish()
+            throw body.clientFailure ?? publicError(error, upstream: upstream, context: context)
         }
         monitor.markUp(upstream.name)
 
@@ -129,8 +117,32 @@ struct ProxyController: Sendable {
         return Response(
             status: HTTPResponse.Status(code: Int(upstreamResponse.status.code), reasonPhrase: upstreamResponse.status.reasonPhrase),
             headers: headers,
-            body: ResponseBody(asyncSequence: upstreamResponse.body)
+            body: ResponseBody { writer in
+                // The upstream's answer streams through as it comes (SSE included); the request
+                // body's reader is stopped before Hummingbird may touch the connection again.
+                do {
+                    for try await chunk in upstreamResponse.body { try await writer.write(chunk) }
+                    try await writer.finish(nil)
+                } catch {
+                    await body.finish()
+                    throw error
+                }
+                await body.finish()
+            }
         )
+    }
+
+    /// What the client hears when the upstream could not be asked or did not answer.
+    private func publicError(_ error: any Error, upstream: Upstream, context: GatewayRequestContext) -> any Error {
+        switch error {
+        case let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout:
+            context.logger.warning("upstream timed out", metadata: ["upstream": "\(upstream.name.rawValue)"])
+            return InternalCallError.timedOut(service: upstream.name.rawValue).publicError
+        default:
+            monitor.markDown(upstream.name, reason: "\(error)")
+            context.logger.warning("upstream unavailable", metadata: ["upstream": "\(upstream.name.rawValue)", "error": "\(error)"])
+            return InternalCallError.unavailable(service: upstream.name.rawValue, reason: "\(error)").publicError
+        }
     }
 
     private func forwardedHeaders(_ request: Request, context: GatewayRequestContext) -> HTTPHeaders {
@@ -176,33 +188,4 @@ struct ProxyController: Sendable {
 
 extension HTTPField.Name {
     static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
-}
-
-/// Thrown when a body without a declared length grows past the limit while streaming.
-struct BodyTooLarge: Error {
-    let limit: Int
-}
-
-/// Passes a request body through, failing once more than `limit` bytes have gone by.
-struct LimitedBody<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element == ByteBuffer {
-    typealias Element = ByteBuffer
-    let base: Base
-    let limit: Int
-
-    struct AsyncIterator: AsyncIteratorProtocol {
-        var base: Base.AsyncIterator
-        let limit: Int
-        var seen = 0
-
-        mutating func next() async throws -> ByteBuffer? {
-            guard let buffer = try await base.next() else { return nil }
-            seen += buffer.readableBytes
-            if seen > limit { throw BodyTooLarge(limit: limit) }
-            return buffer
-        }
-    }
-
-    func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: base.makeAsyncIterator(), limit: limit)
-    }
 }

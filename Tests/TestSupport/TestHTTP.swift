@@ -36,6 +36,7 @@ package enum TestHTTP {
         headers: [String: String] = [:],
         json: (any Encodable)? = nil,
         body: String? = nil,
+        bytes: [UInt8]? = nil,
         timeout: TimeAmount = .seconds(30)
     ) async throws -> TestResponse {
         var request = HTTPClientRequest(url: url)
@@ -44,9 +45,9 @@ package enum TestHTTP {
         if let json {
             request.headers.replaceOrAdd(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: try JSONCoding.encoder.encode(json)))
-        } else if let body {
+        } else if let bytes = bytes ?? body.map({ Array($0.utf8) }) {
             if !request.headers.contains(name: "Content-Type") { request.headers.add(name: "Content-Type", value: "application/json") }
-            request.body = .bytes(ByteBuffer(string: body))
+            request.body = .bytes(ByteBuffer(bytes: bytes))
         }
         let response = try await client.execute(request, timeout: timeout)
         let bytes = try await response.body.collect(upTo: 16 << 20)

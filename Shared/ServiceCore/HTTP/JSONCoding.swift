@@ -99,6 +99,15 @@ extension Request {
         }
         guard buffer.readableBytes > 0 else { return nil }
         do {
+            try JSONShapeCheck.check(buffer.readableBytesView)
+        } catch .duplicateKey(let key) {
+            throw AppError.badRequest("Request body names the key '\(key.prefix(64))' twice", code: "MALFORMED_JSON")
+        } catch .nulCharacter(let field) {
+            throw AppError.validation([field.map(JSONCoding.snakeCase) ?? "body": ["must not contain the NUL character"]])
+        } catch .tooDeep {
+            throw AppError.badRequest("Request body is nested more than \(JSONShapeCheck.maxDepth) levels deep", code: "MALFORMED_JSON")
+        }
+        do {
             return try JSONCoding.decoder.decode(T.self, from: Data(buffer.readableBytesView))
         } catch let error as DecodingError {
             throw JSONCoding.map(error)

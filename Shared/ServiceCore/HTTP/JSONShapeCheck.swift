@@ -1,0 +1,110 @@
+/// A single pass over a JSON body, before it is decoded, for what `JSONDecoder` lets through
+/// silently or handles badly: an object naming the same key twice (which one wins differs between
+/// parsers, so a proxy and a service could read different requests) and nesting deeper than any
+/// request of ours needs, and the NUL character, which is valid JSON but which no PostgreSQL text
+/// column can hold. Syntax errors are left to the decoder.
+package enum JSONShapeCheck {
+    package static let maxDepth = 64
+
+    package enum Problem: Error, Equatable {
+        case duplicateKey(String)
+        case tooDeep
+        /// A string holds U+0000; `field` is the key it belongs to, when there is one.
+        case nulCharacter(field: String?)
+    }
+
+    private struct Frame {
+        var isObject: Bool
+        var expectingKey: Bool
+        var keys: Set<String>
+        var lastKey: String?
+    }
+
+    package static func check(_ bytes: some Collection<UInt8>) throws(Problem) {
+        var stack: [Frame] = []
+        var index = bytes.startIndex
+        while index != bytes.endIndex {
+            let byte = bytes[index]
+            bytes.formIndex(after: &index)
+            switch byte {
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                guard stack.count < maxDepth else { throw .tooDeep }
+                let isObject = byte == UInt8(ascii: "{")
+                stack.append(Frame(isObject: isObject, expectingKey: isObject, keys: [], lastKey: nil))
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                if !stack.isEmpty { stack.removeLast() }
+            case UInt8(ascii: ","):
+                if let last = stack.indices.last, stack[last].isObject { stack[last].expectingKey = true }
+            case UInt8(ascii: "\""):
+                let string = readString(bytes, from: &index)
+                if let last = stack.indices.last, stack[last].isObject, stack[last].expectingKey {
+                    stack[last].expectingKey = false
+                    stack[last].lastKey = string
+                    guard stack[last].keys.insert(string).inserted else { throw .duplicateKey(string) }
+                }
+                if string.unicodeScalars.contains("\u{0}") {
+                    throw .nulCharacter(field: stack.last(where: { $0.lastKey != nil })?.lastKey)
+                }
+            default:
+                continue
+            }
+        }
+    }
+
+    /// Reads a string's content after its opening quote, unescaped, up to and past its closing quote.
+    private static func readString<C: Collection<UInt8>>(_ bytes: C, from index: inout C.Index) -> String {
+        var scalars = String.UnicodeScalarView()
+        var raw: [UInt8] = []
+        func flushRaw() {
+            scalars.append(contentsOf: String(decoding: raw, as: UTF8.self).unicodeScalars)
+            raw.removeAll(keepingCapacity: true)
+        }
+        var pendingHighSurrogate: UInt32?
+        while index != bytes.endIndex {
+            let byte = bytes[index]
+            bytes.formIndex(after: &index)
+            if byte == UInt8(ascii: "\"") { break }
+            guard byte == UInt8(ascii: "\\"), index != bytes.endIndex else {
+                raw.append(byte)
+                continue
+            }
+            let escaped = bytes[index]
+            bytes.formIndex(after: &index)
+            switch escaped {
+            case UInt8(ascii: "u"):
+                var value: UInt32 = 0
+                for _ in 0..<4 where index != bytes.endIndex {
+                    value = value << 4 | UInt32(hexValue(bytes[index]))
+                    bytes.formIndex(after: &index)
+                }
+                flushRaw()
+                if (0xD800...0xDBFF).contains(value) {
+                    pendingHighSurrogate = value
+                    continue
+                }
+                if let high = pendingHighSurrogate, (0xDC00...0xDFFF).contains(value) {
+                    value = 0x10000 + ((high - 0xD800) << 10) + (value - 0xDC00)
+                }
+                pendingHighSurrogate = nil
+                scalars.append(Unicode.Scalar(value) ?? "\u{FFFD}")
+            case UInt8(ascii: "n"): raw.append(0x0A)
+            case UInt8(ascii: "t"): raw.append(0x09)
+            case UInt8(ascii: "r"): raw.append(0x0D)
+            case UInt8(ascii: "b"): raw.append(0x08)
+            case UInt8(ascii: "f"): raw.append(0x0C)
+            default: raw.append(escaped)
+            }
+        }
+        flushRaw()
+        return String(scalars)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8 {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: 0
+        }
+    }
+}

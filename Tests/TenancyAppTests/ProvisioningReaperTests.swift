@@ -47,8 +47,8 @@ struct ProvisioningReaperTests {
             let recent = try await Fixtures.register(at: stack.url(.tenancy))
             let http = HTTPClient.makeInternal()
             let tokens = await ServiceTokens(secret: TestStack.serviceSecret, service: "tenancy")
-            try await TestPostgres.withClient(stack.databases[.tenancy]!) { client in
-                let tenants = PostgresTenantRepository(client: client)
+            try await TestPostgres.withDatabase(stack.databases[.tenancy]!) { database in
+                let tenants = PostgresTenantRepository(client: database)
                 let registration = RegistrationService(
                     tenants: tenants,
                     auth: InternalClient(service: "auth", baseURL: stack.url(.auth), http: http, tokens: tokens),

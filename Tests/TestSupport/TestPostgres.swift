@@ -72,6 +72,18 @@ package enum TestPostgres {
         }
     }
 
+    /// Runs `body` with a monitored `Database` on `database`, as a service would have it.
+    package static func withDatabase<T: Sendable>(_ database: DatabaseConfig, _ body: (Database) async throws -> T) async throws -> T {
+        let client = PostgresClient(configuration: database.clientConfiguration, backgroundLogger: quietLogger)
+        let monitor = DatabaseMonitor(database: database, logger: quietLogger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            group.addTask { try await monitor.run() }
+            defer { group.cancelAll() }
+            return try await body(Database(client: client, monitor: monitor))
+        }
+    }
+
     /// The single integer a query such as `SELECT count(*)::int …` returns.
     package static func count(_ database: DatabaseConfig, _ query: PostgresQuery) async throws -> Int {
         try await withClient(database) { client in

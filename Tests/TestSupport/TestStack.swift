@@ -39,9 +39,10 @@ package final class TestStack: Sendable {
     }
 
     /// Fresh databases and ports; nothing started yet.
-    package static func make(overrides: [String: String] = [:]) async throws -> TestStack {
-        var databases: [ServiceName: DatabaseConfig] = [:]
-        for service in ServiceName.withDatabase {
+    /// - Parameter databases: databases to use instead of fresh ones on the shared test server.
+    package static func make(overrides: [String: String] = [:], databases given: [ServiceName: DatabaseConfig] = [:]) async throws -> TestStack {
+        var databases = given
+        for service in ServiceName.withDatabase where databases[service] == nil {
             databases[service] = try await TestPostgres.freshDatabase(service.rawValue)
         }
         var ports: [ServiceName: Int] = [:]
@@ -122,9 +123,10 @@ package final class TestStack: Sendable {
     package static func with<T: Sendable>(
         _ services: ServiceName...,
         overrides: [String: String] = [:],
+        databases: [ServiceName: DatabaseConfig] = [:],
         _ body: (TestStack) async throws -> T
     ) async throws -> T {
-        let stack = try await make(overrides: overrides)
+        let stack = try await make(overrides: overrides, databases: databases)
         do {
             for service in services { try await stack.start(service) }
             let result = try await body(stack)

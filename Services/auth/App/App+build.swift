@@ -4,7 +4,7 @@ import ServiceCore
 /// Builds the auth service: users, credentials, signing keys and the JWKS.
 package func buildAuthApplication(config: AuthConfig) async throws -> some ApplicationProtocol {
     let foundation = await ServiceFoundation(name: "auth", config: config.common)
-    let users = PostgresUserRepository(client: foundation.postgres)
+    let users = PostgresUserRepository(client: foundation.database)
     let hasher = PasswordHasher(cost: config.bcryptCost)
     let issuer = TokenIssuer(lifetimeSeconds: config.accessTokenLifetimeSeconds)
     // auth verifies its own tokens from its own key, through the same verifier every service uses.

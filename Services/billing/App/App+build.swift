@@ -4,7 +4,7 @@ import ServiceCore
 /// Builds the billing service: plans, subscriptions and trials.
 package func buildBillingApplication(config: BillingConfig) async throws -> some ApplicationProtocol {
     let foundation = await ServiceFoundation(name: "billing", config: config.common)
-    let repository = PostgresBillingRepository(client: foundation.postgres)
+    let repository = PostgresBillingRepository(client: foundation.database)
     let verifier = foundation.accessTokenVerifier(jwksURL: config.jwksURL)
 
     let routes = foundation.makeRouter()

@@ -4,7 +4,7 @@ import ServiceCore
 /// Builds the tenancy service: tenants, onboarding and agent configuration.
 package func buildTenancyApplication(config: TenancyConfig) async throws -> some ApplicationProtocol {
     let foundation = await ServiceFoundation(name: "tenancy", config: config.common)
-    let tenants = PostgresTenantRepository(client: foundation.postgres)
+    let tenants = PostgresTenantRepository(client: foundation.database)
     let verifier = foundation.accessTokenVerifier(jwksURL: config.jwksURL)
     let auth = foundation.client(for: "auth", baseURL: config.authURL)
     let billing = foundation.client(for: "billing", baseURL: config.billingURL)

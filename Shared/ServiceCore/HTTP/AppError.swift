@@ -120,6 +120,11 @@ extension AppError {
             return JSONCoding.map(error)
         case let error as any HTTPResponseError:
             return AppError(error.status, code: defaultCode(for: error.status), detail: defaultDetail(for: error.status))
+        case let error where error.isDatabaseConnectionFailure:
+            return AppError(
+                .serviceUnavailable, code: "DATABASE_UNAVAILABLE", detail: "The database is unavailable; try again shortly",
+                headers: [.retryAfter: "2"]
+            )
         default:
             return .internalError()
         }

@@ -12,6 +12,8 @@ package struct ServiceFoundation: Sendable {
     package let logger: Logger
     package let metrics: ServiceMetrics
     package let postgres: PostgresClient
+    /// The pool behind a monitor; what repositories use.
+    package let database: Database
     package let http: HTTPClient
     package let tokens: ServiceTokens
 
@@ -23,6 +25,7 @@ package struct ServiceFoundation: Sendable {
         self.logger = logger
         self.metrics = ServiceMetrics()
         self.postgres = PostgresClient(configuration: config.database.clientConfiguration, backgroundLogger: logger)
+        self.database = Database(client: postgres, monitor: DatabaseMonitor(database: config.database, logger: logger))
         self.http = HTTPClient.makeInternal()
         self.tokens = await ServiceTokens(secret: config.serviceTokenSecret, service: name)
     }
@@ -41,11 +44,11 @@ package struct ServiceFoundation: Sendable {
     package func makeRouter<Context: ServiceRequestContext>(context: Context.Type = AppRequestContext.self) -> RouteTable<Context> {
         let routes = RouteTable(router: Router(context: Context.self))
         routes.addStandardMiddleware(metrics: metrics, maxBodyBytes: config.server.maxBodyBytes)
-        let postgres = self.postgres
+        let database = self.database
         let logger = self.logger
         HealthController<Context>(
             service: name,
-            checks: [ReadinessCheck("database") { try await postgres.ping(logger: logger) }],
+            checks: [ReadinessCheck("database") { _ = try await database.query("SELECT 1", logger: logger) }],
             metrics: metrics
         ).addRoutes(to: routes)
         return routes
@@ -67,7 +70,7 @@ package struct ServiceFoundation: Sendable {
         var app = Application(
             router: routes.router,
             configuration: .init(address: .hostname(config.server.host, port: config.server.port), serverName: name),
-            services: [postgres, HTTPClientService(client: http)] + services,
+            services: [postgres, database.monitor, HTTPClientService(client: http)] + services,
             onServerRunning: onServerRunning,
             logger: logger
         )

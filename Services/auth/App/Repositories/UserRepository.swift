@@ -36,7 +36,7 @@ protocol UserRepository: Sendable {
 }
 
 struct PostgresUserRepository: UserRepository {
-    let client: PostgresClient
+    let client: Database
 
     private static let selectUser = """
         SELECT u.id, u.tenant_id, u.email, u.password_hash, u.role, u.full_name, t.name, t.slug, u.created_at
@@ -92,8 +92,8 @@ struct PostgresUserRepository: UserRepository {
         }
     }
 
-    private func first(_ rows: PostgresRowSequence) async throws -> UserRecord? {
-        for try await (id, tenantID, email, hash, role, fullName, tenantName, slug, createdAt) in rows.decode(
+    private func first(_ rows: QueryRows) throws -> UserRecord? {
+        for (id, tenantID, email, hash, role, fullName, tenantName, slug, createdAt) in try rows.decode(
             (UUID, UUID, String, String, String, String?, String, String, Date).self
         ) {
             return UserRecord(

@@ -33,7 +33,7 @@ protocol BillingRepository: Sendable {
 }
 
 struct PostgresBillingRepository: BillingRepository {
-    let client: PostgresClient
+    let client: Database
 
     func publicPlans(logger: Logger) async throws -> [Plan] {
         let rows = try await client.query(
@@ -44,7 +44,7 @@ struct PostgresBillingRepository: BillingRepository {
             logger: logger
         )
         var plans: [Plan] = []
-        for try await (id, title, description, price, currency, quota) in rows.decode((String, String, String, Int, String, Int).self) {
+        for (id, title, description, price, currency, quota) in try rows.decode((String, String, String, Int, String, Int).self) {
             plans.append(Plan(id: id, title: title, description: description, price: price, currency: currency, monthlyMessageQuota: quota))
         }
         return plans
@@ -60,7 +60,7 @@ struct PostgresBillingRepository: BillingRepository {
             """,
             logger: logger
         )
-        for try await (id, tenant, plan, status, trialEnds, periodStart, periodEnd, quota, created) in rows.decode(
+        for (id, tenant, plan, status, trialEnds, periodStart, periodEnd, quota, created) in try rows.decode(
             (UUID, UUID, String, String, Date?, Date?, Date?, Int, Date).self
         ) {
             return Subscription(
@@ -81,8 +81,7 @@ struct PostgresBillingRepository: BillingRepository {
             """,
             logger: logger
         )
-        var created = false
-        for try await _ in rows { created = true }
+        let created = rows.count > 0
         guard let subscription = try await subscription(tenantID: tenantID, logger: logger) else {
             throw AppError.internalError("subscription vanished after insert")
         }

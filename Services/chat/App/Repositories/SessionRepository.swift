@@ -27,7 +27,7 @@ protocol SessionRepository: Sendable {
 }
 
 struct PostgresSessionRepository: SessionRepository {
-    let client: PostgresClient
+    let client: Database
 
     func create(_ session: NewSession, logger: Logger) async throws -> WidgetSession {
         let id = Self.newSessionID()
@@ -51,7 +51,7 @@ struct PostgresSessionRepository: SessionRepository {
             """,
             logger: logger
         )
-        for try await (tenantID, expiresAt) in rows.decode((UUID, Date).self) {
+        for (tenantID, expiresAt) in try rows.decode((UUID, Date).self) {
             return WidgetSession(id: id, tenantID: tenantID, expiresAt: expiresAt)
         }
         return nil

@@ -43,7 +43,7 @@ protocol TenantRepository: Sendable {
 }
 
 struct PostgresTenantRepository: TenantRepository {
-    let client: PostgresClient
+    let client: Database
 
     func createProvisioning(name: String, slugBase: String, rateLimitPerMinute: Int, logger: Logger) async throws -> Tenant {
         for attempt in 0..<6 {
@@ -58,7 +58,7 @@ struct PostgresTenantRepository: TenantRepository {
                     """,
                     logger: logger
                 )
-                for try await createdAt in rows.decode(Date.self) {
+                for createdAt in try rows.decode(Date.self) {
                     return Tenant(id: id, name: name, slug: slug, status: "provisioning", rateLimitPerMinute: rateLimitPerMinute, createdAt: createdAt)
                 }
             } catch where error.isUniqueViolation {
@@ -116,7 +116,7 @@ struct PostgresTenantRepository: TenantRepository {
             """,
             logger: logger
         )
-        for try await (a, b, c, d, e, f, g) in rows.decode((Bool, Bool, Bool, Bool, Bool, Bool, Bool).self) {
+        for (a, b, c, d, e, f, g) in try rows.decode((Bool, Bool, Bool, Bool, Bool, Bool, Bool).self) {
             return OnboardingProgress(
                 stepAccountCreated: a, stepEmailVerified: b, stepBrandingUploaded: c, stepKnowledgeBaseUploaded: d,
                 stepAgentConfigured: e, stepWidgetTested: f, stepPaymentCompleted: g
@@ -135,14 +135,14 @@ struct PostgresTenantRepository: TenantRepository {
             logger: logger
         )
         var tenants: [Tenant] = []
-        for try await (id, name, slug, limit, created) in rows.decode((UUID, String, String, Int, Date).self) {
+        for (id, name, slug, limit, created) in try rows.decode((UUID, String, String, Int, Date).self) {
             tenants.append(Tenant(id: id, name: name, slug: slug, status: "provisioning", rateLimitPerMinute: limit, createdAt: created))
         }
         return tenants
     }
 
-    private func first(_ rows: PostgresRowSequence) async throws -> (Tenant, AgentConfig)? {
-        for try await (id, name, slug, status, limit, created, agentName, tone, greeting) in rows.decode(
+    private func first(_ rows: QueryRows) throws -> (Tenant, AgentConfig)? {
+        for (id, name, slug, status, limit, created, agentName, tone, greeting) in try rows.decode(
             (UUID, String, String, String, Int, Date, String, String, String).self
         ) {
             return (

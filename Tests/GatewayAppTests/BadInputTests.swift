@@ -56,8 +56,8 @@ struct BadInputTests {
                 ("invalid UTF-8 in a path parameter", "GET /api/tenants/%C3%28/theme HTTP/1.1\r\nHost: g\r\n\r\n"),
                 ("5,000 headers", "GET /api/payments/plans HTTP/1.1\r\nHost: g\r\n" + manyHeaders + "\r\n"),
                 ("a 100 KB header", "GET /api/payments/plans HTTP/1.1\r\nHost: g\r\nX-Big: " + String(repeating: "a", count: 100_000) + "\r\n\r\n"),
-                ("negative Content-Length", "POST /api/payments/webhook HTTP/1.1\r\nHost: g\r\nContent-Length: -5\r\n\r\n"),
-                ("two Content-Lengths", "POST /api/payments/webhook HTTP/1.1\r\nHost: g\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}"),
+                ("negative Content-Length", "POST /api/onboarding/register HTTP/1.1\r\nHost: g\r\nContent-Length: -5\r\n\r\n"),
+                ("two Content-Lengths", "POST /api/onboarding/register HTTP/1.1\r\nHost: g\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}"),
                 ("not HTTP", "HELLO THERE\r\n\r\n"),
             ]
             for (name, head) in heads {

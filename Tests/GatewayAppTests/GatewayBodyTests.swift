@@ -71,7 +71,7 @@ struct GatewayBodyTests {
     }
 
     static let overrides = [
-        "RATE_LIMIT_PUBLIC_PER_MINUTE": "100000", "RATE_LIMIT_SESSION_PER_MINUTE": "100000", "HEALTH_CHECK_INTERVAL_SECONDS": "3600",
+        "RATE_LIMIT_PUBLIC_PER_MINUTE": "100000", "RATE_LIMIT_AUTH_PER_MINUTE": "100000", "RATE_LIMIT_SESSION_PER_MINUTE": "100000", "HEALTH_CHECK_INTERVAL_SECONDS": "3600",
     ]
 
     /// A POST to an open chat route, as raw bytes: the head, then `prefix` bytes of a `length`-byte body.
@@ -85,7 +85,7 @@ struct GatewayBodyTests {
     static func expectGatewayAnswers(_ stack: TestStack, healthy: ScriptedUpstream, sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let live = try await TestHTTP.send(.GET, stack.url(.gateway) + "/live")
         #expect(live.status == 200, sourceLocation: sourceLocation)
-        let proxied = try await TestHTTP.send(.POST, stack.url(.gateway) + "/api/payments/webhook", body: #"{"n":1}"#)
+        let proxied = try await TestHTTP.send(.POST, stack.url(.gateway) + "/api/onboarding/register", body: #"{"n":1}"#)
         #expect(proxied.status == 200, sourceLocation: sourceLocation)
         #expect(proxied.text == "7", sourceLocation: sourceLocation)
         _ = healthy
@@ -95,7 +95,7 @@ struct GatewayBodyTests {
     func upstreamAnswersBeforeTheBodyIsForwarded(bufferBytes: String) async throws {
         let early = try ScriptedUpstream(.answersEarly)
         let healthy = try ScriptedUpstream(.readsWhole)
-        let overrides = Self.overrides.merging(["CHAT_URL": early.server.url, "BILLING_URL": healthy.server.url, "BODY_BUFFER_BYTES": bufferBytes]) { $1 }
+        let overrides = Self.overrides.merging(["CHAT_URL": early.server.url, "TENANCY_URL": healthy.server.url, "BODY_BUFFER_BYTES": bufferBytes]) { $1 }
         try await TestStack.with(.gateway, overrides: overrides) { stack in
             let port = stack.ports[.gateway]!
             for _ in 0..<20 {
@@ -121,7 +121,7 @@ struct GatewayBodyTests {
         let resetting = try ScriptedUpstream(.resetsMidBody)
         let healthy = try ScriptedUpstream(.readsWhole)
         let overrides = Self.overrides.merging([
-            "CHAT_URL": resetting.server.url, "BILLING_URL": healthy.server.url, "BODY_BUFFER_BYTES": bufferBytes,
+            "CHAT_URL": resetting.server.url, "TENANCY_URL": healthy.server.url, "BODY_BUFFER_BYTES": bufferBytes,
         ]) { $1 }
         try await TestStack.with(.gateway, overrides: overrides) { stack in
             let port = stack.ports[.gateway]!
@@ -144,7 +144,7 @@ struct GatewayBodyTests {
     func clientDisconnectsMidBody(bufferBytes: String) async throws {
         let upstream = try ScriptedUpstream(.readsWhole)
         let overrides = Self.overrides.merging([
-            "CHAT_URL": upstream.server.url, "BILLING_URL": upstream.server.url, "BODY_BUFFER_BYTES": bufferBytes,
+            "CHAT_URL": upstream.server.url, "TENANCY_URL": upstream.server.url, "BODY_BUFFER_BYTES": bufferBytes,
         ]) { $1 }
         try await TestStack.with(.gateway, overrides: overrides) { stack in
             let port = stack.ports[.gateway]!
@@ -167,7 +167,7 @@ struct GatewayBodyTests {
     @Test func bodyShorterThanItsContentLengthTimesOut() async throws {
         let upstream = try ScriptedUpstream(.readsWhole)
         let overrides = Self.overrides.merging([
-            "CHAT_URL": upstream.server.url, "BILLING_URL": upstream.server.url, "BODY_TIMEOUT_SECONDS": "1",
+            "CHAT_URL": upstream.server.url, "TENANCY_URL": upstream.server.url, "BODY_TIMEOUT_SECONDS": "1",
         ]) { $1 }
         try await TestStack.with(.gateway, overrides: overrides) { stack in
             let port = stack.ports[.gateway]!
@@ -193,7 +193,7 @@ struct GatewayBodyTests {
     func oversizedBodiesAreRefusedWithOrWithoutALength(bufferBytes: String) async throws {
         let upstream = try ScriptedUpstream(.readsWhole)
         let overrides = Self.overrides.merging([
-            "CHAT_URL": upstream.server.url, "BILLING_URL": upstream.server.url, "MAX_BODY_BYTES": "4096", "BODY_BUFFER_BYTES": bufferBytes,
+            "CHAT_URL": upstream.server.url, "TENANCY_URL": upstream.server.url, "MAX_BODY_BYTES": "4096", "BODY_BUFFER_BYTES": bufferBytes,
         ]) { $1 }
         try await TestStack.with(.gateway, overrides: overrides) { stack in
             let port = stack.ports[.gateway]!

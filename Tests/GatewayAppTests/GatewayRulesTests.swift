@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import ServiceCore
 import Testing
 
 @testable import GatewayApp
@@ -28,32 +29,58 @@ struct GatewayRulesTests {
         #expect(PathNormalizer.encodeForUpstream("/api/tenants/a b/theme") == "/api/tenants/a%20b/theme")
     }
 
-    @Test func prefixesPickTheOwningService() {
-        #expect(RouteRules.upstream(for: "/api/auth/login") == .auth)
-        #expect(RouteRules.upstream(for: "/.well-known/jwks.json") == .auth)
-        #expect(RouteRules.upstream(for: "/api/onboarding/register") == .tenancy)
-        #expect(RouteRules.upstream(for: "/api/admin/tenants") == .tenancy)
-        #expect(RouteRules.upstream(for: "/api/admin/tenants/1/theme") == .tenancy)
-        #expect(RouteRules.upstream(for: "/api/payments/plans") == .billing)
-        #expect(RouteRules.upstream(for: "/chatkit") == .chat)
-        #expect(RouteRules.upstream(for: "/api/admin/escalation/queue") == .chat)
-        #expect(RouteRules.upstream(for: "/api/authx") == nil)
-        #expect(RouteRules.upstream(for: "/chatkitty") == nil)
-        #expect(RouteRules.upstream(for: "/") == nil)
+    @Test func thePublicTablePicksServiceAccessAndAllowedMethods() {
+        func decide(_ method: HTTPRequest.Method, _ path: String, session: String? = nil) -> RouteRules.Decision {
+            RouteRules.decide(method: method, path: path, sessionID: session)
+        }
+        #expect(decide(.post, "/api/auth/login") == .forward(.auth, .credentials))
+        #expect(decide(.post, "/api/auth/login/") == .forward(.auth, .credentials))
+        #expect(decide(.get, "/.well-known/jwks.json") == .forward(.auth, .open))
+        #expect(decide(.post, "/api/onboarding/register") == .forward(.tenancy, .credentials))
+        #expect(decide(.get, "/api/payments/plans") == .forward(.billing, .open))
+        #expect(decide(.head, "/api/payments/plans") == .forward(.billing, .open))
+        #expect(decide(.get, "/api/payments/subscription", session: "sess_1") == .forward(.billing, .authenticated))
+        #expect(decide(.post, "/chatkit", session: "sess_1") == .forward(.chat, .session("sess_1")))
+        #expect(decide(.post, "/chatkit", session: "") == .forward(.chat, .authenticated))
+        #expect(decide(.post, "/chatkit") == .forward(.chat, .authenticated))
+        // Known paths, other methods: 405 naming what the path has, before any credential is asked for.
+        #expect(decide(.get, "/api/auth/login") == .methodNotAllowed(allow: "POST"))
+        #expect(decide(.trace, "/api/auth/me") == .methodNotAllowed(allow: "GET"))
+        #expect(decide(HTTPRequest.Method("QUERY")!, "/chatkit") == .methodNotAllowed(allow: "POST"))
+        #expect(decide(.options, "/api/auth/login") == .options(allow: "POST"))
+        #expect(decide(.post, "/health") == .methodNotAllowed(allow: "GET"))
+        // Unknown paths, even under a service's prefix, never reach a service.
+        #expect(decide(.get, "/api/auth/loginx") == .notFound)
+        #expect(decide(.get, "/api/auth") == .notFound)
+        #expect(decide(.get, "/chatkitty") == .notFound)
+        #expect(decide(.get, "/") == .notFound)
     }
 
-    @Test func accessRules() {
-        #expect(RouteRules.access(method: .post, path: "/api/auth/login", sessionID: nil) == .credentials)
-        #expect(RouteRules.access(method: .post, path: "/api/onboarding/register", sessionID: nil) == .credentials)
-        #expect(RouteRules.access(method: .get, path: "/api/auth/login", sessionID: nil) == .authenticated)
-        #expect(RouteRules.access(method: .get, path: "/api/payments/plans", sessionID: nil) == .open)
-        #expect(RouteRules.access(method: .get, path: "/api/tenants/acme/theme", sessionID: nil) == .open)
-        #expect(RouteRules.access(method: .get, path: "/api/tenants/acme/secrets", sessionID: nil) == .authenticated)
-        #expect(RouteRules.access(method: .post, path: "/chatkit", sessionID: "sess_1") == .session("sess_1"))
-        #expect(RouteRules.access(method: .post, path: "/chatkit", sessionID: nil) == .authenticated)
-        #expect(RouteRules.access(method: .get, path: "/api/payments/subscription", sessionID: "sess_1") == .authenticated)
-        #expect(RouteRules.access(method: .post, path: "/api/auth/login/", sessionID: nil) == .credentials)
-        #expect(RouteRules.access(method: .get, path: "/", sessionID: nil) == .authenticated)
+    /// `docs/openapi.yaml` documents exactly the public table plus the gateway's own routes.
+    @Test func theOpenAPIDocumentListsExactlyThePublicRoutes() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let yaml = try String(contentsOf: root.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)
+        var documented: Set<String> = []
+        var currentPath: String?
+        var inPaths = false
+        for line in yaml.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line == "paths:" {
+                inPaths = true
+                continue
+            }
+            guard inPaths else { continue }
+            if let first = line.first, first != " ", first != "#" { break }
+            if line.hasPrefix("  /"), line.hasSuffix(":"), !line.hasPrefix("   ") {
+                currentPath = String(line.dropFirst(2).dropLast())
+                    .replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: "")
+            } else if let currentPath, line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":") {
+                let method = line.trimmingCharacters(in: .whitespaces).dropLast().uppercased()
+                if ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(method) { documented.insert("\(method) \(currentPath)") }
+            }
+        }
+        let declared = Set(PublicRoutes.all.map { "\($0.method.rawValue) \($0.path)" } + RouteRules.gatewayPaths.map { "GET \($0)" })
+        #expect(documented.subtracting(declared).isEmpty, "documented but not routed: \(documented.subtracting(declared).sorted())")
+        #expect(declared.subtracting(documented).isEmpty, "routed but not documented: \(declared.subtracting(documented).sorted())")
     }
 
     @Test func limiterCountsPerKeyAndWindow() {

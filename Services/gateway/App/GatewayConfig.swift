@@ -87,9 +87,7 @@ package struct RateLimits: Sendable {
 
 /// A service behind the gateway.
 package struct Upstream: Sendable {
-    package enum Name: String, Sendable, CaseIterable {
-        case auth, tenancy, billing, chat
-    }
+    package typealias Name = PublicService
 
     package var name: Name
     package var baseURL: String

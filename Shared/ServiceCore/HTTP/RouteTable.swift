@@ -32,6 +32,33 @@ package final class RouteTable<Context: RequestContext>: RouterMethods {
         return self
     }
 
+    /// Every route added, as `METHOD /path` with `:name` parameters.
+    package var routes: [String] {
+        paths.flatMap { path, methods in
+            let text = "/" + path.description.drop(while: { $0 == "/" })
+            return methods.map { "\($0.rawValue) \(text)" }
+        }
+    }
+
+    /// Stops start-up when this service's public routes and `PublicRoutes` disagree: a route the
+    /// gateway would never forward, or one it forwards to nobody.
+    package func checkPublicRoutes(service: String, ownPaths: Set<String>) {
+        guard let service = PublicService(rawValue: service) else { return }
+        let registered = Set(routes.filter { route in
+            let path = route.split(separator: " ", maxSplits: 1).last.map(String.init) ?? ""
+            return !ownPaths.contains(path) && path != "/internal" && !path.hasPrefix("/internal/")
+        })
+        let declared = Set(PublicRoutes.all.filter { $0.service == service }.map { "\($0.method.rawValue) \($0.path)" })
+        guard registered == declared else {
+            preconditionFailure(
+                """
+                \(service.rawValue): public routes disagree with PublicRoutes.all; \
+                not declared: \(registered.subtracting(declared).sorted()), not registered: \(declared.subtracting(registered).sorted())
+                """
+            )
+        }
+    }
+
     /// Call once every route is added.
     package func answerUnsupportedMethods() {
         let candidates: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete]

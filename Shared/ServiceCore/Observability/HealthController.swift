@@ -43,6 +43,9 @@ package struct HealthController<Context: RequestContext>: Sendable {
         var checks: [String: String]
     }
 
+    /// The paths this controller answers on every service.
+    package static var paths: Set<String> { ["/health", "/live", "/ready", "/metrics"] }
+
     package func addRoutes(to router: some RouterMethods<Context>) {
         if includeHealth {
             router.get("health") { _, _ in

@@ -66,6 +66,7 @@ package struct ServiceFoundation: Sendable {
         services: [any Service] = [],
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) -> Application<RouterResponder<Context>> where Context.Source == ApplicationRequestContextSource {
+        routes.checkPublicRoutes(service: name, ownPaths: HealthController<Context>.paths)
         routes.answerUnsupportedMethods()
         var app = Application(
             router: routes.router,

@@ -21,22 +21,53 @@ struct ProxyController: Sendable {
     let bodyLimits: ForwardedBody.Limits
     let trustForwardedFor: Bool
 
+    /// The proxy runs as the router's last middleware, so it sees every method (TRACE and QUERY too)
+    /// and every path; only GET on the gateway's own routes goes on to the router.
     func addRoutes(to router: Router<GatewayRequestContext>) {
-        for method: HTTPRequest.Method in [.get, .post, .put, .patch, .delete, .head, .options] {
-            router.on("**", method: method, use: handle)
+        router.add(middleware: ProxyMiddleware(proxy: self))
+    }
+
+    struct ProxyMiddleware: RouterMiddleware {
+        let proxy: ProxyController
+
+        func handle(
+            _ request: Request,
+            context: GatewayRequestContext,
+            next: (Request, GatewayRequestContext) async throws -> Response
+        ) async throws -> Response {
+            if request.method == .get || request.method == .head, RouteRules.gatewayPaths.contains(request.uri.path) {
+                return try await next(request, context)
+            }
+            return try await proxy.handle(request, context: context)
         }
     }
 
-    @Sendable func handle(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+    func handle(_ request: Request, context: GatewayRequestContext) async throws -> Response {
         guard let path = PathNormalizer.normalize(request.uri.path) else {
             throw AppError.badRequest("Malformed request path", code: "BAD_PATH")
         }
-        guard !PathNormalizer.isInternal(path), let name = RouteRules.upstream(for: path), let upstream = upstreams[name] else {
+        let route = PathNormalizer.isInternal(path)
+            ? .notFound : RouteRules.decide(method: request.method, path: path, sessionID: request.headers[.xSessionID])
+        let name: Upstream.Name
+        let access: Access
+        switch route {
+        case .notFound:
             throw AppError.notFound()
+        case .methodNotAllowed(let allow):
+            throw AppError(
+                .methodNotAllowed, code: "METHOD_NOT_ALLOWED",
+                detail: "Method \(request.method.rawValue) is not allowed here; use \(allow)", headers: [.allow: allow]
+            )
+        case .options(let allow):
+            return Response(status: .noContent, headers: [.allow: allow])
+        case .forward(let service, let routeAccess):
+            name = service
+            access = routeAccess
         }
+        guard let upstream = upstreams[name] else { throw AppError.notFound() }
         context.coreContext.endpointPath.value = "proxy:\(name.rawValue)"
 
-        let decision = try await admit(request, path: path, context: context)
+        let decision = try await admit(request, access: access, context: context)
         guard decision.allowed else {
             var headers = Self.rateLimitHeaders(decision)
             headers[.retryAfter] = String(decision.retryAfter)
@@ -55,10 +86,9 @@ struct ProxyController: Sendable {
     /// Requests whose credential cannot be checked before the upstream (a widget session id) and
     /// requests with a bad token also count against the client address, so made-up session ids
     /// or garbage tokens do not buy unlimited attempts.
-    private func admit(_ request: Request, path: String, context: GatewayRequestContext) async throws -> RateLimitDecision {
+    private func admit(_ request: Request, access: Access, context: GatewayRequestContext) async throws -> RateLimitDecision {
         let address = clientAddress(request, context)
         let perAddress = { limiter.check(key: "ip|\(address)", limit: limits.publicPerMinute) }
-        let access = RouteRules.access(method: request.method, path: path, sessionID: request.headers[.xSessionID])
         switch access {
         case .credentials:
             return limiter.check(key: "auth|\(address)", limit: limits.authPerMinute)

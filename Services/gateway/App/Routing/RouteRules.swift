@@ -1,8 +1,9 @@
 import HTTPTypes
+import ServiceCore
 
-/// How the gateway treats a request: where it goes, what it must show, which limit it counts against.
+/// How the gateway treats a request it may forward: what it must show, which limit it counts against.
 enum Access: Equatable {
-    /// Credential endpoints (login, signup, register…): no token, the strict per-IP limit.
+    /// Credential endpoints (login, register…): no token, the strict per-IP limit.
     case credentials
     /// Open endpoints: no token, the per-IP public limit.
     case open
@@ -12,96 +13,38 @@ enum Access: Equatable {
     case authenticated
 }
 
-/// The gateway's routing table (DESIGN.md): path prefix → owning service, and the public exceptions.
+/// The gateway's reading of `PublicRoutes`, the one table of public endpoints.
 enum RouteRules {
-    private static let prefixes: [(prefix: String, upstream: Upstream.Name)] = [
-        ("/api/auth", .auth),
-        ("/.well-known/jwks.json", .auth),
-        ("/api/onboarding", .tenancy),
-        ("/api/tenants", .tenancy),
-        ("/api/tenant", .tenancy),
-        ("/api/branding", .tenancy),
-        ("/api/admin/tenants", .tenancy),
-        ("/api/admin/dashboard", .tenancy),
-        ("/api/payments", .billing),
-        ("/api/billing", .billing),
-        ("/api/sessions", .chat),
-        ("/chatkit", .chat),
-        ("/api/chat", .chat),
-        ("/api/conversations", .chat),
-        ("/api/knowledge-base", .chat),
-        ("/attachments", .chat),
-        ("/api/admin/escalation", .chat),
-        ("/api/ws", .chat),
-    ]
-
-    private static let credentialEndpoints: [(HTTPRequest.Method, String)] = [
-        (.post, "/api/auth/login"),
-        (.post, "/api/auth/signup"),
-        (.post, "/api/auth/refresh"),
-        (.post, "/api/auth/forgot-password"),
-        (.post, "/api/auth/reset-password"),
-        (.post, "/api/auth/verify-email"),
-        (.post, "/api/onboarding/register"),
-    ]
-
-    private static let openEndpoints: [(HTTPRequest.Method, String)] = [
-        (.get, "/.well-known/jwks.json"),
-        (.get, "/api/payments/plans"),
-        (.get, "/api/payments/config"),
-        (.get, "/api/payments/payment-methods"),
-        (.get, "/api/payments/card-issuers/*"),
-        (.post, "/api/payments/webhook"),
-        (.post, "/api/billing/webhook"),
-        (.get, "/api/tenants/*/theme"),
-        (.post, "/api/sessions/init"),
-        (.get, "/attachments/*"),
-        (.get, "/attachments/*/preview"),
-    ]
-
-    /// Endpoints whose credential is the widget session rather than a token.
-    private static let sessionEndpoints: [(HTTPRequest.Method, String)] = [
-        (.post, "/api/sessions/validate"),
-        (.post, "/chatkit"),
-        (.post, "/attachments"),
-        (.delete, "/attachments/*"),
-    ]
-
-    static func upstream(for path: String) -> Upstream.Name? {
-        for (prefix, upstream) in prefixes where path == prefix || path.hasPrefix(prefix + "/") {
-            return upstream
-        }
-        return nil
+    enum Decision: Equatable {
+        /// No public route has this path.
+        case notFound
+        /// The path exists, not with this method; `allow` lists the methods it has.
+        case methodNotAllowed(allow: String)
+        /// `OPTIONS` on a known path: answered here with `Allow`.
+        case options(allow: String)
+        case forward(PublicService, Access)
     }
 
-    /// A method and path pattern split into segments once; `*` stands for exactly one segment.
-    struct Pattern {
-        let method: HTTPRequest.Method
-        let segments: [Substring]
+    /// The gateway's own routes, served by its router (GET only).
+    static let gatewayPaths: Set<String> = ["/health", "/live", "/ready", "/metrics"]
 
-        init(_ method: HTTPRequest.Method, _ pattern: String) {
-            self.method = method
-            self.segments = pattern.split(separator: "/", omittingEmptySubsequences: false)
+    static func decide(method: HTTPRequest.Method, path: String, sessionID: String?) -> Decision {
+        guard let routes = PublicRoutes.routes(for: path) else {
+            return gatewayPaths.contains(path) ? .methodNotAllowed(allow: "GET") : .notFound
         }
-
-        func matches(_ method: HTTPRequest.Method, _ path: [Substring]) -> Bool {
-            method == self.method && path.count == segments.count
-                && zip(path, segments).allSatisfy { segment, expected in expected == "*" ? !segment.isEmpty : segment == expected }
+        // HEAD is GET without the body, wherever GET is declared.
+        let lookup: HTTPRequest.Method = method == .head ? .get : method
+        guard let route = routes.first(where: { $0.method == lookup }) else {
+            let allow = routes.map(\.method.rawValue).joined(separator: ", ")
+            return method == .options ? .options(allow: allow) : .methodNotAllowed(allow: allow)
         }
-    }
-
-    private static let credentialPatterns = credentialEndpoints.map(Pattern.init)
-    private static let openPatterns = openEndpoints.map(Pattern.init)
-    private static let sessionPatterns = sessionEndpoints.map(Pattern.init)
-
-    static func access(method: HTTPRequest.Method, path: String, sessionID: String?) -> Access {
-        var segments = path.split(separator: "/", omittingEmptySubsequences: false)
-        if segments.count > 2, segments.last?.isEmpty == true { segments.removeLast() }
-        if credentialPatterns.contains(where: { $0.matches(method, segments) }) { return .credentials }
-        if openPatterns.contains(where: { $0.matches(method, segments) }) { return .open }
-        if let sessionID, !sessionID.isEmpty, sessionPatterns.contains(where: { $0.matches(method, segments) }) {
-            return .session(sessionID)
+        switch route.access {
+        case .credentials: return .forward(route.service, .credentials)
+        case .open: return .forward(route.service, .open)
+        case .authenticated: return .forward(route.service, .authenticated)
+        case .session:
+            if let sessionID, !sessionID.isEmpty { return .forward(route.service, .session(sessionID)) }
+            return .forward(route.service, .authenticated)
         }
-        return .authenticated
     }
 }

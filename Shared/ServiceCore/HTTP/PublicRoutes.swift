@@ -1,0 +1,95 @@
+import HTTPTypes
+
+/// A service that answers public routes through the gateway.
+package enum PublicService: String, Sendable, CaseIterable {
+    case auth, tenancy, billing, chat
+}
+
+/// What a caller must show on a public route, and so which limit the gateway counts it against.
+package enum PublicAccess: Sendable, Equatable {
+    /// Credential endpoints (login, register…): no token, the strict per-address limit.
+    case credentials
+    /// No credential: the per-address public limit.
+    case open
+    /// A widget session (`X-Session-ID`), checked by chat; without one, an access token.
+    case session
+    /// A verified access token, limited per tenant.
+    case authenticated
+}
+
+/// One public endpoint.
+package struct PublicRoute: Sendable, Equatable {
+    package let method: HTTPRequest.Method
+    /// Segments; `:name` stands for exactly one non-empty segment.
+    package let path: String
+    package let service: PublicService
+    package let access: PublicAccess
+
+    init(_ method: HTTPRequest.Method, _ path: String, _ service: PublicService, _ access: PublicAccess) {
+        self.method = method
+        self.path = path
+        self.service = service
+        self.access = access
+    }
+}
+
+/// Every public endpoint of the suite, in one place. The gateway routes, authorises and answers
+/// 405 from this table; each service refuses to start with a public route missing from it; a test
+/// holds `docs/openapi.yaml` to it. An endpoint cannot be added in one place and forgotten in another.
+package enum PublicRoutes {
+    package static let all: [PublicRoute] = [
+        .init(.post, "/api/auth/login", .auth, .credentials),
+        .init(.get, "/api/auth/me", .auth, .authenticated),
+        .init(.get, "/.well-known/jwks.json", .auth, .open),
+        .init(.post, "/api/onboarding/register", .tenancy, .credentials),
+        .init(.get, "/api/onboarding/status", .tenancy, .authenticated),
+        .init(.get, "/api/payments/plans", .billing, .open),
+        .init(.get, "/api/payments/subscription", .billing, .authenticated),
+        .init(.post, "/api/sessions/init", .chat, .open),
+        .init(.post, "/api/sessions/validate", .chat, .session),
+        .init(.post, "/chatkit", .chat, .session),
+    ]
+
+    /// The routes declared for a path (every method it answers), or nil for a path no service has.
+    package static func routes(for path: String) -> [PublicRoute]? {
+        index.routes(for: path)
+    }
+
+    private static let index = RouteIndex(all)
+}
+
+/// Path lookup that costs a dictionary probe for literal paths; patterns are tried segment by segment.
+private struct RouteIndex: Sendable {
+    private var literal: [String: [PublicRoute]] = [:]
+    private var patterns: [(segments: [Substring], routes: [PublicRoute])] = []
+
+    init(_ routes: [PublicRoute]) {
+        for route in routes {
+            if route.path.contains("/:") {
+                let segments = route.path.split(separator: "/", omittingEmptySubsequences: false)
+                if let index = patterns.firstIndex(where: { $0.segments == segments }) {
+                    patterns[index].routes.append(route)
+                } else {
+                    patterns.append((segments, [route]))
+                }
+            } else {
+                literal[route.path, default: []].append(route)
+            }
+        }
+    }
+
+    func routes(for path: String) -> [PublicRoute]? {
+        var path = Substring(path)
+        if path.count > 1, path.hasSuffix("/") { path = path.dropLast() }
+        if let routes = literal[String(path)] { return routes }
+        guard !patterns.isEmpty else { return nil }
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        for pattern in patterns where pattern.segments.count == segments.count {
+            let matches = zip(pattern.segments, segments).allSatisfy { expected, actual in
+                expected.hasPrefix(":") ? !actual.isEmpty : expected == actual
+            }
+            if matches { return pattern.routes }
+        }
+        return nil
+    }
+}

@@ -42,7 +42,7 @@ struct AuthAPITests {
             #expect(meBody.isSupabaseAuth == false)
 
             let stored = try await TestPostgres.count(
-                stack.databases[.auth]!, "SELECT count(*)::int FROM users WHERE email = \(email) AND role = 'owner' AND password_hash LIKE '$2%'"
+                stack.databases[.auth]!, "SELECT count(*)::int FROM users WHERE email = \(email) AND role = 'owner' AND password_hash LIKE 'sha256$$2%'"
             )
             #expect(stored == 1)
         }
@@ -110,6 +110,40 @@ struct AuthAPITests {
             #expect(try duplicate.error().code == "EMAIL_TAKEN")
             let users = try await TestPostgres.count(stack.databases[.auth]!, "SELECT count(*)::int FROM users")
             #expect(users == 1)
+        }
+    }
+
+    /// bcrypt alone reads 72 bytes and stops at NUL; every character of a long password must count.
+    @Test func longPasswordsCountToTheirLastCharacterAndNULIsRefused() async throws {
+        try await TestStack.with(.auth) { stack in
+            let email = Fixtures.uniqueEmail()
+            let long = "Aa1" + String(repeating: "é", count: 60) + "tail-A"
+            #expect(long.utf8.count > 72 && long.unicodeScalars.count <= 128)
+            #expect(try await Self.createOwner(stack, email: email, password: long).status == 201)
+            let stored = try await TestPostgres.withClient(stack.databases[.auth]!) { client in
+                var hash = ""
+                for try await value in try await client.query("SELECT password_hash FROM users WHERE email = \(email)").decode(String.self) {
+                    hash = value
+                }
+                return hash
+            }
+            #expect(stored.hasPrefix("sha256$$2"))
+            let login = { (password: String) in
+                try await TestHTTP.send(.POST, stack.url(.auth) + "/api/auth/login", json: ["email": email, "password": password])
+            }
+            #expect(try await login(long).status == 200)
+            // Same first 72 bytes, another ending: refused.
+            #expect(try await login(String(long.dropLast()) + "B").status == 401)
+
+            let tooLong = try await Self.createOwner(stack, email: Fixtures.uniqueEmail(), password: "Aa1" + String(repeating: "x", count: 126))
+            #expect(tooLong.status == 422)
+            #expect(try tooLong.error().fields?["password"]?.contains("must be at most 128 characters") == true)
+
+            let withNUL = try await TestHTTP.send(
+                .POST, stack.url(.auth) + "/api/auth/login", body: #"{"email":"\#(email)","password":"Aa1\u0000rest"}"#
+            )
+            #expect(withNUL.status == 422)
+            #expect(try withNUL.error().fields?["password"] != nil)
         }
     }
 

@@ -51,7 +51,7 @@ struct AuthController: Sendable {
 
         // The same answer, after the same work, whether the email is unknown or the password wrong.
         let invalid = AppError.rejectedCredentials("Invalid email or password", code: "INVALID_CREDENTIALS")
-        guard input.password.utf8.count <= 72, let user = try await users.find(email: email, logger: context.logger) else {
+        guard input.password.unicodeScalars.count <= CredentialPolicy.maxPasswordLength, let user = try await users.find(email: email, logger: context.logger) else {
             try await hasher.verifyDecoy(input.password)
             throw invalid
         }

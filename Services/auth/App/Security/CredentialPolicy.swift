@@ -1,7 +1,8 @@
 import Foundation
 
 /// The rules for emails and passwords (seed 000: at least 8 characters with an upper-case
-/// letter, a lower-case letter and a digit); bcrypt reads at most 72 bytes, so longer is refused.
+/// letter, a lower-case letter and a digit). Lengths count Unicode scalars, as JSON Schema's
+/// `minLength`/`maxLength` do, so the documented contract and the check agree.
 enum CredentialPolicy {
     static func normalizedEmail(_ raw: String) -> String {
         raw.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
@@ -9,7 +10,7 @@ enum CredentialPolicy {
 
     static func emailProblems(_ email: String) -> [String] {
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
-        guard email.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."),
+        guard email.unicodeScalars.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."),
             !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
             !email.contains(where: { $0.isWhitespace || $0 == "," || $0 == ";" })
         else {
@@ -18,10 +19,13 @@ enum CredentialPolicy {
         return []
     }
 
+    /// Long enough for any passphrase; the bound keeps hashing work per request small.
+    static let maxPasswordLength = 128
+
     static func passwordProblems(_ password: String) -> [String] {
         var problems: [String] = []
-        if password.count < 8 { problems.append("must be at least 8 characters") }
-        if password.utf8.count > 72 { problems.append("must be at most 72 bytes") }
+        if password.unicodeScalars.count < 8 { problems.append("must be at least 8 characters") }
+        if password.unicodeScalars.count > maxPasswordLength { problems.append("must be at most \(maxPasswordLength) characters") }
         if !password.contains(where: \.isUppercase) { problems.append("must contain an upper-case letter") }
         if !password.contains(where: \.isLowercase) { problems.append("must contain a lower-case letter") }
         if !password.contains(where: \.isNumber) { problems.append("must contain a digit") }

@@ -1,9 +1,17 @@
+import Crypto
+import Foundation
 import HummingbirdBcrypt
 import NIOPosix
 import Synchronization
 
 /// bcrypt, always on the blocking thread pool, never on an event loop.
+///
+/// bcrypt reads only the first 72 bytes of its input and stops at a NUL, so passwords are first
+/// hashed with SHA-256 and base64-encoded (44 ASCII bytes): every character of a long password
+/// counts. Such hashes are stored as `sha256$<bcrypt>`; older plain bcrypt hashes still verify.
 final class PasswordHasher: Sendable {
+    private static let prehashedPrefix = "sha256$"
+
     let cost: Int
     /// A hash of a random string, checked when the email is unknown so both failures take as long.
     private let decoy = Mutex<String?>(nil)
@@ -14,11 +22,21 @@ final class PasswordHasher: Sendable {
 
     func hash(_ password: String) async throws -> String {
         let cost = UInt8(self.cost)
-        return try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(password, cost: cost) }
+        let input = Self.prehash(password)
+        return try await NIOThreadPool.singleton.runIfActive { Self.prehashedPrefix + Bcrypt.hash(input, cost: cost) }
     }
 
     func verify(_ password: String, against hash: String) async throws -> Bool {
-        try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
+        if hash.hasPrefix(Self.prehashedPrefix) {
+            let input = Self.prehash(password)
+            let bcrypt = String(hash.dropFirst(Self.prehashedPrefix.count))
+            return try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(input, hash: bcrypt) }
+        }
+        return try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
+    }
+
+    private static func prehash(_ password: String) -> String {
+        Data(SHA256.hash(data: Data(password.utf8))).base64EncodedString()
     }
 
     /// Spends the same work as a real check, for an account that does not exist.

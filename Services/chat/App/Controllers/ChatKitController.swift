@@ -38,7 +38,7 @@ struct ChatKitController: Sendable {
         }
         let body = try await request.decodeOptionalJSON(as: ChatRequest.self, context: context)
         let userMessage = body?.messages?.last(where: { $0.role == "user" })?.content
-        if let userMessage, userMessage.count > 8_000 {
+        if let userMessage, userMessage.unicodeScalars.count > 8_000 {
             throw AppError.validation(["messages": ["a message must be at most 8000 characters"]])
         }
         guard let tenant = try await directory.tenant(id: session.tenantID, logger: context.logger) else {

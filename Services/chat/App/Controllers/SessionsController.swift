@@ -39,7 +39,7 @@ struct SessionsController: Sendable {
         for (field, value, limit) in [
             ("external_user_id", body.externalUserId, 256), ("external_user_email", body.externalUserEmail, 254),
             ("external_user_name", body.externalUserName, 200), ("user_agent", body.userAgent, 512),
-        ] where (value?.count ?? 0) > limit {
+        ] where (value?.unicodeScalars.count ?? 0) > limit {
             problems[field] = ["must be at most \(limit) characters"]
         }
         guard problems.isEmpty else { throw AppError.validation(problems) }

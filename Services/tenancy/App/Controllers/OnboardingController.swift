@@ -68,14 +68,14 @@ struct OnboardingController: Sendable {
         let email = body.email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
         if email.isEmpty {
             problems["email"] = ["is required"]
-        } else if email.count > 254 || email.split(separator: "@", omittingEmptySubsequences: false).count != 2 {
+        } else if email.unicodeScalars.count > 254 || email.split(separator: "@", omittingEmptySubsequences: false).count != 2 {
             problems["email"] = ["must be a valid email address"]
         }
         if body.password.isEmpty { problems["password"] = ["is required"] }
         let accountName = body.accountName?.trimmingCharacters(in: .whitespacesAndNewlines)
-        if let accountName, accountName.count > 100 { problems["account_name"] = ["must be at most 100 characters"] }
+        if let accountName, accountName.unicodeScalars.count > 100 { problems["account_name"] = ["must be at most 100 characters"] }
         let fullName = body.fullName?.trimmingCharacters(in: .whitespacesAndNewlines)
-        if let fullName, fullName.count > 200 { problems["full_name"] = ["must be at most 200 characters"] }
+        if let fullName, fullName.unicodeScalars.count > 200 { problems["full_name"] = ["must be at most 200 characters"] }
         guard problems.isEmpty else { throw AppError.validation(problems) }
         return RegistrationService.Input(
             email: email,

@@ -62,7 +62,29 @@ package struct LocalPostgresCluster: Sendable {
 
     package var isInitialized: Bool { FileManager.default.fileExists(atPath: "\(dataDirectory)/PG_VERSION") }
 
+    /// False when running as root and the `postgres` user cannot reach `directory` (a folder under
+    /// root's own home, say), so a cluster there could never start.
+    package var isReachableByServer: Bool {
+        guard runAsPostgresUser else { return true }
+        var ancestor = URL(fileURLWithPath: directory)
+        while !FileManager.default.fileExists(atPath: ancestor.path), ancestor.path != "/" {
+            ancestor.deleteLastPathComponent()
+        }
+        return (try? ChildProcess.run(["runuser", "-u", Self.superuser, "--", "test", "-x", ancestor.path])) != nil
+    }
+
+    /// The pid of a server still running on this cluster's data (left by a run that crashed), if any.
+    package var runningServerPID: Int32? {
+        guard let pidFile = try? String(contentsOfFile: "\(dataDirectory)/postmaster.pid", encoding: .utf8),
+            let pid = pidFile.split(separator: "\n").first.flatMap({ Int32($0.trimmingCharacters(in: .whitespaces)) }),
+            kill(pid, 0) == 0 || errno == EPERM
+        else { return nil }
+        // The pid may have been reused by an unrelated process: ask pg_ctl about this data directory.
+        return (try? runServerCommand(["\(binDirectory)/pg_ctl", "-D", dataDirectory, "status"])) != nil ? pid : nil
+    }
+
     /// Creates the cluster on first use, then starts the server and waits until it accepts connections.
+    /// A server an earlier run left behind on the same data (it crashed, or was killed) is stopped first.
     package func start() throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if runAsPostgresUser {
@@ -74,6 +96,10 @@ package struct LocalPostgresCluster: Sendable {
                     description: "the postgres user cannot write to \(directory) (a parent folder is closed to it); set DATA_DIR to a folder under /tmp or /var/tmp"
                 )
             }
+        }
+        if isInitialized, let stale = runningServerPID {
+            FileHandle.standardError.write(Data("PostgreSQL (pid \(stale)) from an earlier run is still running on \(dataDirectory); stopping it\n".utf8))
+            stop(mode: "fast")
         }
         if !isInitialized {
             try runServerCommand([

@@ -1,3 +1,4 @@
+import Foundation
 import ServiceCore
 import Testing
 
@@ -28,11 +29,17 @@ struct JSONShapeCheckTests {
         #expect(Self.problem("not json at all {") == nil)
     }
 
-    @Test func nulCharactersAreFoundWithTheirField() {
-        #expect(Self.problem(#"{"email":"a\u0000b"}"#) == .nulCharacter(field: "email"))
-        #expect(Self.problem(#"{"messages":[{"role":"user","content":"hi\u0000"}]}"#) == .nulCharacter(field: "content"))
-        #expect(Self.problem(#"["\u0000"]"#) == .nulCharacter(field: nil))
-        #expect(Self.problem(#"{"a":"\\u0000"}"#) == nil)
+    @Test func nulIsFoundOnlyInDecodedFields() {
+        struct Message: Decodable { var role: String; var content: String? }
+        struct Chat: Decodable { var messages: [Message]; var accountName: String? }
+        let decoder = JSONCoding.decoder
+        func field(_ json: String) throws -> String? {
+            DecodedNULCheck.field(in: try decoder.decode(Chat.self, from: Data(json.utf8)))
+        }
+        #expect(try field(#"{"messages":[{"role":"user","content":"hi\u0000"}]}"#) == "content")
+        #expect(try field(#"{"messages":[],"account_name":"a\u0000b"}"#) == "account_name")
+        #expect(try field(#"{"messages":[{"role":"user"}],"unknown\u0000":"x\u0000","other":{"k\u0000":1}}"#) == nil)
+        #expect(try field(#"{"messages":[{"role":"user","content":"\\u0000"}]}"#) == nil)
     }
 
     @Test func nestingIsBounded() {

@@ -53,14 +53,27 @@ if givenURLs.count == databases.count {
     let missing = databases.filter { name in !givenURLs.contains { $0.0 == name } }.map { "\($0.uppercased())_DATABASE_URL" }
     fail("set all four database URLs or none; missing \(missing.joined(separator: ", "))")
 } else {
-    let dataDirectory = URL(fileURLWithPath: environment["DATA_DIR"] ?? ".data").standardizedFileURL.path
     let binaries: String
     do {
         binaries = try LocalPostgresCluster.locateBinaries()
     } catch {
         fail("\(error)")
     }
-    let local = LocalPostgresCluster(directory: "\(dataDirectory)/postgres", port: port("PG_PORT", 54329), binDirectory: binaries)
+    func localCluster(in dataDirectory: String) -> LocalPostgresCluster {
+        LocalPostgresCluster(
+            directory: URL(fileURLWithPath: dataDirectory).standardizedFileURL.path + "/postgres", port: port("PG_PORT", 54329),
+            binDirectory: binaries
+        )
+    }
+    var local = localCluster(in: environment["DATA_DIR"] ?? ".data")
+    if environment["DATA_DIR"] == nil, !local.isReachableByServer {
+        // As root in a folder the postgres user cannot enter (a clone under /root): keep the data
+        // where it can, one folder per checkout, and say so.
+        let checkout = FileManager.default.currentDirectoryPath
+        let key = String(checkout.utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }, radix: 16)
+        local = localCluster(in: "/var/tmp/chat-agent-suite-\(key)")
+        say("suite: the postgres user cannot enter \(checkout); keeping the database in \(local.directory) (set DATA_DIR to choose)")
+    }
     say("suite: starting PostgreSQL from \(binaries) in \(local.directory) on port \(local.port)\(local.isInitialized ? " (reusing data)" : "")")
     do {
         try local.start()

@@ -102,16 +102,19 @@ extension Request {
             try JSONShapeCheck.check(buffer.readableBytesView)
         } catch .duplicateKey(let key) {
             throw AppError.badRequest("Request body names the key '\(key.prefix(64))' twice", code: "MALFORMED_JSON")
-        } catch .nulCharacter(let field) {
-            throw AppError.validation([field.map(JSONCoding.snakeCase) ?? "body": ["must not contain the NUL character"]])
         } catch .tooDeep {
             throw AppError.badRequest("Request body is nested more than \(JSONShapeCheck.maxDepth) levels deep", code: "MALFORMED_JSON")
         }
+        let value: T
         do {
-            return try JSONCoding.decoder.decode(T.self, from: Data(buffer.readableBytesView))
+            value = try JSONCoding.decoder.decode(T.self, from: Data(buffer.readableBytesView))
         } catch let error as DecodingError {
             throw JSONCoding.map(error)
         }
+        if let field = DecodedNULCheck.field(in: value) {
+            throw AppError.validation([field: ["must not contain the NUL character"]])
+        }
+        return value
     }
 }
 

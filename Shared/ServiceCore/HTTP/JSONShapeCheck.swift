@@ -1,23 +1,19 @@
 /// A single pass over a JSON body, before it is decoded, for what `JSONDecoder` lets through
 /// silently or handles badly: an object naming the same key twice (which one wins differs between
 /// parsers, so a proxy and a service could read different requests) and nesting deeper than any
-/// request of ours needs, and the NUL character, which is valid JSON but which no PostgreSQL text
-/// column can hold. Syntax errors are left to the decoder.
+/// request of ours needs. Syntax errors are left to the decoder.
 package enum JSONShapeCheck {
     package static let maxDepth = 64
 
     package enum Problem: Error, Equatable {
         case duplicateKey(String)
         case tooDeep
-        /// A string holds U+0000; `field` is the key it belongs to, when there is one.
-        case nulCharacter(field: String?)
     }
 
     private struct Frame {
         var isObject: Bool
         var expectingKey: Bool
         var keys: Set<String>
-        var lastKey: String?
     }
 
     package static func check(_ bytes: some Collection<UInt8>) throws(Problem) {
@@ -30,7 +26,7 @@ package enum JSONShapeCheck {
             case UInt8(ascii: "{"), UInt8(ascii: "["):
                 guard stack.count < maxDepth else { throw .tooDeep }
                 let isObject = byte == UInt8(ascii: "{")
-                stack.append(Frame(isObject: isObject, expectingKey: isObject, keys: [], lastKey: nil))
+                stack.append(Frame(isObject: isObject, expectingKey: isObject, keys: []))
             case UInt8(ascii: "}"), UInt8(ascii: "]"):
                 if !stack.isEmpty { stack.removeLast() }
             case UInt8(ascii: ","):
@@ -39,11 +35,7 @@ package enum JSONShapeCheck {
                 let string = readString(bytes, from: &index)
                 if let last = stack.indices.last, stack[last].isObject, stack[last].expectingKey {
                     stack[last].expectingKey = false
-                    stack[last].lastKey = string
                     guard stack[last].keys.insert(string).inserted else { throw .duplicateKey(string) }
-                }
-                if string.unicodeScalars.contains("\u{0}") {
-                    throw .nulCharacter(field: stack.last(where: { $0.lastKey != nil })?.lastKey)
                 }
             default:
                 continue
@@ -106,5 +98,28 @@ package enum JSONShapeCheck {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
         default: 0
         }
+    }
+}
+
+/// Finds a NUL (U+0000) in the strings a request actually decoded into: valid JSON, but no
+/// PostgreSQL text column can hold it, and bcrypt stops reading at it. Keys and values the request
+/// type does not read are never looked at, so they may hold anything.
+package enum DecodedNULCheck {
+    /// The snake_case name of the first decoded field holding NUL, `body` for a bare string, or nil.
+    package static func field(in value: Any) -> String? {
+        find(value, label: nil, depth: 0)
+    }
+
+    private static func find(_ value: Any, label: String?, depth: Int) -> String? {
+        if let string = value as? String {
+            return string.unicodeScalars.contains("\u{0}") ? (label ?? "body") : nil
+        }
+        guard depth < 32 else { return nil }
+        for child in Mirror(reflecting: value).children {
+            // Optionals ("some"), array elements (no label) and dictionary pairs (".0", ".1") keep the field's name.
+            let name = child.label.flatMap { $0 == "some" || $0.hasPrefix(".") ? nil : JSONCoding.snakeCase($0) } ?? label
+            if let found = find(child.value, label: name, depth: depth + 1) { return found }
+        }
+        return nil
     }
 }

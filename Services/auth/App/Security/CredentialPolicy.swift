@@ -26,9 +26,11 @@ enum CredentialPolicy {
         var problems: [String] = []
         if password.unicodeScalars.count < 8 { problems.append("must be at least 8 characters") }
         if password.unicodeScalars.count > maxPasswordLength { problems.append("must be at most \(maxPasswordLength) characters") }
-        if !password.contains(where: \.isUppercase) { problems.append("must contain an upper-case letter") }
-        if !password.contains(where: \.isLowercase) { problems.append("must contain a lower-case letter") }
-        if !password.contains(where: \.isNumber) { problems.append("must contain a digit") }
+        // ASCII classes, as the documented pattern has them (JSON Schema regexes have no Unicode classes).
+        let scalars = password.unicodeScalars
+        if !scalars.contains(where: { ("A"..."Z").contains($0) }) { problems.append("must contain an upper-case letter") }
+        if !scalars.contains(where: { ("a"..."z").contains($0) }) { problems.append("must contain a lower-case letter") }
+        if !scalars.contains(where: { ("0"..."9").contains($0) }) { problems.append("must contain a digit") }
         return problems
     }
 }

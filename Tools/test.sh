@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test command: every Swift test (each starts its own throwaway PostgreSQL), then the API fuzzer
+# (schemathesis, every phase and check of docs/openapi.yaml) against the whole suite through the gateway.
+#
+#   Tools/test.sh                 # everything
+#   SKIP_FUZZ=1 Tools/test.sh     # Swift tests only
+#   FUZZ_SEED=N Tools/test.sh     # replay a fuzzer run whose seed a failure printed
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+swift build --build-tests
+swift test --skip-build
+
+if [[ -n ${SKIP_FUZZ:-} ]]; then
+    echo "test: SKIP_FUZZ set, fuzzer not run"
+    exit 0
+fi
+# The fuzzer lives in a virtual environment of its own under .build (git-ignored), made once.
+venv=.build/fuzz-venv
+if [[ ! -x $venv/bin/st ]] || ! cmp -s Tools/fuzz/requirements.txt "$venv/requirements.txt"; then
+    echo "test: installing the fuzzer into $venv (Tools/fuzz/requirements.txt)"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r Tools/fuzz/requirements.txt
+    cp Tools/fuzz/requirements.txt "$venv/requirements.txt"
+fi
+SUITE_BIN=.build/debug/suite ST=$venv/bin/st Tools/fuzz/run.sh

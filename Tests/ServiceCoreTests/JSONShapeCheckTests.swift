@@ -29,7 +29,7 @@ struct JSONShapeCheckTests {
         #expect(Self.problem("not json at all {") == nil)
     }
 
-    @Test func nulIsFoundOnlyInDecodedFields() {
+    @Test func nulIsFoundOnlyInDecodedFields() throws {
         struct Message: Decodable { var role: String; var content: String? }
         struct Chat: Decodable { var messages: [Message]; var accountName: String? }
         let decoder = JSONCoding.decoder

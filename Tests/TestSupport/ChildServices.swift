@@ -34,7 +34,7 @@ package final class ChildServices: Sendable {
         environment["LOG_LEVEL"] = "info"
         let pid = try ChildProcess.spawn([binary], environment: environment, outputPath: "\(logDirectory)/\(service.rawValue).log")
         pids.withLock { $0[service] = pid }
-        Cleanup.register { kill(pid, SIGKILL) }
+        Cleanup.register { Glibc.kill(pid, SIGKILL) }
         do {
             try await TestHTTP.waitUntilLive(stack.url(service))
         } catch {
@@ -46,8 +46,22 @@ package final class ChildServices: Sendable {
     @discardableResult
     package func stop(_ service: ServiceName) -> Int32? {
         guard let pid = pids.withLock({ $0.removeValue(forKey: service) }) else { return nil }
-        kill(pid, SIGTERM)
+        Glibc.kill(pid, SIGTERM)
         return ChildProcess.wait(pid)
+    }
+
+    /// SIGKILL: the process gets no chance to drain or clean up.
+    package func kill(_ service: ServiceName) {
+        guard let pid = pids.withLock({ $0.removeValue(forKey: service) }) else { return }
+        Glibc.kill(pid, SIGKILL)
+        ChildProcess.wait(pid)
+    }
+
+    /// Sends SIGTERM without waiting; `waitForExit` collects the status.
+    package func terminate(_ service: ServiceName) -> pid_t? {
+        guard let pid = pids.withLock({ $0.removeValue(forKey: service) }) else { return nil }
+        Glibc.kill(pid, SIGTERM)
+        return pid
     }
 
     package func stopAll() {

@@ -59,7 +59,7 @@ export DATA_DIR=$work/data
 # High limits: the fuzzer should reach the handlers, not spend its budget on 429s (still declared in the spec).
 export RATE_LIMIT_PUBLIC_PER_MINUTE=1000000 RATE_LIMIT_AUTH_PER_MINUTE=1000000
 export RATE_LIMIT_TENANT_PER_MINUTE=1000000 RATE_LIMIT_SESSION_PER_MINUTE=1000000
-export BCRYPT_COST=4 CHAT_STREAM_TOKEN_DELAY_MS=0 LOG_LEVEL=${LOG_LEVEL:-info}
+export BCRYPT_COST=4 CHAT_STREAM_TOKEN_DELAY_MS=0 LOG_LEVEL=${LOG_LEVEL:-info} HEALTH_CHECK_INTERVAL_SECONDS=1
 gateway=http://127.0.0.1:$GATEWAY_PORT
 
 stop_suite() {
@@ -113,7 +113,8 @@ suite_pid=$!
 ready=false
 for _ in $(seq 1 240); do
     kill -0 "$suite_pid" 2>/dev/null || { echo "fuzz: the suite exited during start" >&2; exit 1; }
-    if curl -fsS -o /dev/null --max-time 2 "$gateway/health" 2>/dev/null; then ready=true; break; fi
+    # "ok" once the gateway has seen every service answer /ready (a 200 "degraded" is not enough).
+    if curl -fsS --max-time 2 "$gateway/health" 2>/dev/null | grep -q '"status":"ok"'; then ready=true; break; fi
     sleep 0.5
 done
 $ready || { echo "fuzz: the gateway did not answer /health within 120 s" >&2; exit 1; }
@@ -154,5 +155,24 @@ set -e
 if [[ $status -eq 0 ]] && ! kill -0 "$suite_pid" 2>/dev/null; then
     echo "fuzz: the suite exited during the run" >&2
     status=1
+fi
+
+# Pooled connections leased and never given back: idle for longer than PostgresNIO's keep-alive
+# interval (30 s, which would have run `SELECT 1` on a connection back in its pool), last statement
+# something else. The fuzzer once drained tenancy's pool this way; a few minutes later every request
+# needing that pool hung.
+psql=$(command -v psql || ls /usr/lib/postgresql/*/bin/psql 2>/dev/null | tail -n1 || true)
+if [[ -n $psql ]]; then
+    leaked=$("$psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -Atc \
+        "SELECT datname || ': ' || left(regexp_replace(query, '\s+', ' ', 'g'), 80) FROM pg_stat_activity
+         WHERE backend_type = 'client backend' AND state = 'idle' AND now() - state_change > interval '45 seconds'
+           AND query NOT ILIKE 'select 1%'" 2>&1) || leaked="could not ask PostgreSQL: $leaked"
+    if [[ -n $leaked ]]; then
+        echo "fuzz: database connections leased and never returned (idle > 45 s):" >&2
+        printf '  %s\n' "$leaked" >&2
+        status=1
+    else
+        echo "fuzz: no database connection left leased"
+    fi
 fi
 exit "$status"

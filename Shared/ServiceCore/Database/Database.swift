@@ -13,11 +13,17 @@ package struct Database: Sendable {
         self.monitor = monitor
     }
 
-    /// Runs `query` and reads every row before returning, so the pooled connection is back in the
-    /// pool whatever the caller does with the rows (a half-read row stream can keep its connection).
+    /// Runs `query` on a connection leased for exactly this call and reads every row before
+    /// returning. `PostgresClient.query` releases its lease when the row stream finishes, and a
+    /// statement that fails after its row description (`INSERT … RETURNING` hitting a unique
+    /// constraint) never finished it: each such failure kept a connection until the pool was dry.
     @discardableResult
     package func query(_ query: PostgresQuery, logger: Logger) async throws -> QueryRows {
-        try await guarded { [client] in QueryRows(rows: try await client.query(query, logger: logger).collect()) }
+        try await guarded { [client] in
+            try await client.withConnection { connection in
+                QueryRows(rows: try await connection.query(query, logger: logger).collect())
+            }
+        }
     }
 
     /// Runs `body` in a transaction; the closure's own errors come out as they were thrown.

@@ -73,32 +73,7 @@ DATA_DIR=""
 SUITE_LOG=""
 STAMP="$(date +%Y%m%d-%H%M%S)"
 
-# True while the process exists and is not a zombie.
-proc_running() {
-    local stat
-    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-    stat="${stat##*) }"
-    [[ "${stat:0:1}" != Z ]]
-}
-
-# stop_process PID NAME TIMEOUT_SECONDS: SIGTERM, wait (bounded), SIGKILL, reap.
-stop_process() {
-    local pid="$1" name="$2" timeout="$3" i
-    if proc_running "$pid"; then
-        log "stopping $name (pid $pid)"
-        kill -TERM "$pid" 2>/dev/null || true
-        for (( i = 0; i < timeout * 10; i++ )); do
-            proc_running "$pid" || break
-            sleep 0.1
-        done
-        if proc_running "$pid"; then
-            log "$name did not stop within ${timeout}s, sending SIGKILL"
-            pkill -KILL -P "$pid" 2>/dev/null || true
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    wait "$pid" 2>/dev/null || true
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cleanup() {
     local rc=$?
@@ -130,23 +105,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# Runs a long command in the background and waits for it: bash runs the
-# INT/TERM traps only after a foreground command ends, but interrupts `wait`
-# at once (Ctrl-C then stops the benchmark rather than just one wrk run).
-run_interruptible() {
-    local rc=0
-    "$@" &
-    CHILD_PID=$!
-    wait "$CHILD_PID" || rc=$?
-    CHILD_PID=""
-    return "$rc"
-}
-
-# Fails if something already listens on the port (we would measure it instead).
-port_free() {
-    ! (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
-}
 
 # wait_for_port PORT PID NAME TIMEOUT_SECONDS
 wait_for_port() {

@@ -20,17 +20,22 @@ struct FaultTests {
     }
 
     final class Outcomes: Sendable {
-        private let list = Mutex<[Outcome]>([])
+        private let list = Mutex<(outcomes: [Outcome], stopped: Bool)>(([], false))
 
-        func append(_ outcome: Outcome) { list.withLock { $0.append(outcome) } }
+        func append(_ outcome: Outcome) { list.withLock { $0.outcomes.append(outcome) } }
 
-        var all: [Outcome] { list.withLock { $0 } }
+        /// Asks the load to stop after the requests it has in flight (cancelling them would record failures of our own making).
+        func stop() { list.withLock { $0.stopped = true } }
+
+        var stopped: Bool { list.withLock { $0.stopped } }
+
+        var all: [Outcome] { list.withLock { $0.outcomes } }
     }
 
-    /// Sends `requests` round-robin until cancelled, recording every answer (0: no answer at all).
+    /// Sends `requests` round-robin until `outcomes.stop()`, recording every answer (0: no answer at all).
     static func load(_ requests: [(String, @Sendable () async throws -> TestResponse)], into outcomes: Outcomes) -> Task<Void, Never> {
         Task {
-            while !Task.isCancelled {
+            while !outcomes.stopped {
                 for (route, request) in requests {
                     let status = (try? await request().status) ?? 0
                     outcomes.append(Outcome(route: route, status: status, at: .now))
@@ -69,7 +74,7 @@ struct FaultTests {
         let restartedAt = ContinuousClock.now
         try await services.start(.chat)
         try await Task.sleep(for: .seconds(2))
-        load.cancel()
+        outcomes.stop()
         _ = await load.value
 
         let all = outcomes.all

@@ -24,10 +24,14 @@ package final class DatabaseMonitor: Service, Sendable {
     private let state = Mutex(State())
 
     package init(database: DatabaseConfig, interval: Duration = .milliseconds(500), timeout: Duration = .seconds(1), logger: Logger) {
-        self.configuration = PostgresConnection.Configuration(
+        var configuration = PostgresConnection.Configuration(
             host: database.host, port: database.port, username: database.username, password: database.password,
             database: database.database, tls: .disable
         )
+        // Bounded by the driver itself: an abandoned connect that succeeded later would leave a
+        // connection nobody closes.
+        configuration.options.connectTimeout = .init(timeout)
+        self.configuration = configuration
         self.interval = interval
         self.timeout = timeout
         self.logger = logger
@@ -71,11 +75,9 @@ package final class DatabaseMonitor: Service, Sendable {
                     let configuration = self.configuration
                     let logger = self.logger
                     let id = connectionID
-                    current = try await withDeadline {
-                        try await PostgresConnection.connect(
-                            on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: id, logger: logger
-                        ).get()
-                    }
+                    current = try await PostgresConnection.connect(
+                        on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: id, logger: logger
+                    ).get()
                     connection = current
                 }
                 let logger = self.logger

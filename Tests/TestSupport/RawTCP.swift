@@ -45,6 +45,7 @@ package final class RawConnection: @unchecked Sendable {
         var offset = 0
         while offset < bytes.count {
             let sent = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if sent < 0 && errno == EINTR { continue }
             if sent <= 0 { return false }
             offset += sent
         }
@@ -104,7 +105,11 @@ package final class RawConnection: @unchecked Sendable {
 
     private func fill() -> Bool {
         var buffer = [UInt8](repeating: 0, count: 65_536)
-        let received = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        var received: Int
+        repeat {
+            // Signals (SIGCHLD from other tests' child processes) interrupt a blocking recv.
+            received = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        } while received < 0 && errno == EINTR
         guard received > 0 else { return false }
         pending.append(contentsOf: buffer[..<received])
         return true
@@ -146,6 +151,7 @@ package final class RawTCPServer: Sendable {
         Thread.detachNewThread { [fd] in
             while true {
                 let client = accept(fd, nil, nil)
+                if client < 0 && errno == EINTR { continue }
                 if client < 0 { return }
                 accepted.add()
                 Thread.detachNewThread {

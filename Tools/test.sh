@@ -23,4 +23,4 @@ if [[ ! -x $venv/bin/st ]] || ! cmp -s Tools/fuzz/requirements.txt "$venv/requir
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r Tools/fuzz/requirements.txt
     cp Tools/fuzz/requirements.txt "$venv/requirements.txt"
 fi
-SUITE_BIN=.build/debug/suite ST=$venv/bin/st Tools/fuzz/run.sh
+SUITE_BIN=.build/debug/suite ST=$PWD/$venv/bin/st Tools/fuzz/run.sh

@@ -32,6 +32,7 @@ FUZZ_SEED=${FUZZ_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 
 [[ -x $SUITE_BIN ]] || { echo "fuzz: no suite executable at $SUITE_BIN (swift build --product suite, or set SUITE_BIN)" >&2; exit 2; }
 ST=$(command -v "$ST") || { echo "fuzz: '${ST:-st}' not found; pip install -r Tools/fuzz/requirements.txt (or set ST)" >&2; exit 2; }
+[[ $ST == /* ]] || ST=$repo/$ST # st runs from a temporary folder below
 command -v curl >/dev/null || { echo "fuzz: curl is required" >&2; exit 2; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/suite-fuzz.XXXXXX")

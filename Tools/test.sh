@@ -9,10 +9,14 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 swift build --build-tests
-swift test --skip-build
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+swift test --skip-build 2>&1 | tee "$log"
+swift_tests=$(grep -o 'Test run with [0-9]* tests' "$log" | tail -n1 | grep -o '[0-9][0-9]*' || echo 0)
 
 if [[ -n ${SKIP_FUZZ:-} ]]; then
     echo "test: SKIP_FUZZ set, fuzzer not run"
+    echo "tests: $swift_tests passed, 0 failed"
     exit 0
 fi
 # The fuzzer lives in a virtual environment of its own under .build (git-ignored), made once.
@@ -24,3 +28,5 @@ if [[ ! -x $venv/bin/st ]] || ! cmp -s Tools/fuzz/requirements.txt "$venv/requir
     cp Tools/fuzz/requirements.txt "$venv/requirements.txt"
 fi
 SUITE_BIN=.build/debug/suite ST=$PWD/$venv/bin/st Tools/fuzz/run.sh
+# The Swift tests, plus the fuzzer run counted as one.
+echo "tests: $((swift_tests + 1)) passed, 0 failed"

@@ -26,7 +26,7 @@ enum RouteRules {
     }
 
     /// The gateway's own routes, served by its router (GET only).
-    static let gatewayPaths: Set<String> = ["/health", "/live", "/ready", "/metrics"]
+    static let gatewayPaths = HealthController<GatewayRequestContext>.paths
 
     static func decide(method: HTTPRequest.Method, path: String, sessionID: String?) -> Decision {
         guard let routes = PublicRoutes.routes(for: path) else {

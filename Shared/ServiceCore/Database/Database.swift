@@ -34,12 +34,6 @@ package struct Database: Sendable {
         try await guarded { [client] in try await client.transaction(logger: logger, body) }
     }
 
-    package func withConnection<Result: Sendable>(
-        _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
-    ) async throws -> Result {
-        try await guarded { [client] in try await client.withConnection(body) }
-    }
-
     /// Fails at once while the database is known to be down, and abandons `operation` (a wait for a
     /// pooled connection, or a query on a dying one) as soon as the monitor sees it go.
     private func guarded<Result: Sendable>(_ operation: @escaping @Sendable () async throws -> Result) async throws -> Result {

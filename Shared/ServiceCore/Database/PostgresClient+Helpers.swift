@@ -14,11 +14,6 @@ extension PostgresClient {
             throw error.closureError ?? error.beginError ?? error.commitError ?? error
         }
     }
-
-    /// `SELECT 1`, used by readiness checks.
-    package func ping(logger: Logger) async throws {
-        try await query("SELECT 1", logger: logger)
-    }
 }
 
 extension Error {

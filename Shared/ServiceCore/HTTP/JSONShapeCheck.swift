@@ -32,18 +32,30 @@ package enum JSONShapeCheck {
             case UInt8(ascii: ","):
                 if let last = stack.indices.last, stack[last].isObject { stack[last].expectingKey = true }
             case UInt8(ascii: "\""):
-                let string = readString(bytes, from: &index)
-                if let last = stack.indices.last, stack[last].isObject, stack[last].expectingKey {
-                    stack[last].expectingKey = false
-                    guard stack[last].keys.insert(string).inserted else { throw .duplicateKey(string) }
+                guard let last = stack.indices.last, stack[last].isObject, stack[last].expectingKey else {
+                    skipString(bytes, from: &index)
+                    continue
                 }
+                let key = readString(bytes, from: &index)
+                stack[last].expectingKey = false
+                guard stack[last].keys.insert(key).inserted else { throw .duplicateKey(key) }
             default:
                 continue
             }
         }
     }
 
-    /// Reads a string's content after its opening quote, unescaped, up to and past its closing quote.
+    /// Moves past a string that is not a key (its content is never needed) and its closing quote.
+    private static func skipString<C: Collection<UInt8>>(_ bytes: C, from index: inout C.Index) {
+        while index != bytes.endIndex {
+            let byte = bytes[index]
+            bytes.formIndex(after: &index)
+            if byte == UInt8(ascii: "\"") { return }
+            if byte == UInt8(ascii: "\\"), index != bytes.endIndex { bytes.formIndex(after: &index) }
+        }
+    }
+
+    /// Reads a key's content after its opening quote, unescaped, up to and past its closing quote.
     private static func readString<C: Collection<UInt8>>(_ bytes: C, from index: inout C.Index) -> String {
         var scalars = String.UnicodeScalarView()
         var raw: [UInt8] = []
@@ -107,17 +119,19 @@ package enum JSONShapeCheck {
 package enum DecodedNULCheck {
     /// The snake_case name of the first decoded field holding NUL, `body` for a bare string, or nil.
     package static func field(in value: Any) -> String? {
-        find(value, label: nil, depth: 0)
+        find(value, label: nil, depth: 0).map { $0.map(JSONCoding.snakeCase) ?? "body" }
     }
 
-    private static func find(_ value: Any, label: String?, depth: Int) -> String? {
+    /// The Swift property name holding NUL (`.some(nil)` for a bare string), or nil; names are
+    /// turned into snake_case only for the one that is reported, not for every field walked.
+    private static func find(_ value: Any, label: String?, depth: Int) -> String?? {
         if let string = value as? String {
-            return string.unicodeScalars.contains("\u{0}") ? (label ?? "body") : nil
+            return string.unicodeScalars.contains("\u{0}") ? .some(label) : nil
         }
         guard depth < 32 else { return nil }
         for child in Mirror(reflecting: value).children {
             // Optionals ("some"), array elements (no label) and dictionary pairs (".0", ".1") keep the field's name.
-            let name = child.label.flatMap { $0 == "some" || $0.hasPrefix(".") ? nil : JSONCoding.snakeCase($0) } ?? label
+            let name = child.label.flatMap { $0 == "some" || $0.hasPrefix(".") ? nil : $0 } ?? label
             if let found = find(child.value, label: name, depth: depth + 1) { return found }
         }
         return nil

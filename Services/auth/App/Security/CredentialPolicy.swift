@@ -24,10 +24,10 @@ enum CredentialPolicy {
 
     static func passwordProblems(_ password: String) -> [String] {
         var problems: [String] = []
-        if password.unicodeScalars.count < 8 { problems.append("must be at least 8 characters") }
-        if password.unicodeScalars.count > maxPasswordLength { problems.append("must be at most \(maxPasswordLength) characters") }
-        // ASCII classes, as the documented pattern has them (JSON Schema regexes have no Unicode classes).
         let scalars = password.unicodeScalars
+        if scalars.count < 8 { problems.append("must be at least 8 characters") }
+        if scalars.count > maxPasswordLength { problems.append("must be at most \(maxPasswordLength) characters") }
+        // ASCII classes, as the documented pattern has them (JSON Schema regexes have no Unicode classes).
         if !scalars.contains(where: { ("A"..."Z").contains($0) }) { problems.append("must contain an upper-case letter") }
         if !scalars.contains(where: { ("a"..."z").contains($0) }) { problems.append("must contain a lower-case letter") }
         if !scalars.contains(where: { ("0"..."9").contains($0) }) { problems.append("must contain a digit") }

@@ -27,12 +27,9 @@ final class PasswordHasher: Sendable {
     }
 
     func verify(_ password: String, against hash: String) async throws -> Bool {
-        if hash.hasPrefix(Self.prehashedPrefix) {
-            let input = Self.prehash(password)
-            let bcrypt = String(hash.dropFirst(Self.prehashedPrefix.count))
-            return try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(input, hash: bcrypt) }
-        }
-        return try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
+        let (input, bcrypt) = hash.hasPrefix(Self.prehashedPrefix)
+            ? (Self.prehash(password), String(hash.dropFirst(Self.prehashedPrefix.count))) : (password, hash)
+        return try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(input, hash: bcrypt) }
     }
 
     private static func prehash(_ password: String) -> String {

@@ -63,8 +63,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
-        // Already in the graph through Hummingbird; the gateway relays request bodies through its AsyncThrowingChannel.
-        .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.0.2"),
     ],
     targets: [
         .target(
@@ -104,8 +102,8 @@ let package = Package(
             "gateway",
             app: "GatewayApp",
             dependencies: [
-                jwt, .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                jwt, .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ]
         )
         + [

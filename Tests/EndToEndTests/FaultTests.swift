@@ -128,9 +128,9 @@ struct FaultTests {
         let dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("suite-crash-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dataDirectory)
-        let ports = try (0..<6).map { _ in try TestPorts.next() }
+        let ports = try (0..<7).map { _ in try TestPorts.next() }
         var environment = ProcessInfo.processInfo.environment
-        for (name, port) in zip(["GATEWAY_PORT", "AUTH_PORT", "TENANCY_PORT", "BILLING_PORT", "CHAT_PORT", "PG_PORT"], ports) {
+        for (name, port) in zip(["GATEWAY_PORT", "AUTH_PORT", "TENANCY_PORT", "BILLING_PORT", "CHAT_PORT", "PG_PORT", "GATEWAY_ADMIN_PORT"], ports) {
             environment[name] = String(port)
         }
         environment["DATA_DIR"] = dataDirectory

@@ -134,7 +134,7 @@ struct GatewayLiveTests {
                 var status: String
                 var upstreams: [String: Upstream]
             }
-            let health = try await TestHTTP.send(.GET, stack.url(.gateway) + "/health").json(Health.self)
+            let health = try await TestHTTP.send(.GET, stack.adminURL + "/health").json(Health.self)
             #expect(health.status == "degraded")
             #expect(health.upstreams["billing"]?.status == "down")
             #expect(health.upstreams["auth"]?.status == "up")

@@ -28,12 +28,15 @@ package final class TestStack: Sendable {
     package static let serviceSecret = "test-service-token-secret-0123456789abcdef"
 
     package let ports: [ServiceName: Int]
+    /// The gateway's admin port (`/metrics`, detailed `/health`).
+    package let adminPort: Int
     package let databases: [ServiceName: DatabaseConfig]
     package let overrides: [String: String]
     private let running = Mutex<[ServiceName: ServiceRunner]>([:])
 
-    private init(ports: [ServiceName: Int], databases: [ServiceName: DatabaseConfig], overrides: [String: String]) {
+    private init(ports: [ServiceName: Int], adminPort: Int, databases: [ServiceName: DatabaseConfig], overrides: [String: String]) {
         self.ports = ports
+        self.adminPort = adminPort
         self.databases = databases
         self.overrides = overrides
     }
@@ -47,10 +50,12 @@ package final class TestStack: Sendable {
         }
         var ports: [ServiceName: Int] = [:]
         for service in ServiceName.allCases { ports[service] = try TestPorts.next() }
-        return TestStack(ports: ports, databases: databases, overrides: overrides)
+        return TestStack(ports: ports, adminPort: try TestPorts.next(), databases: databases, overrides: overrides)
     }
 
     package func url(_ service: ServiceName) -> String { "http://127.0.0.1:\(ports[service]!)" }
+
+    package var adminURL: String { "http://127.0.0.1:\(adminPort)" }
 
     /// The environment a service is started with, the same for in-process and child-process runs.
     package func environment(for service: ServiceName) -> [String: String] {
@@ -68,6 +73,7 @@ package final class TestStack: Sendable {
             "CHAT_STREAM_TOKEN_DELAY_MS": "100",
             "HEALTH_CHECK_INTERVAL_SECONDS": "1",
             "SHUTDOWN_GRACE_SECONDS": "5",
+            "GATEWAY_ADMIN_PORT": String(adminPort),
         ]
         if let database = databases[service] {
             let password = database.password.map { ":\($0)" } ?? ""

@@ -18,7 +18,7 @@
 #   FUZZ_WORKERS     concurrent schemathesis workers        (2)
 #   FUZZ_REPORT_DIR  where the reports go                   (a new temp dir, printed)
 #   FUZZ_ST_ARGS     extra arguments for `st run`, e.g. "--include-path /chatkit" (word-split)
-#   GATEWAY_PORT AUTH_PORT TENANCY_PORT BILLING_PORT CHAT_PORT PG_PORT   (free ports when unset)
+#   GATEWAY_PORT AUTH_PORT TENANCY_PORT BILLING_PORT CHAT_PORT PG_PORT GATEWAY_ADMIN_PORT   (free ports when unset)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -43,10 +43,10 @@ suite_log=$work/suite.log
 suite_pid=
 
 # Free loopback ports for whatever is not set (held together while choosing, so they differ).
-read -r free_gateway free_auth free_tenancy free_billing free_chat free_pg < <(python3 - <<'EOF'
+read -r free_gateway free_auth free_tenancy free_billing free_chat free_pg free_admin < <(python3 - <<'EOF'
 import socket
 socks = []
-for _ in range(6):
+for _ in range(7):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     socks.append(s)
@@ -55,7 +55,7 @@ EOF
 )
 export GATEWAY_PORT=${GATEWAY_PORT:-$free_gateway} AUTH_PORT=${AUTH_PORT:-$free_auth}
 export TENANCY_PORT=${TENANCY_PORT:-$free_tenancy} BILLING_PORT=${BILLING_PORT:-$free_billing}
-export CHAT_PORT=${CHAT_PORT:-$free_chat} PG_PORT=${PG_PORT:-$free_pg}
+export CHAT_PORT=${CHAT_PORT:-$free_chat} PG_PORT=${PG_PORT:-$free_pg} GATEWAY_ADMIN_PORT=${GATEWAY_ADMIN_PORT:-$free_admin}
 export DATA_DIR=$work/data
 # High limits: the fuzzer should reach the handlers, not spend its budget on 429s (still declared in the spec).
 export RATE_LIMIT_PUBLIC_PER_MINUTE=1000000 RATE_LIMIT_AUTH_PER_MINUTE=1000000

@@ -36,7 +36,7 @@ let databases = ["auth", "tenancy", "billing", "chat"]
 let gatewayHost = environment["GATEWAY_HOST"] ?? "127.0.0.1"
 let ports = (
     gateway: port("GATEWAY_PORT", 8080), auth: port("AUTH_PORT", 8081), tenancy: port("TENANCY_PORT", 8082),
-    billing: port("BILLING_PORT", 8083), chat: port("CHAT_PORT", 8084)
+    billing: port("BILLING_PORT", 8083), chat: port("CHAT_PORT", 8084), gatewayAdmin: port("GATEWAY_ADMIN_PORT", 9080)
 )
 let logLevel = Logger.Level(rawValue: environment["LOG_LEVEL"] ?? "info") ?? .info
 LogSetup.bootstrap(level: logLevel)
@@ -122,6 +122,7 @@ do {
             """
 
             Suite running. Gateway: \(url)   (auth :\(ports.auth), tenancy :\(ports.tenancy), billing :\(ports.billing), chat :\(ports.chat))
+            Gateway admin (/metrics, detailed /health): http://127.0.0.1:\(ports.gatewayAdmin)
             Try:
               curl -s \(url)/api/payments/plans
               curl -s -X POST \(url)/api/onboarding/register -H 'Content-Type: application/json' \\

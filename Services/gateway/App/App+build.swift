@@ -4,7 +4,8 @@ import Logging
 import NIOCore
 import ServiceCore
 
-/// Builds the gateway: the only public entry, routing by path prefix to the four services.
+/// Builds the gateway: the public data plane (the only public entry, routing by path to the four
+/// services) and, on the admin port, `/metrics` and the detailed `/health`.
 package func buildGatewayApplication(
     config: GatewayConfig,
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
@@ -13,16 +14,10 @@ package func buildGatewayApplication(
     logger.logLevel = config.server.logLevel
     let metrics = ServiceMetrics()
 
+    // For the upstream health checks and the JWKS only; requests are forwarded by the data plane.
     var clientConfiguration = HTTPClient.Configuration()
-    clientConfiguration.timeout = .init(
-        connect: .milliseconds(Int64(config.upstreamConnectTimeoutMilliseconds)),
-        // Idle time allowed between body parts; streams (SSE) may pause between events.
-        read: .seconds(300)
-    )
-    clientConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 256
+    clientConfiguration.timeout = .init(connect: .milliseconds(Int64(config.upstreamConnectTimeoutMilliseconds)), read: .seconds(10))
     clientConfiguration.connectionPool.retryConnectionEstablishment = false
-    clientConfiguration.decompression = .disabled
-    // No tracer is set up; skip per-request span bookkeeping on the proxy's hot path.
     clientConfiguration.tracing.tracer = nil
     let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
 
@@ -30,39 +25,41 @@ package func buildGatewayApplication(
         upstreams: config.upstreams, http: http, interval: .seconds(config.healthCheckIntervalSeconds), logger: logger
     )
     let verifier = AccessTokenVerifier(source: HTTPJWKSSource(url: config.jwksURL, client: http), logger: logger)
-
-    let router = Router(context: GatewayRequestContext.self)
-    router.add(middleware: RequestIDMiddleware())
-    router.add(middleware: HTTPMetricsMiddleware(metrics: metrics))
-    router.add(middleware: SecurityHeadersMiddleware())
-    router.add(middleware: CORSMiddleware(origins: config.corsOrigins))
-    router.add(middleware: ErrorMiddleware())
-
-    GatewayHealthController(monitor: monitor).addRoutes(to: router)
-    // The gateway has no database: ready as soon as it listens; upstream trouble shows in /health.
-    HealthController<GatewayRequestContext>(service: "gateway", checks: [], metrics: metrics, includeHealth: false)
-        .addRoutes(to: router)
-    ProxyController(
-        upstreams: Dictionary(uniqueKeysWithValues: config.upstreams.map { ($0.name, $0) }),
-        http: http,
-        verifier: verifier,
-        limiter: RateLimiter(maxKeys: config.rateLimitMaxKeys),
-        limits: config.limits,
-        monitor: monitor,
-        upstreamTimeout: .milliseconds(Int64(config.upstreamTimeoutMilliseconds)),
-        bodyLimits: .init(
-            maxBytes: config.server.maxBodyBytes,
+    let plane = DataPlane(
+        admission: Admission(verifier: verifier, limiter: RateLimiter(maxKeys: config.rateLimitMaxKeys), limits: config.limits),
+        cors: CORSPolicy(origins: config.corsOrigins),
+        upstreams: Dictionary(uniqueKeysWithValues: try config.upstreams.map { ($0.name, try UpstreamAddress($0)) }),
+        limits: .init(
+            maxBodyBytes: config.server.maxBodyBytes,
             bufferBytes: config.bodyBufferBytes,
-            timeout: .seconds(config.bodyTimeoutSeconds)
+            bodyTimeout: .seconds(Int64(config.bodyTimeoutSeconds)),
+            headerTimeout: .seconds(Int64(config.headerTimeoutSeconds)),
+            idleTimeout: .seconds(Int64(config.idleTimeoutSeconds)),
+            upstreamConnectTimeout: .milliseconds(Int64(config.upstreamConnectTimeoutMilliseconds)),
+            upstreamTimeout: .milliseconds(Int64(config.upstreamTimeoutMilliseconds)),
+            upstreamIdleTimeout: .seconds(Int64(config.upstreamIdleTimeoutSeconds))
         ),
+        monitor: monitor,
+        metrics: MetricHandles(factory: metrics.factory),
+        logger: logger,
         trustForwardedFor: config.trustForwardedFor
-    ).addRoutes(to: router)
+    )
+    let dataPlane = DataPlaneServer(
+        plane: plane, host: config.server.host, port: config.server.port, maxHeaderBytes: config.maxHeaderBytes,
+        onServerRunning: onServerRunning
+    )
+
+    let admin = Router(context: GatewayRequestContext.self)
+    admin.add(middleware: RequestIDMiddleware())
+    admin.add(middleware: ErrorMiddleware())
+    GatewayHealthController(monitor: monitor).addRoutes(to: admin)
+    HealthController<GatewayRequestContext>(service: "gateway", checks: [], metrics: metrics, includeHealth: false)
+        .addRoutes(to: admin)
 
     return Application(
-        router: router,
-        configuration: .init(address: .hostname(config.server.host, port: config.server.port), serverName: "gateway"),
-        services: [HTTPClientService(client: http), monitor],
-        onServerRunning: onServerRunning,
+        router: admin,
+        configuration: .init(address: .hostname(config.adminHost, port: config.adminPort), serverName: "gateway-admin"),
+        services: [HTTPClientService(client: http), monitor, dataPlane],
         logger: logger
     )
 }

@@ -17,14 +17,26 @@ package struct GatewayConfig: Sendable {
     package var healthCheckIntervalSeconds: Int
     /// Declared bodies up to this size are read whole before they are forwarded; larger ones are relayed.
     package var bodyBufferBytes: Int
-    /// Time a client has to send a body that is read whole.
+    /// Time a client has to send a body that is read whole, or may pause within a relayed one.
     package var bodyTimeoutSeconds: Int
+    /// Time a client has to finish a request head once it has begun one (slow-loris clients).
+    package var headerTimeoutSeconds: Int
+    /// Time a kept-alive client connection may sit idle between requests.
+    package var idleTimeoutSeconds: Int
+    /// Largest request head, all header lines together (431 beyond).
+    package var maxHeaderBytes: Int
+    /// Time an upstream may pause within an answer (streams pause between events).
+    package var upstreamIdleTimeoutSeconds: Int
+    /// Where `/metrics` and the detailed `/health` are served; loopback unless said otherwise.
+    package var adminHost: String
+    package var adminPort: Int
 
     package init(
         server: ServerConfig, upstreams: [Upstream], jwksURL: String, corsOrigins: [String] = [], limits: RateLimits = RateLimits(),
         rateLimitMaxKeys: Int = 100_000, trustForwardedFor: Bool = false, upstreamConnectTimeoutMilliseconds: Int = 2_000,
         upstreamTimeoutMilliseconds: Int = 30_000, healthCheckIntervalSeconds: Int = 5, bodyBufferBytes: Int = 1_048_576,
-        bodyTimeoutSeconds: Int = 30
+        bodyTimeoutSeconds: Int = 30, headerTimeoutSeconds: Int = 10, idleTimeoutSeconds: Int = 75, maxHeaderBytes: Int = 32_768,
+        upstreamIdleTimeoutSeconds: Int = 300, adminHost: String = "127.0.0.1", adminPort: Int = 0
     ) {
         self.server = server
         self.upstreams = upstreams
@@ -38,6 +50,12 @@ package struct GatewayConfig: Sendable {
         self.healthCheckIntervalSeconds = healthCheckIntervalSeconds
         self.bodyBufferBytes = bodyBufferBytes
         self.bodyTimeoutSeconds = bodyTimeoutSeconds
+        self.headerTimeoutSeconds = headerTimeoutSeconds
+        self.idleTimeoutSeconds = idleTimeoutSeconds
+        self.maxHeaderBytes = maxHeaderBytes
+        self.upstreamIdleTimeoutSeconds = upstreamIdleTimeoutSeconds
+        self.adminHost = adminHost
+        self.adminPort = adminPort
     }
 
     package init(settings: Settings) throws {
@@ -67,6 +85,12 @@ package struct GatewayConfig: Sendable {
         self.healthCheckIntervalSeconds = try settings.int("HEALTH_CHECK_INTERVAL_SECONDS", default: 5, range: 1...3_600)
         self.bodyBufferBytes = try settings.int("BODY_BUFFER_BYTES", default: 1_048_576, range: 0...1_073_741_824)
         self.bodyTimeoutSeconds = try settings.int("BODY_TIMEOUT_SECONDS", default: 30, range: 1...3_600)
+        self.headerTimeoutSeconds = try settings.int("HEADER_TIMEOUT_SECONDS", default: 10, range: 1...3_600)
+        self.idleTimeoutSeconds = try settings.int("IDLE_TIMEOUT_SECONDS", default: 75, range: 1...86_400)
+        self.maxHeaderBytes = try settings.int("MAX_HEADER_BYTES", default: 32_768, range: 1_024...1_048_576)
+        self.upstreamIdleTimeoutSeconds = try settings.int("UPSTREAM_IDLE_TIMEOUT_SECONDS", default: 300, range: 1...86_400)
+        self.adminHost = settings.string("GATEWAY_ADMIN_HOST", default: "127.0.0.1")
+        self.adminPort = try settings.int("GATEWAY_ADMIN_PORT", default: 9080, range: 0...65535)
     }
 }
 

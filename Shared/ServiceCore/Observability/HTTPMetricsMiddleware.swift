@@ -48,15 +48,16 @@ package struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware 
 
     private func record(_ request: Request, context: Context, status: Int, since start: ContinuousClock.Instant) {
         // Route templates, never raw paths, keep label cardinality bounded.
-        let (counter, timer) = handles.handles(method: request.method.rawValue, route: context.endpointPath ?? "NotFound", status: status)
-        counter.increment()
-        timer.record(duration: ContinuousClock.now - start)
+        handles.record(
+            method: request.method.rawValue, route: context.endpointPath ?? "NotFound", status: status,
+            nanoseconds: (ContinuousClock.now - start).nanoseconds
+        )
     }
 }
 
 /// The counter and timer of each (method, route, status), made once instead of looked up in the
 /// registry on every request.
-final class MetricHandles: Sendable {
+package final class MetricHandles: Sendable {
     private struct Key: Hashable {
         var method: String
         var route: String
@@ -66,11 +67,18 @@ final class MetricHandles: Sendable {
     private let factory: PrometheusMetricsFactory
     private let cache = Mutex<[Key: (Metrics.Counter, Metrics.Timer)]>([:])
 
-    init(factory: PrometheusMetricsFactory) {
+    package init(factory: PrometheusMetricsFactory) {
         self.factory = factory
     }
 
-    func handles(method: String, route: String, status: Int) -> (Metrics.Counter, Metrics.Timer) {
+    /// Counts one request and records how long it took.
+    package func record(method: String, route: String, status: Int, nanoseconds: Int64) {
+        let (counter, timer) = handles(method: method, route: route, status: status)
+        counter.increment()
+        timer.recordNanoseconds(nanoseconds)
+    }
+
+    private func handles(method: String, route: String, status: Int) -> (Metrics.Counter, Metrics.Timer) {
         let key = Key(method: method, route: route, status: status)
         if let found = cache.withLock({ $0[key] }) { return found }
         let dimensions = [("method", method), ("route", route), ("status", String(status))]
@@ -80,5 +88,13 @@ final class MetricHandles: Sendable {
         )
         cache.withLock { $0[key] = made }
         return made
+    }
+}
+
+extension Duration {
+    /// The whole duration in nanoseconds (saturating far beyond any request's length).
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

@@ -25,8 +25,9 @@ enum RouteRules {
         case forward(PublicService, Access)
     }
 
-    /// The gateway's own routes, served by its router (GET only).
-    static let gatewayPaths = HealthController<GatewayRequestContext>.paths
+    /// The public port's own routes, answered by the data plane (GET only); `/metrics` and the
+    /// detailed `/health` are on the admin port.
+    static let gatewayPaths: Set<String> = ["/health", "/live", "/ready"]
 
     static func decide(method: HTTPRequest.Method, path: String, sessionID: String?) -> Decision {
         guard let routes = PublicRoutes.routes(for: path) else {

@@ -64,6 +64,16 @@ package final class ChildServices: Sendable {
         return pid
     }
 
+    /// The running service's resident memory (VmRSS), in MiB.
+    package func residentMegabytes(_ service: ServiceName) -> Int? {
+        guard let pid = pids.withLock({ $0[service] }),
+            let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
+        else { return nil }
+        return kilobytes / 1024
+    }
+
     package func stopAll() {
         for service in ServiceName.allCases { stop(service) }
     }

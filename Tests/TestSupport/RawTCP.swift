@@ -88,6 +88,35 @@ package final class RawConnection: @unchecked Sendable {
         return (status, headers, String(decoding: read(count: length), as: UTF8.self))
     }
 
+    /// What has arrived (at least one byte, waiting for it), or nil once the peer has closed.
+    package func readSome() -> [UInt8]? {
+        if pending.isEmpty, !fill() { return nil }
+        defer { pending.removeAll() }
+        return pending
+    }
+
+    /// Reads and drops whatever comes until the peer closes (true) or the receive timeout passes (false).
+    package func waitForClose() -> Bool {
+        pending.removeAll()
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let received = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if received > 0 { continue }
+            if received == 0 { return true }
+            switch errno {
+            case EINTR: continue
+            case ECONNRESET: return true
+            default: return false
+            }
+        }
+    }
+
+    /// How long a read waits before giving up (10 s unless set).
+    package func setReceiveTimeout(milliseconds: Int) {
+        var timeout = timeval(tv_sec: milliseconds / 1000, tv_usec: Int((milliseconds % 1000) * 1000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     /// True once the peer has closed its side (reads return end of stream), within the receive timeout.
     package func isClosedByPeer() -> Bool {
         while fill() {}

@@ -113,6 +113,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard let parserError = error as? HTTPParserError else {
+            plane.logger.debug("client connection failed", metadata: ["error": "\(error)", "peer": "\(peer)"])
             context.close(promise: nil)
             return
         }
@@ -131,7 +132,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             default:
                 AppError.badRequest("Malformed HTTP request (\(parserError))", code: "MALFORMED_REQUEST")
             }
-        let exchange = self.exchange ?? Exchange(head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), requestID: Self.newRequestID())
+        let exchange = self.exchange ?? Exchange(
+            head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), requestID: Self.newRequestID(), bufferBytes: 0
+        )
         self.exchange = exchange
         exchange.keepAlive = false
         exchange.requestEnded = true
@@ -141,7 +144,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private func begin(_ head: HTTPRequestHead) {
         timeouts.requestStarted()
         generation += 1
-        let exchange = Exchange(head: head, requestID: RequestID.acceptable(head.headers.first(name: "x-request-id")) ?? Self.newRequestID())
+        let exchange = Exchange(
+            head: head, requestID: RequestID.acceptable(head.headers.first(name: "x-request-id")) ?? Self.newRequestID(),
+            bufferBytes: plane.limits.bufferBytes
+        )
         self.exchange = exchange
         exchange.origin = head.headers.first(name: "origin")
         let (path, _) = Self.split(head.uri)
@@ -227,7 +233,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             if exchange.responseEnded { finish(exchange) }
             return
         }
-        guard let upstream = exchange.upstream else { return }
+        guard let upstream = exchange.upstream else {
+            if exchange.phase == .forwarding, exchange.bufferWhole { acquireUpstream(exchange) }
+            return
+        }
         if exchange.upstreamHeadSent {
             upstream.send(.end(nil), flush: true)
             exchange.requestSent = true
@@ -244,27 +253,30 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         exchange.plan = plan
         exchange.address = address
         exchange.route = "proxy:\(plan.service.rawValue)"
-        let head = exchange.head
-        let chunked = head.headers[canonicalForm: "transfer-encoding"].contains { $0.lowercased() == "chunked" }
-        let declared = head.headers.first(name: "content-length").flatMap { Int($0) } ?? 0
-        exchange.declaredLength = chunked ? nil : declared
-        if declared > plane.limits.maxBodyBytes {
+        if (exchange.declaredLength ?? 0) > plane.limits.maxBodyBytes {
             exchange.keepAlive = false
             return answer(.payloadTooLarge(limit: plane.limits.maxBodyBytes), for: exchange)
         }
-        exchange.bufferWhole = !chunked && declared <= plane.limits.bufferBytes
-        if !exchange.requestEnded, chunked || declared > 0 {
+        let head = exchange.head
+        if !exchange.requestEnded, exchange.hasBody {
             if head.version == .http1_1, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
                 context?.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
             }
             scheduleBodyTimeout(exchange)
         }
+        // A body read whole is read before an upstream connection is taken, so a slow client
+        // never holds one (as nginx buffers bodies); a relayed body goes up as it comes.
+        if !exchange.bufferWhole || exchange.requestEnded { acquireUpstream(exchange) }
+        resumeReadsIfPossible()
+    }
+
+    private func acquireUpstream(_ exchange: Exchange) {
+        guard let plan = exchange.plan, let address = exchange.address else { return }
         if let reused = pool.take(plan.service) {
             attach(reused, reused: true, exchange)
         } else {
             connect(address, exchange)
         }
-        resumeReadsIfPossible()
     }
 
     private func connect(_ address: UpstreamAddress, _ exchange: Exchange) {
@@ -461,10 +473,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         exchange.body.removeAll()
         // The rest of a large or unbounded body is not worth reading just to keep the connection.
         if !exchange.requestEnded {
-            let declared = exchange.head.headers.first(name: "content-length").flatMap { Int($0) }
-            if declared == nil || declared! > plane.limits.bufferBytes || exchange.bodyBytes > plane.limits.bufferBytes {
-                exchange.keepAlive = false
-            }
+            if !exchange.bufferWhole || exchange.bodyBytes > plane.limits.bufferBytes { exchange.keepAlive = false }
             exchange.discarding = true
         }
         var headers = HTTPHeaders(extra)
@@ -582,11 +591,13 @@ final class Exchange {
 
     var requestEnded = false
     var bodyBytes = 0
-    /// The body's `Content-Length`; nil for a chunked body.
-    var declaredLength: Int?
+    /// The body's `Content-Length` (0 without one); nil for a chunked body.
+    let declaredLength: Int?
+    var hasBody: Bool { declaredLength != 0 }
     /// Body parts not yet sent upstream (all of them, for a body read whole).
     var body: [ByteBuffer] = []
-    var bufferWhole = true
+    /// Read the whole body before going upstream (a declared length within `bufferBytes`).
+    var bufferWhole: Bool
     var discarding = false
     var lastBodyActivity = NIODeadline.now()
     var bodyTimer: Scheduled<Void>?
@@ -601,10 +612,13 @@ final class Exchange {
     var responseStarted = false
     var responseEnded = false
 
-    init(head: HTTPRequestHead, requestID: String) {
+    init(head: HTTPRequestHead, requestID: String, bufferBytes: Int) {
         self.head = head
         self.requestID = requestID
         self.keepAlive = head.isKeepAlive
+        let chunked = head.headers[canonicalForm: "transfer-encoding"].contains { $0.lowercased() == "chunked" }
+        self.declaredLength = chunked ? nil : head.headers.first(name: "content-length").flatMap { Int($0) } ?? 0
+        self.bufferWhole = (declaredLength ?? .max) <= bufferBytes
     }
 
     func cancelTimers() {

@@ -82,30 +82,4 @@ struct GatewayRulesTests {
         #expect(documented.subtracting(declared).isEmpty, "documented but not routed: \(documented.subtracting(declared).sorted())")
         #expect(declared.subtracting(documented).isEmpty, "routed but not documented: \(declared.subtracting(documented).sorted())")
     }
-
-    @Test func limiterCountsPerKeyAndWindow() {
-        let limiter = RateLimiter(maxKeys: 1_000)
-        let start = Date(timeIntervalSince1970: 1_000_000)
-        let decisions = (0..<4).map { _ in limiter.check(key: "a", limit: 3, now: start) }
-        #expect(decisions.map(\.allowed) == [true, true, true, false])
-        #expect(decisions.map(\.remaining) == [2, 1, 0, 0])
-        #expect(decisions[3].resetAt == 1_000_060)
-        #expect(decisions[3].retryAfter == 60)
-        #expect(limiter.check(key: "b", limit: 3, now: start).allowed)
-        let later = limiter.check(key: "a", limit: 3, now: start.addingTimeInterval(61))
-        #expect(later.allowed)
-        #expect(later.remaining == 2)
-    }
-
-    @Test func limiterMemoryStaysBoundedUnderAFlood() {
-        let limiter = RateLimiter(maxKeys: 1_024)
-        let now = Date()
-        for index in 0..<100_000 {
-            _ = limiter.check(key: "ip|10.\(index >> 16).\((index >> 8) & 255).\(index & 255)", limit: 100, now: now)
-        }
-        #expect(limiter.keyCount <= 1_024)
-        // A key that keeps coming back is still limited correctly after the flood.
-        for _ in 0..<5 { _ = limiter.check(key: "steady", limit: 5, now: now) }
-        #expect(limiter.check(key: "steady", limit: 5, now: now).allowed == false)
-    }
 }

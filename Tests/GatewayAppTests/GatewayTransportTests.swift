@@ -1,6 +1,7 @@
 import Foundation
 import NIOHTTP1
 import ServiceCore
+import Synchronization
 import TestSupport
 import Testing
 
@@ -21,13 +22,30 @@ struct GatewayTransportTests {
     final class CountingUpstream: Sendable {
         let server: RawTCPServer
         let requests = Tally()
+        private final class LastHead: Sendable {
+            let value = Mutex<String?>(nil)
+        }
+
+        private let lastHead = LastHead()
+
+        /// The `X-Forwarded-For` the last request came with.
+        var lastForwardedFor: String? {
+            lastHead.value.withLock { head in
+                head?.components(separatedBy: "\r\n").first { $0.lowercased().hasPrefix("x-forwarded-for:") }
+                    .map { String($0.dropFirst("x-forwarded-for:".count)).trimmingCharacters(in: .whitespaces) }
+            }
+        }
 
         init() throws {
             let requests = self.requests
+            let lastHead = self.lastHead
             server = try RawTCPServer { connection in
                 defer { connection.close() }
                 while let head = connection.read(until: "\r\n\r\n") {
-                    if !head.hasPrefix("GET /ready ") { requests.add() }
+                    if !head.hasPrefix("GET /ready ") {
+                        requests.add()
+                        lastHead.value.withLock { $0 = head }
+                    }
                     let length = head.lowercased().components(separatedBy: "\r\n")
                         .first { $0.hasPrefix("content-length:") }
                         .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
@@ -286,6 +304,39 @@ struct GatewayTransportTests {
         #expect(result.2 < 2, "answered after \(result.2) s")
         let rss = children.residentMegabytes(.gateway)
         #expect(rss != nil && rss! < 400, "gateway RSS with 10,000 idle connections: \(rss.map { "\($0) MiB" } ?? "unknown")")
+    }
+
+    @Test(arguments: [false, true])
+    func forwardedForIsBelievedOnlyFromTrustedProxies(trusted: Bool) async throws {
+        let upstream = try CountingUpstream()
+        var overrides = Self.overrides.merging(["BILLING_URL": upstream.server.url, "RATE_LIMIT_PUBLIC_PER_MINUTE": "3"]) { $1 }
+        if trusted { overrides["TRUSTED_PROXIES"] = "10.0.0.0/8, 127.0.0.1" }
+        try await TestStack.with(.gateway, overrides: overrides) { stack in
+            let url = stack.url(.gateway) + "/api/payments/plans"
+            var statuses: [Int] = []
+            // Each request claims another client, behind what would be a trusted hop (10.0.0.1).
+            for index in 0..<6 {
+                let response = try await TestHTTP.send(.GET, url, headers: ["X-Forwarded-For": "203.0.113.\(index), 10.0.0.1"])
+                statuses.append(response.status)
+            }
+            if trusted {
+                // Behind a trusted proxy each claimed client has its own limit, and the chain is kept.
+                #expect(statuses == Array(repeating: 200, count: 6))
+                #expect(upstream.lastForwardedFor == "203.0.113.5, 10.0.0.1, 127.0.0.1")
+            } else {
+                // From anyone else the header changes nothing: the peer is limited, and the header is replaced.
+                #expect(statuses == [200, 200, 200, 429, 429, 429])
+                #expect(upstream.lastForwardedFor == "127.0.0.1")
+            }
+            // IPv6 clients behind a trusted proxy are counted by /64: rotating the host half buys nothing.
+            if trusted {
+                var v6: [Int] = []
+                for index in 0..<5 {
+                    v6.append(try await TestHTTP.send(.GET, url, headers: ["X-Forwarded-For": "2001:db8:1:2::\(index + 1)"]).status)
+                }
+                #expect(v6 == [200, 200, 200, 429, 429])
+            }
+        }
     }
 
     @Test func publicAndAdminPortsAnswerWhatIsTheirs() async throws {

@@ -42,7 +42,7 @@ package func buildGatewayApplication(
         monitor: monitor,
         metrics: MetricHandles(factory: metrics.factory),
         logger: logger,
-        trustForwardedFor: config.trustForwardedFor
+        trustedProxies: config.trustedProxies
     )
     let dataPlane = DataPlaneServer(
         plane: plane, host: config.server.host, port: config.server.port, maxHeaderBytes: config.maxHeaderBytes,

@@ -9,8 +9,8 @@ package struct GatewayConfig: Sendable {
     package var limits: RateLimits
     /// Most distinct keys (IPs, tenants, sessions) the limiter remembers; older windows are evicted first.
     package var rateLimitMaxKeys: Int
-    /// Use the last `X-Forwarded-For` entry as the client address (only behind a trusted proxy).
-    package var trustForwardedFor: Bool
+    /// Proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`, CIDR list; empty trusts no one).
+    var trustedProxies: TrustedProxies
     package var upstreamConnectTimeoutMilliseconds: Int
     /// Time an upstream has to start answering (response head).
     package var upstreamTimeoutMilliseconds: Int
@@ -33,7 +33,7 @@ package struct GatewayConfig: Sendable {
 
     package init(
         server: ServerConfig, upstreams: [Upstream], jwksURL: String, corsOrigins: [String] = [], limits: RateLimits = RateLimits(),
-        rateLimitMaxKeys: Int = 100_000, trustForwardedFor: Bool = false, upstreamConnectTimeoutMilliseconds: Int = 2_000,
+        rateLimitMaxKeys: Int = 100_000, upstreamConnectTimeoutMilliseconds: Int = 2_000,
         upstreamTimeoutMilliseconds: Int = 30_000, healthCheckIntervalSeconds: Int = 5, bodyBufferBytes: Int = 1_048_576,
         bodyTimeoutSeconds: Int = 30, headerTimeoutSeconds: Int = 10, idleTimeoutSeconds: Int = 75, maxHeaderBytes: Int = 32_768,
         upstreamIdleTimeoutSeconds: Int = 300, adminHost: String = "127.0.0.1", adminPort: Int = 0
@@ -44,7 +44,7 @@ package struct GatewayConfig: Sendable {
         self.corsOrigins = corsOrigins
         self.limits = limits
         self.rateLimitMaxKeys = rateLimitMaxKeys
-        self.trustForwardedFor = trustForwardedFor
+        self.trustedProxies = .none
         self.upstreamConnectTimeoutMilliseconds = upstreamConnectTimeoutMilliseconds
         self.upstreamTimeoutMilliseconds = upstreamTimeoutMilliseconds
         self.healthCheckIntervalSeconds = healthCheckIntervalSeconds
@@ -79,7 +79,11 @@ package struct GatewayConfig: Sendable {
             sessionPerMinute: try settings.int("RATE_LIMIT_SESSION_PER_MINUTE", default: 10, range: 1...1_000_000_000)
         )
         self.rateLimitMaxKeys = try settings.int("RATE_LIMIT_MAX_KEYS", default: 100_000, range: 64...10_000_000)
-        self.trustForwardedFor = try settings.bool("TRUST_FORWARDED_FOR", default: false)
+        do {
+            self.trustedProxies = try TrustedProxies(parsing: settings.string("TRUSTED_PROXIES", default: ""))
+        } catch {
+            throw ConfigurationError(variable: "TRUSTED_PROXIES", problem: "'\(error.entry)' is not an IP address or CIDR block (e.g. 10.0.0.0/8, 127.0.0.1, fd00::/8)")
+        }
         self.upstreamConnectTimeoutMilliseconds = try settings.int("UPSTREAM_CONNECT_TIMEOUT_MS", default: 2_000, range: 10...60_000)
         self.upstreamTimeoutMilliseconds = try settings.int("UPSTREAM_TIMEOUT_MS", default: 30_000, range: 10...600_000)
         self.healthCheckIntervalSeconds = try settings.int("HEALTH_CHECK_INTERVAL_SECONDS", default: 5, range: 1...3_600)

@@ -16,7 +16,7 @@ struct Admission: Sendable {
         var path: String
         var sessionID: String?
         var authorization: String?
-        /// The address the limiter counts the client by (see `ClientAddress`).
+        /// The client's address (`ClientAddress.resolve`); the limiter counts IPv6 clients by /64.
         var clientAddress: String
     }
 
@@ -27,6 +27,8 @@ struct Admission: Sendable {
         var path: String
         var access: Access
         var limit: RateLimitDecision
+        /// The limiter scope the request counted against, named in `RateLimit-Policy`.
+        var policy: String
     }
 
     enum Outcome: Sendable {
@@ -81,19 +83,21 @@ struct Admission: Sendable {
     /// bad token also count against the client address, so made-up session ids or garbage tokens
     /// do not buy unlimited attempts.
     private func admit(_ request: Request, service: PublicService, path: String, access: Access) -> Step {
-        let forward: @Sendable (RateLimitDecision) -> Outcome = { limit in
-            limit.allowed ? .forward(Forward(service: service, path: path, access: access, limit: limit)) : .refuse(Self.limited(limit))
+        let address = ClientAddress.limiterKey(for: request.clientAddress)
+        let forward: @Sendable (String, RateLimitDecision) -> Outcome = { policy, limit in
+            limit.allowed
+                ? .forward(Forward(service: service, path: path, access: access, limit: limit, policy: policy))
+                : .refuse(Self.limited(limit, policy: policy))
         }
-        let address = request.clientAddress
         switch access {
         case .credentials:
-            return .done(forward(limiter.check(key: "auth|\(address)", limit: limits.authPerMinute)))
+            return .done(forward("auth", limiter.check(key: "auth|\(address)", limit: limits.authPerMinute)))
         case .open:
-            return .done(forward(limiter.check(key: "ip|\(address)", limit: limits.publicPerMinute)))
+            return .done(forward("ip", limiter.check(key: "ip|\(address)", limit: limits.publicPerMinute)))
         case .session(let sessionID):
             let byAddress = limiter.check(key: "ip|\(address)", limit: limits.publicPerMinute)
-            guard byAddress.allowed else { return .done(.refuse(Self.limited(byAddress))) }
-            return .done(forward(limiter.check(key: "session|\(sessionID.prefix(128))", limit: limits.sessionPerMinute)))
+            guard byAddress.allowed else { return .done(.refuse(Self.limited(byAddress, policy: "ip"))) }
+            return .done(forward("session", limiter.check(key: "session|\(sessionID.prefix(128))", limit: limits.sessionPerMinute)))
         case .authenticated:
             guard let token = JWTAuthMiddleware<GatewayRequestContext>.bearerToken(request.authorization) else {
                 return .done(refused(.unauthorized(), address: address))
@@ -101,7 +105,7 @@ struct Admission: Sendable {
             let verified: @Sendable (Result<AccessTokenClaims, any Error>) -> Outcome = { result in
                 switch result {
                 case .success(let claims):
-                    return forward(limiter.check(key: "tenant|\(claims.tenantID)", limit: limits.tenantPerMinute))
+                    return forward("tenant", limiter.check(key: "tenant|\(claims.tenantID)", limit: limits.tenantPerMinute))
                 case .failure(let error as AppError) where error.status == .unauthorized:
                     return refused(error, address: address)
                 case .failure(let error):
@@ -116,27 +120,18 @@ struct Admission: Sendable {
     /// A refused credential costs an attempt against the client address; past its limit, 429.
     private func refused(_ error: AppError, address: String) -> Outcome {
         let byAddress = limiter.check(key: "ip|\(address)", limit: limits.publicPerMinute)
-        return .refuse(byAddress.allowed ? error : Self.limited(byAddress))
+        return .refuse(byAddress.allowed ? error : Self.limited(byAddress, policy: "ip"))
     }
 
-    static func limited(_ decision: RateLimitDecision) -> AppError {
+    /// 429 with the limit's headers, `Retry-After` among them.
+    static func limited(_ decision: RateLimitDecision, policy: String) -> AppError {
         var headers = HTTPFields()
-        for (name, value) in RateLimitHeaders.fields(decision) { headers.append(HTTPField(name: HTTPField.Name(name)!, value: value)) }
-        headers[.retryAfter] = String(decision.retryAfter)
+        for (name, value) in RateLimitHeaderValues(decision, policyName: policy).fields {
+            headers.append(HTTPField(name: HTTPField.Name(name)!, value: value))
+        }
         return AppError(
             .tooManyRequests, code: "RATE_LIMITED",
             detail: "Rate limit exceeded. Try again in \(decision.retryAfter) seconds.", headers: headers
         )
-    }
-}
-
-/// The `X-RateLimit-*` fields of a decision.
-enum RateLimitHeaders {
-    static func fields(_ decision: RateLimitDecision) -> [(String, String)] {
-        [
-            ("X-RateLimit-Limit", String(decision.limit)),
-            ("X-RateLimit-Remaining", String(decision.remaining)),
-            ("X-RateLimit-Reset", String(decision.resetAt)),
-        ]
     }
 }

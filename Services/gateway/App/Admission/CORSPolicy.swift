@@ -9,7 +9,7 @@ import ServiceCore
 struct CORSPolicy: Sendable {
     static let allowedMethods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     static let allowedHeaders = ["Authorization", "Content-Type", "X-Session-ID", "X-Tenant-Slug", "X-Request-ID", "Idempotency-Key"]
-    static let exposedHeaders = "X-Request-ID, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After"
+    static let exposedHeaders = "X-Request-ID, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, RateLimit, RateLimit-Policy, Retry-After"
 
     private let allowAny: Bool
     private let origins: Set<String>

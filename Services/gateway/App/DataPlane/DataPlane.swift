@@ -31,12 +31,12 @@ final class DataPlane: Sendable {
     let monitor: UpstreamMonitor
     let metrics: MetricHandles
     let logger: Logger
-    let trustForwardedFor: Bool
+    let trustedProxies: TrustedProxies
     let pools: UpstreamPools
 
     init(
         admission: Admission, cors: CORSPolicy, upstreams: [PublicService: UpstreamAddress], limits: Limits,
-        monitor: UpstreamMonitor, metrics: MetricHandles, logger: Logger, trustForwardedFor: Bool
+        monitor: UpstreamMonitor, metrics: MetricHandles, logger: Logger, trustedProxies: TrustedProxies
     ) {
         self.admission = admission
         self.cors = cors
@@ -45,7 +45,7 @@ final class DataPlane: Sendable {
         self.monitor = monitor
         self.metrics = metrics
         self.logger = logger
-        self.trustForwardedFor = trustForwardedFor
+        self.trustedProxies = trustedProxies
         self.pools = UpstreamPools(limits: limits)
     }
 }

@@ -16,7 +16,7 @@ enum ForwardedHeaders {
     /// whole, nil for a relayed (chunked) one, 0 for none.
     static func request(
         _ head: HTTPRequestHead, target: String, upstream: UpstreamAddress, requestID: String, peer: String,
-        trustForwardedFor: Bool, bodyLength: Int?
+        peerIsTrusted: Bool, bodyLength: Int?
     ) -> HTTPRequestHead {
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + 6)
@@ -25,7 +25,8 @@ enum ForwardedHeaders {
             let lower = name.lowercased()
             if hopByHop.contains(lower) || replacedOnRequests.contains(lower) { continue }
             if !connectionTokens.isEmpty && connectionTokens.contains(where: { $0 == lower }) { continue }
-            if !trustForwardedFor && lower.hasPrefix("x-forwarded-") { continue }
+            // From anyone but a trusted proxy, these are the client's own claims: replaced, not passed on.
+            if !peerIsTrusted && lower.hasPrefix("x-forwarded-") { continue }
             headers.add(name: name, value: value)
         }
         headers.add(name: "host", value: upstream.authority)

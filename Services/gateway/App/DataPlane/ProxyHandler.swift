@@ -19,6 +19,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private let pool: UpstreamPool
     private let timeouts: ConnectionTimeoutHandler
     private let peer: String
+    /// Whether the peer is one of `TRUSTED_PROXIES`, whose `X-Forwarded-*` headers are believed.
+    private let peerIsTrusted: Bool
     private var context: ChannelHandlerContext?
     /// The request being served; nil between requests.
     private var exchange: Exchange?
@@ -32,6 +34,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         self.pool = pool
         self.timeouts = timeouts
         self.peer = peer
+        self.peerIsTrusted = IPAddress(peer).map { plane.trustedProxies.contains($0) } ?? false
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -341,7 +344,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         if let query { target += "?" + query }
         return ForwardedHeaders.request(
             exchange.head, target: target, upstream: address, requestID: exchange.requestID, peer: peer,
-            trustForwardedFor: plane.trustForwardedFor, bodyLength: bodyLength
+            peerIsTrusted: peerIsTrusted, bodyLength: bodyLength
         )
     }
 
@@ -494,8 +497,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         exchange.status = Int(head.status.code)
         for (name, value) in SecurityHeaders.fields where !head.headers.contains(name: name) { head.headers.add(name: name, value: value) }
         head.headers.replaceOrAdd(name: "x-request-id", value: exchange.requestID)
-        if let limit = exchange.plan?.limit {
-            for (name, value) in RateLimitHeaders.fields(limit) { head.headers.replaceOrAdd(name: name, value: value) }
+        if let plan = exchange.plan {
+            for (name, value) in RateLimitHeaderValues(plan.limit, policyName: plan.policy).fields {
+                head.headers.replaceOrAdd(name: name, value: value)
+            }
         }
         if !exchange.corsDone, let origin = exchange.origin, let cors = plane.cors.responseHeaders(origin: origin) {
             for (name, value) in cors where name != "Vary" { head.headers.replaceOrAdd(name: name, value: value) }
@@ -544,12 +549,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         return Data(#"{"status":"\#(status)","service":"gateway","timestamp":"\#(Date.now.formatted(.iso8601))"}"#.utf8)
     }
 
+    /// The client, as trusted proxies in front of the gateway report it (`TRUSTED_PROXIES`).
     private func clientAddress(_ head: HTTPRequestHead) -> String {
-        if plane.trustForwardedFor, let forwarded = head.headers[canonicalForm: "x-forwarded-for"].last {
-            let last = forwarded.trimmingCharacters(in: .whitespaces)
-            if !last.isEmpty { return last }
-        }
-        return peer
+        guard peerIsTrusted else { return peer }
+        return ClientAddress.resolve(peer: peer, forwardedFor: head.headers["x-forwarded-for"], trusted: plane.trustedProxies)
     }
 
     /// Path and query of a request target; the path is nil for a target that is not origin-form

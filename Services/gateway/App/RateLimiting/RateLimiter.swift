@@ -1,94 +1,73 @@
 import Foundation
 import Synchronization
 
-/// What the limiter decided, with the numbers for the `X-RateLimit-*` headers.
-struct RateLimitDecision: Equatable {
-    var allowed: Bool
-    var limit: Int
-    var remaining: Int
-    /// Unix time (seconds) at which the current window ends.
-    var resetAt: Int
-    /// Seconds until a refused caller may try again.
-    var retryAfter: Int
-}
-
-/// Fixed-window request counters, one window per key starting at its first request.
+/// Per-key request limits over a sliding window, in bounded memory, checked synchronously on every request.
 ///
-/// Memory is bounded: at most `maxKeys` keys are remembered; when full, the keys whose windows
-/// started longest ago are forgotten first (they are the closest to resetting anyway). Keys are
-/// spread over shards so concurrent requests rarely wait on the same lock.
+/// Each key has a sliding-window counter over windows aligned to multiples of `windowSeconds` in Unix time (see
+/// `SlidingWindowCounter`), so a client cannot get twice its limit by straddling a window boundary. At most `maxKeys`
+/// keys are remembered, spread over shards with a lock each so concurrent requests rarely wait on the same lock; a
+/// full shard never resets a live counter (see `RateLimiterShard`).
+///
+/// Sharing limits across replicas: the aligned windows give every replica the same `(key, windowStart)` names for
+/// counts. A synchroniser periodically calls `drainLocalDeltas()` and adds what it gets to a shared store (for example
+/// PostgreSQL, `count = count + delta` keyed by key and window start), then reads the store's totals back and passes
+/// them to `absorb(sharedTotals:now:)`. Both calls are off the request path and take each shard's lock briefly.
 final class RateLimiter: Sendable {
-    private struct Window {
-        var start: Int
-        var count: Int
-    }
-
-    private struct Shard {
-        var windows: [String: Window] = [:]
-        /// Keys in the order their windows started; entries whose window restarted since are stale.
-        var order: [(key: String, start: Int)] = []
-        var head = 0
-
-        mutating func evictOldest() {
-            while head < order.count {
-                let candidate = order[head]
-                head += 1
-                if windows[candidate.key]?.start == candidate.start {
-                    windows.removeValue(forKey: candidate.key)
-                    break
-                }
-            }
-            compactIfNeeded(force: false)
-        }
-
-        mutating func compactIfNeeded(force: Bool) {
-            // Keep `order` proportional to the live keys: drop consumed and stale entries.
-            guard force || head > 1024 && head * 2 > order.count else { return }
-            order = order[head...].filter { windows[$0.key]?.start == $0.start }
-            head = 0
-        }
-    }
-
     /// A lock per shard; a class because `Mutex` cannot be copied into an array.
     private final class LockedShard: Sendable {
-        let state = Mutex(Shard())
+        let state: Mutex<RateLimiterShard>
+
+        init(_ shard: RateLimiterShard) {
+            self.state = Mutex(shard)
+        }
     }
 
     private let shards: [LockedShard]
-    private let keysPerShard: Int
-    private let windowSeconds: Int
 
+    /// `maxKeys` is split evenly over the shards (at most `maxKeys` of them), so the total never exceeds it.
     init(maxKeys: Int, windowSeconds: Int = 60, shardCount: Int = 16) {
-        self.shards = (0..<shardCount).map { _ in LockedShard() }
-        self.keysPerShard = max(1, maxKeys / shardCount)
-        self.windowSeconds = windowSeconds
+        precondition(maxKeys > 0 && shardCount > 0, "RateLimiter needs room for at least one key in at least one shard")
+        precondition(
+            (1...SlidingWindowCounter.maxWindowSeconds).contains(windowSeconds),
+            "RateLimiter windows must be 1 s to \(SlidingWindowCounter.maxWindowSeconds) s long"
+        )
+        let count = min(shardCount, maxKeys)
+        let shard = RateLimiterShard(capacity: maxKeys / count, windowLength: windowSeconds)
+        self.shards = (0..<count).map { _ in LockedShard(shard) }
     }
 
-    /// Counts one request for `key` and says whether it is within `limit` per window.
+    /// Counts one request for `key` if it is within `limit` per sliding window; refused requests are not counted.
     func check(key: String, limit: Int, now: Date = Date()) -> RateLimitDecision {
-        let second = Int(now.timeIntervalSince1970)
-        let index = Int(UInt(bitPattern: key.hashValue) % UInt(shards.count))
-        return shards[index].state.withLock { shard in
-            var window = shard.windows[key] ?? Window(start: second, count: 0)
-            if second - window.start >= windowSeconds || shard.windows[key] == nil {
-                if shard.windows[key] == nil && shard.windows.count >= keysPerShard { shard.evictOldest() }
-                window = Window(start: second, count: 0)
-                shard.order.append((key, second))
-                if shard.order.count > keysPerShard * 4 { shard.compactIfNeeded(force: true) }
-            }
-            window.count += 1
-            shard.windows[key] = window
-            let resetAt = window.start + windowSeconds
-            return RateLimitDecision(
-                allowed: window.count <= limit,
-                limit: limit,
-                remaining: max(0, limit - window.count),
-                resetAt: resetAt,
-                retryAfter: max(1, resetAt - second)
-            )
+        let nowMilliseconds = Self.milliseconds(now)
+        return shard(for: key).state.withLock { $0.check(key: key, limit: limit, nowMilliseconds: nowMilliseconds) }
+    }
+
+    /// Keys currently remembered, not counting the overflow counters (for tests and metrics).
+    var keyCount: Int { shards.reduce(0) { $0 + $1.state.withLock { $0.counters.count } } }
+
+    /// The hook for shared limits: admissions counted here since the last call, one entry per key and window, for a
+    /// synchroniser to add to the shared store. Each admission is handed over exactly once.
+    func drainLocalDeltas() -> [WindowCount] {
+        shards.flatMap { shard in shard.state.withLock { $0.drainUnsynced() } }
+    }
+
+    /// The other half of the hook: totals read from the shared store, each the sum of all replicas' drained deltas for
+    /// one key and window. Absorbing is idempotent and never lowers a count; totals for windows that can no longer
+    /// affect a decision, or that have not begun by `now`, are ignored.
+    func absorb(sharedTotals: [WindowCount], now: Date = Date()) {
+        let nowMilliseconds = Self.milliseconds(now)
+        for total in sharedTotals {
+            shard(for: total.key).state.withLock { $0.absorb(total, nowMilliseconds: nowMilliseconds) }
         }
     }
 
-    /// Keys currently remembered (for tests and metrics).
-    var keyCount: Int { shards.reduce(0) { $0 + $1.state.withLock { $0.windows.count } } }
+    private func shard(for key: String) -> LockedShard {
+        shards[Int(UInt(bitPattern: key.hashValue) % UInt(shards.count))]
+    }
+
+    /// Unix milliseconds; `Int(_:)` traps on NaN or out-of-range values, and a broken clock must not crash the gateway.
+    private static func milliseconds(_ date: Date) -> Int {
+        let milliseconds = date.timeIntervalSince1970 * 1_000
+        return milliseconds > 0 && milliseconds < 1e15 ? Int(milliseconds) : 0
+    }
 }

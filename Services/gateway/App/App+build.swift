@@ -2,6 +2,8 @@ import AsyncHTTPClient
 import Hummingbird
 import Logging
 import NIOCore
+import PostgresNIO
+import ServiceLifecycle
 import ServiceCore
 
 /// Builds the gateway: the public data plane (the only public entry, routing by path to the four
@@ -25,8 +27,19 @@ package func buildGatewayApplication(
         upstreams: config.upstreams, http: http, interval: .seconds(config.healthCheckIntervalSeconds), logger: logger
     )
     let verifier = AccessTokenVerifier(source: HTTPJWKSSource(url: config.jwksURL, client: http), logger: logger)
+    let localLimiter = RateLimiter(maxKeys: config.rateLimitMaxKeys)
+    var limiter: any RequestLimiter = localLimiter
+    var services: [any Service] = [HTTPClientService(client: http), monitor]
+    if let databaseConfig = config.sharedLimitsDatabase {
+        let postgres = PostgresClient(configuration: databaseConfig.clientConfiguration, backgroundLogger: logger)
+        let database = Database(client: postgres, monitor: DatabaseMonitor(database: databaseConfig, logger: logger))
+        limiter = SharedRateLimiter(
+            database: database, fallback: localLimiter, maxKeys: config.rateLimitMaxKeys, failOpen: config.sharedLimitsFailOpen, logger: logger
+        )
+        services += [postgres, database.monitor, SharedLimitsMaintenance(postgres: postgres, database: database, windowSeconds: 60, logger: logger)]
+    }
     let plane = DataPlane(
-        admission: Admission(verifier: verifier, limiter: RateLimiter(maxKeys: config.rateLimitMaxKeys), limits: config.limits),
+        admission: Admission(verifier: verifier, limiter: limiter, limits: config.limits),
         cors: CORSPolicy(origins: config.corsOrigins),
         upstreams: Dictionary(uniqueKeysWithValues: try config.upstreams.map { ($0.name, try UpstreamAddress($0)) }),
         limits: .init(
@@ -59,7 +72,7 @@ package func buildGatewayApplication(
     return Application(
         router: admin,
         configuration: .init(address: .hostname(config.adminHost, port: config.adminPort), serverName: "gateway-admin"),
-        services: [HTTPClientService(client: http), monitor, dataPlane],
+        services: services + [dataPlane],
         logger: logger
     )
 }

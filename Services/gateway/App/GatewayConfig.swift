@@ -9,6 +9,10 @@ package struct GatewayConfig: Sendable {
     package var limits: RateLimits
     /// Most distinct keys (IPs, tenants, sessions) the limiter remembers; older windows are evicted first.
     package var rateLimitMaxKeys: Int
+    /// The gateway's own database, where replicas share limits; nil keeps limits per replica.
+    package var sharedLimitsDatabase: DatabaseConfig?
+    /// Without its database, count limits per replica (true) or refuse with 503 (false).
+    package var sharedLimitsFailOpen: Bool
     /// Proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`, CIDR list; empty trusts no one).
     var trustedProxies: TrustedProxies
     package var upstreamConnectTimeoutMilliseconds: Int
@@ -45,6 +49,8 @@ package struct GatewayConfig: Sendable {
         self.limits = limits
         self.rateLimitMaxKeys = rateLimitMaxKeys
         self.trustedProxies = .none
+        self.sharedLimitsDatabase = nil
+        self.sharedLimitsFailOpen = true
         self.upstreamConnectTimeoutMilliseconds = upstreamConnectTimeoutMilliseconds
         self.upstreamTimeoutMilliseconds = upstreamTimeoutMilliseconds
         self.healthCheckIntervalSeconds = healthCheckIntervalSeconds
@@ -79,6 +85,13 @@ package struct GatewayConfig: Sendable {
             sessionPerMinute: try settings.int("RATE_LIMIT_SESSION_PER_MINUTE", default: 10, range: 1...1_000_000_000)
         )
         self.rateLimitMaxKeys = try settings.int("RATE_LIMIT_MAX_KEYS", default: 100_000, range: 64...10_000_000)
+        let databaseURL = settings.string("GATEWAY_DATABASE_URL", default: "")
+        self.sharedLimitsDatabase = databaseURL.isEmpty ? nil : try DatabaseConfig(url: databaseURL, variable: "GATEWAY_DATABASE_URL", maxConnections: 4)
+        switch settings.string("RATE_LIMIT_SHARED_FAILURE", default: "open").lowercased() {
+        case "open": self.sharedLimitsFailOpen = true
+        case "closed": self.sharedLimitsFailOpen = false
+        case let other: throw ConfigurationError(variable: "RATE_LIMIT_SHARED_FAILURE", problem: "must be open or closed, got '\(other)'")
+        }
         do {
             self.trustedProxies = try TrustedProxies(parsing: settings.string("TRUSTED_PROXIES", default: ""))
         } catch {

@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import ServiceCore
 
@@ -6,7 +7,7 @@ import ServiceCore
 /// transport, so the data plane calls it on its event loop and tests call it directly.
 struct Admission: Sendable {
     let verifier: AccessTokenVerifier
-    let limiter: RateLimiter
+    let limiter: any RequestLimiter
     let limits: RateLimits
 
     /// The parts of a request admission looks at.
@@ -38,10 +39,18 @@ struct Admission: Sendable {
         case refuse(AppError)
     }
 
-    /// What to do next: an outcome now, or a token to verify first (its claims were not cached).
+    /// What to do next: an outcome now, or the rest of the decision, to run off the event loop (a
+    /// token seen for the first time, a slice of shared quota to lease).
     enum Step: Sendable {
         case done(Outcome)
-        case verify(token: String, then: @Sendable (Result<AccessTokenClaims, any Error>) -> Outcome)
+        case suspended(@Sendable () async -> Step)
+
+        func resolved() async -> Outcome {
+            switch self {
+            case .done(let outcome): outcome
+            case .suspended(let rest): await rest().resolved()
+            }
+        }
     }
 
     func begin(_ request: Request) -> Step {
@@ -65,18 +74,9 @@ struct Admission: Sendable {
         }
     }
 
-    /// `begin`, with any token verification awaited.
+    /// `begin`, with whatever it waits for awaited.
     func admit(_ request: Request) async -> Outcome {
-        switch begin(request) {
-        case .done(let outcome):
-            return outcome
-        case .verify(let token, let then):
-            do {
-                return then(.success(try await verifier.verify(token)))
-            } catch {
-                return then(.failure(error))
-            }
-        }
+        await begin(request).resolved()
     }
 
     /// Requests whose credential cannot be checked here (a widget session id) and requests with a
@@ -84,44 +84,66 @@ struct Admission: Sendable {
     /// do not buy unlimited attempts.
     private func admit(_ request: Request, service: PublicService, path: String, access: Access) -> Step {
         let address = ClientAddress.limiterKey(for: request.clientAddress)
-        let forward: @Sendable (String, RateLimitDecision) -> Outcome = { policy, limit in
-            limit.allowed
-                ? .forward(Forward(service: service, path: path, access: access, limit: limit, policy: policy))
-                : .refuse(Self.limited(limit, policy: policy))
+        let forward: @Sendable (String, RateLimitDecision) -> Step = { policy, limit in
+            .done(
+                limit.allowed
+                    ? .forward(Forward(service: service, path: path, access: access, limit: limit, policy: policy))
+                    : .refuse(Self.limited(limit, policy: policy))
+            )
         }
         switch access {
         case .credentials:
-            return .done(forward("auth", limiter.check(key: "auth|\(address)", limit: limits.authPerMinute)))
+            return count("auth|\(address)", limits.authPerMinute) { forward("auth", $0) }
         case .open:
-            return .done(forward("ip", limiter.check(key: "ip|\(address)", limit: limits.publicPerMinute)))
+            return count("ip|\(address)", limits.publicPerMinute) { forward("ip", $0) }
         case .session(let sessionID):
-            let byAddress = limiter.check(key: "ip|\(address)", limit: limits.publicPerMinute)
-            guard byAddress.allowed else { return .done(.refuse(Self.limited(byAddress, policy: "ip"))) }
-            return .done(forward("session", limiter.check(key: "session|\(sessionID.prefix(128))", limit: limits.sessionPerMinute)))
+            return count("ip|\(address)", limits.publicPerMinute) { byAddress in
+                guard byAddress.allowed else { return .done(.refuse(Self.limited(byAddress, policy: "ip"))) }
+                return count("session|\(sessionID.prefix(128))", limits.sessionPerMinute) { forward("session", $0) }
+            }
         case .authenticated:
             guard let token = JWTAuthMiddleware<GatewayRequestContext>.bearerToken(request.authorization) else {
-                return .done(refused(.unauthorized(), address: address))
+                return refused(.unauthorized(), address: address)
             }
-            let verified: @Sendable (Result<AccessTokenClaims, any Error>) -> Outcome = { result in
-                switch result {
-                case .success(let claims):
-                    return forward("tenant", limiter.check(key: "tenant|\(claims.tenantID)", limit: limits.tenantPerMinute))
-                case .failure(let error as AppError) where error.status == .unauthorized:
+            let verified: @Sendable (AccessTokenClaims) -> Step = { claims in
+                count("tenant|\(claims.tenantID)", limits.tenantPerMinute) { forward("tenant", $0) }
+            }
+            if let claims = verifier.cachedClaims(token) { return verified(claims) }
+            return .suspended {
+                do {
+                    return verified(try await verifier.verify(token))
+                } catch let error as AppError where error.status == .unauthorized {
                     return refused(error, address: address)
-                case .failure(let error):
-                    return .refuse(AppError.from(error))
+                } catch {
+                    return .done(.refuse(AppError.from(error)))
                 }
             }
-            if let claims = verifier.cachedClaims(token) { return .done(verified(.success(claims))) }
-            return .verify(token: token, then: verified)
+        }
+    }
+
+    /// Counts a request against `key`'s limit, now or after the limiter's round trip.
+    private func count(_ key: String, _ limit: Int, then: @escaping @Sendable (RateLimitDecision) -> Step) -> Step {
+        if let decision = limiter.decision(key: key, limit: limit, now: Date()) { return then(decision) }
+        return .suspended { [limiter] in
+            guard let decision = await limiter.decisionAfterWaiting(key: key, limit: limit) else {
+                return .done(.refuse(Self.limiterUnavailable))
+            }
+            return then(decision)
         }
     }
 
     /// A refused credential costs an attempt against the client address; past its limit, 429.
-    private func refused(_ error: AppError, address: String) -> Outcome {
-        let byAddress = limiter.check(key: "ip|\(address)", limit: limits.publicPerMinute)
-        return .refuse(byAddress.allowed ? error : Self.limited(byAddress, policy: "ip"))
+    private func refused(_ error: AppError, address: String) -> Step {
+        count("ip|\(address)", limits.publicPerMinute) { byAddress in
+            .done(.refuse(byAddress.allowed ? error : Self.limited(byAddress, policy: "ip")))
+        }
     }
+
+    /// Shared limits cannot be checked and the gateway is set to fail closed.
+    static let limiterUnavailable = AppError(
+        .serviceUnavailable, code: "RATE_LIMITER_UNAVAILABLE", detail: "Rate limits cannot be checked right now; try again shortly",
+        headers: [.retryAfter: "1"]
+    )
 
     /// 429 with the limit's headers, `Retry-After` among them.
     static func limited(_ decision: RateLimitDecision, policy: String) -> AppError {

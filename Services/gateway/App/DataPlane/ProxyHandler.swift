@@ -69,7 +69,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private var readsPaused: Bool {
         guard let exchange, !exchange.requestEnded, !exchange.discarding else { return false }
         switch exchange.phase {
-        case .verifying: return true
+        case .admitting: return true
         case .forwarding:
             guard !exchange.bufferWhole else { return false }
             guard let upstream = exchange.upstream, exchange.upstreamHeadSent else { return true }
@@ -179,16 +179,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         switch plane.admission.begin(request) {
         case .done(let outcome):
             admitted(outcome, exchange)
-        case .verify(let token, let then):
-            exchange.phase = .verifying
+        case .suspended(let rest):
+            exchange.phase = .admitting
             let generation = self.generation
             let handler = NIOLoopBound(self, eventLoop: context!.eventLoop)
-            let verifier = plane.admission.verifier
             let eventLoop = context!.eventLoop
             Task {
-                let result: Result<AccessTokenClaims, any Error>
-                do { result = .success(try await verifier.verify(token)) } catch { result = .failure(error) }
-                let outcome = then(result)
+                let outcome = await rest().resolved()
                 eventLoop.execute {
                     let handler = handler.value
                     guard handler.generation == generation, let exchange = handler.exchange else { return }
@@ -575,7 +572,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 /// One request's journey through `ProxyHandler`.
 final class Exchange {
     enum Phase {
-        case verifying
+        case admitting
         case forwarding
         case answered
     }

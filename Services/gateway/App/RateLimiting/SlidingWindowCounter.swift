@@ -27,6 +27,13 @@ struct SlidingWindowCounter: Sendable {
         self.windowStart = windowStart
     }
 
+    /// A counter holding counts learned elsewhere (the shared store's totals).
+    init(windowStart: Int, current: Int, previous: Int) {
+        self.windowStart = windowStart
+        self.current = min(max(current, 0), Self.maxCount)
+        self.previous = min(max(previous, 0), Self.maxCount)
+    }
+
     /// Start (Unix seconds) of the aligned window holding `nowMilliseconds`; aligned so replicas agree on window keys.
     static func windowStart(containing nowMilliseconds: Int, length: Int) -> Int {
         nowMilliseconds / (length * 1_000) * length

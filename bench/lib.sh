@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers shared by the bench scripts (sourced, not run). The sourcing script defines
 # log() and sets CHILD_PID="" before using them.
 

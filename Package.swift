@@ -102,7 +102,7 @@ let package = Package(
             "gateway",
             app: "GatewayApp",
             dependencies: [
-                jwt, .product(name: "HummingbirdCore", package: "hummingbird"),
+                jwt, .product(name: "HummingbirdCore", package: "hummingbird"), .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ]
         )
@@ -118,6 +118,7 @@ let package = Package(
                 dependencies: [
                     "ServiceCore", "InternalAPI", "LocalPostgres", "AuthApp", "BillingApp", "TenancyApp", "ChatApp", "GatewayApp", postgres, httpClient,
                     jwt, logging, lifecycle, nioCore, .product(name: "NIOHTTP1", package: "swift-nio"),
+                    .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOWebSocket", package: "swift-nio"),
                 ],
                 path: "Tests/TestSupport",
                 swiftSettings: swiftSettings

@@ -45,6 +45,8 @@
 #   FIXED_RATE              total req/s for the fixed-rate section (default: half of the
 #                           nginx row's req/s); set it to compare runs at the same rate
 #   RATE_DURATION           seconds per fixed-rate run (default DURATION)
+#   SHARED_LIMITS (1)       0 skips the shared-limit row; otherwise it runs against SHARED_LIMITS_URL,
+#                           or a database made in the suite's own cluster (needs psql)
 #   SHARED_LIMITS_URL       PostgreSQL URL; when set, a gateway with GATEWAY_DATABASE_URL set to
 #                           it (shared-limit mode) is measured beside the local-limit one
 #   PROFILE                 empty (default), perf or callgrind:
@@ -600,6 +602,15 @@ start_gateway() {
 start_gateway gw-local "$GW_LOCAL_PORT" "$GW_LOCAL_ADMIN_PORT"
 GW_LOCAL_PID=$LAST_PID
 GW_SHARED_PID=""
+if [[ -z "$SHARED_LIMITS_URL" && "${SHARED_LIMITS:-1}" == 1 ]] && command -v psql >/dev/null 2>&1; then
+    # The suite's throwaway cluster (trust authentication on loopback) holds the shared limits too.
+    if psql -q -h "$HOST" -p "$PG_PORT" -U postgres -d postgres -c 'CREATE DATABASE gateway_limits' >/dev/null 2>&1 \
+        || psql -q -h "$HOST" -p "$PG_PORT" -U postgres -d gateway_limits -c 'SELECT 1' >/dev/null 2>&1; then
+        SHARED_LIMITS_URL="postgres://postgres@$HOST:$PG_PORT/gateway_limits"
+    else
+        log "could not create a database for the shared-limit row; set SHARED_LIMITS_URL"
+    fi
+fi
 if [[ -n "$SHARED_LIMITS_URL" ]]; then
     start_gateway gw-shared "$GW_SHARED_PORT" "$GW_SHARED_ADMIN_PORT" GATEWAY_DATABASE_URL="$SHARED_LIMITS_URL"
     GW_SHARED_PID=$LAST_PID

@@ -27,6 +27,14 @@ struct GatewayRulesTests {
         #expect(PathNormalizer.isInternal("/INTERNAL/owners"))
         #expect(!PathNormalizer.isInternal("/internals"))
         #expect(PathNormalizer.encodeForUpstream("/api/tenants/a b/theme") == "/api/tenants/a%20b/theme")
+        #expect(PathNormalizer.encodeForUpstream("/api/tenants/acme-1.x_y~z/theme") == "/api/tenants/acme-1.x_y~z/theme")
+        #expect(PathNormalizer.encodeForUpstream("/api/x/a;b?c#d%e") == "/api/x/a%3Bb%3Fc%23d%25e")
+        #expect(PathNormalizer.encodeForUpstream("/api/x/é") == "/api/x/%C3%A9")
+        #expect(ProxyHandler.split("/api/x?y=1&z") == ("/api/x", "y=1&z"))
+        #expect(ProxyHandler.split("/api/x") == ("/api/x", nil))
+        #expect(ProxyHandler.split("http://host:80/api/x?q") == ("/api/x", "q"))
+        #expect(ProxyHandler.split("http://host?q") == ("/", "q"))
+        #expect(ProxyHandler.split("*") == (nil, nil))
     }
 
     @Test func thePublicTablePicksServiceAccessAndAllowedMethods() {

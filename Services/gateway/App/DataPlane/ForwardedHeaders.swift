@@ -1,16 +1,75 @@
 import NIOHTTP1
 import ServiceCore
 
-/// How headers change on their way through the gateway, in both directions.
+/// How headers change on their way through the gateway, in both directions. Runs for every
+/// header of every request, so names are matched on their bytes, case-insensitively, without
+/// lower-casing copies.
 enum ForwardedHeaders {
-    /// Meaningful for one connection only (RFC 9110 §7.6.1); never forwarded.
-    static let hopByHop: Set<String> = [
+    /// What the gateway does with a header it relays.
+    enum Kind {
+        case relayed
+        /// Meaningful for one connection only (RFC 9110 §7.6.1), or set by the gateway itself.
+        case dropped
+        case forwardedFor
+        case forwardedOther
+        /// One of `SecurityHeaders`, by index: kept when the upstream set it.
+        case security(Int)
+    }
+
+    static let hopByHop = [
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
         "proxy-connection",
     ]
 
-    /// Set by the gateway itself, or never to be accepted from outside.
-    static let replacedOnRequests: Set<String> = ["host", "content-length", "x-service-token", "x-request-id", "expect"]
+    /// Set by the gateway on requests, or never to be accepted from outside.
+    static let replacedOnRequests = ["host", "content-length", "x-service-token", "x-request-id", "expect"]
+
+    /// Set by the gateway on answers: an upstream's own values would contradict the gateway's.
+    static let replacedOnResponses = [
+        "x-request-id", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "ratelimit", "ratelimit-policy",
+        "access-control-allow-origin", "access-control-allow-credentials", "access-control-expose-headers",
+    ]
+
+    private static let securityNames = SecurityHeaders.fields.map { $0.0.lowercased() }
+
+    /// True when `name` equals `lowercased` ignoring ASCII case.
+    @inline(__always)
+    static func matches(_ name: String, _ lowercased: String) -> Bool {
+        var name = name
+        return name.withUTF8 { bytes in
+            guard bytes.count == lowercased.utf8.count else { return false }
+            var index = 0
+            for expected in lowercased.utf8 {
+                let byte = bytes[index]
+                let folded = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+                if folded != expected { return false }
+                index += 1
+            }
+            return true
+        }
+    }
+
+    static func isAny(_ name: String, of names: [String]) -> Bool {
+        let length = name.utf8.count
+        return names.contains { $0.utf8.count == length && matches(name, $0) }
+    }
+
+    static func kindOnRequest(_ name: String) -> Kind {
+        if isAny(name, of: hopByHop) || isAny(name, of: replacedOnRequests) { return .dropped }
+        if matches(name, "x-forwarded-for") { return .forwardedFor }
+        if name.utf8.count > 12, name.utf8.first.map({ $0 | 0x20 }) == UInt8(ascii: "x"), matches(String(name.prefix(12)), "x-forwarded-") {
+            return .forwardedOther
+        }
+        return .relayed
+    }
+
+    /// Header names a `Connection` header lists beyond `keep-alive` and `close`: those are hop-by-hop
+    /// too (RFC 9110 §7.6.1). Usually none, found without splitting anything.
+    static func connectionTokens(_ headers: HTTPHeaders) -> [String] {
+        guard let value = headers.first(name: "connection") else { return [] }
+        if matches(value, "keep-alive") || matches(value, "close") { return [] }
+        return headers[canonicalForm: "connection"].map { $0.lowercased() }.filter { $0 != "keep-alive" && $0 != "close" }
+    }
 
     /// The request head the upstream is sent. `bodyLength` is the exact length of a body read
     /// whole, nil for a relayed (chunked) one, 0 for none.
@@ -20,23 +79,30 @@ enum ForwardedHeaders {
     ) -> HTTPRequestHead {
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + 6)
-        let connectionTokens = head.headers[canonicalForm: "connection"].map { $0.lowercased() }
+        let connectionTokens = connectionTokens(head.headers)
+        var forwardedFor: String?
+        var hasProto = false
         for (name, value) in head.headers {
-            let lower = name.lowercased()
-            if hopByHop.contains(lower) || replacedOnRequests.contains(lower) { continue }
-            if !connectionTokens.isEmpty && connectionTokens.contains(where: { $0 == lower }) { continue }
-            // From anyone but a trusted proxy, these are the client's own claims: replaced, not passed on.
-            if !peerIsTrusted && lower.hasPrefix("x-forwarded-") { continue }
+            switch kindOnRequest(name) {
+            case .dropped, .security:
+                continue
+            case .forwardedFor:
+                // From anyone but a trusted proxy, these are the client's own claims: replaced, not passed on.
+                if peerIsTrusted { forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value }
+                continue
+            case .forwardedOther:
+                guard peerIsTrusted else { continue }
+                if matches(name, "x-forwarded-proto") { hasProto = true }
+            case .relayed:
+                break
+            }
+            if !connectionTokens.isEmpty && connectionTokens.contains(where: { matches(name, $0) }) { continue }
             headers.add(name: name, value: value)
         }
         headers.add(name: "host", value: upstream.authority)
         headers.add(name: "x-request-id", value: requestID)
-        if let existing = headers.first(name: "x-forwarded-for") {
-            headers.replaceOrAdd(name: "x-forwarded-for", value: "\(existing), \(peer)")
-        } else {
-            headers.add(name: "x-forwarded-for", value: peer)
-        }
-        if !headers.contains(name: "x-forwarded-proto") { headers.add(name: "x-forwarded-proto", value: "http") }
+        headers.add(name: "x-forwarded-for", value: forwardedFor.map { "\($0), \(peer)" } ?? peer)
+        if !hasProto { headers.add(name: "x-forwarded-proto", value: "http") }
         if let host = head.headers.first(name: "host") { headers.replaceOrAdd(name: "x-forwarded-host", value: host) }
         switch bodyLength {
         case .none: headers.add(name: "transfer-encoding", value: "chunked")
@@ -46,15 +112,19 @@ enum ForwardedHeaders {
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)
     }
 
-    /// The upstream's answer without what only concerned the gateway's connection to it.
-    static func response(_ upstream: HTTPHeaders, into headers: inout HTTPHeaders) {
-        let connectionTokens = upstream[canonicalForm: "connection"].map { $0.lowercased() }
+    /// Copies the upstream's answer headers without what only concerned the gateway's connection
+    /// to it or what the gateway sets itself; returns which security headers the upstream set.
+    static func response(_ upstream: HTTPHeaders, into headers: inout HTTPHeaders) -> Set<Int> {
+        let connectionTokens = connectionTokens(upstream)
+        var security: Set<Int> = []
         for (name, value) in upstream {
-            let lower = name.lowercased()
-            if hopByHop.contains(lower) { continue }
-            if !connectionTokens.isEmpty && connectionTokens.contains(where: { $0 == lower }) { continue }
+            if isAny(name, of: hopByHop) || isAny(name, of: replacedOnResponses) { continue }
+            if !connectionTokens.isEmpty && connectionTokens.contains(where: { matches(name, $0) }) { continue }
+            let length = name.utf8.count
+            if let index = securityNames.firstIndex(where: { $0.utf8.count == length && matches(name, $0) }) { security.insert(index) }
             headers.add(name: name, value: value)
         }
+        return security
     }
 }
 

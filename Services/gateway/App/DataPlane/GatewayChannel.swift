@@ -8,8 +8,8 @@ import ServiceLifecycle
 
 /// The public port's connections: NIO's HTTP/1 codec and the gateway's own handlers, no async
 /// request machinery. Hummingbird's `Server` still accepts the connections and, at shutdown,
-/// stops accepting and lets in-flight answers finish (NIO's quiescing, which
-/// `HTTPServerPipelineHandler` honours by closing each connection after its current answer).
+/// stops accepting and lets in-flight answers finish (NIO's quiescing, which `ProxyHandler`
+/// honours by closing each connection after its current answer).
 struct GatewayChannel: ServerChildChannel {
     struct Value: ServerChildChannelValue {
         let channel: any Channel
@@ -28,7 +28,13 @@ struct GatewayChannel: ServerChildChannel {
             let operations = channel.pipeline.syncOperations
             try operations.addHandler(timeouts)
             try operations.configureHTTPServerPipeline(
-                withPipeliningAssistance: true,
+                // Pipelined requests are queued by `ProxyHandler` itself: NIO's pipelining handler holds
+                // reads back after every request, which costs two epoll_ctl calls per request.
+                withPipeliningAssistance: false,
+                // No upgraders: the gateway tunnels WebSockets itself. Given at all, this makes the
+                // request decoder hand on bytes it holds when removed (a frame sent right behind the
+                // upgrade request) instead of dropping them.
+                withServerUpgrade: (upgraders: [], completionHandler: { _ in }),
                 withErrorHandling: false,
                 withOutboundHeaderValidation: false,
                 withEncoderConfiguration: .init(),

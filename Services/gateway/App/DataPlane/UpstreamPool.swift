@@ -50,7 +50,12 @@ final class UpstreamPool {
             .connectTimeout(limits.upstreamConnectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    // Forward what the decoder holds when a WebSocket tunnel replaces it (a frame behind the 101).
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
+                        leftOverBytesStrategy: .forwardBytes,
+                        // The head was parsed and checked by the client-side decoder already.
+                        enableOutboundHeaderValidation: false
+                    )
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
                     try channel.pipeline.syncOperations.addHandler(bound.value)
                 }

@@ -54,8 +54,21 @@ enum PathNormalizer {
 
     /// The normalised path, percent-encoded again for the upstream request line.
     static func encodeForUpstream(_ normalizedPath: String) -> String {
+        // Nearly every path needs no escaping; checking its bytes skips Foundation on the hot path.
+        if normalizedPath.utf8.allSatisfy({ needsNoEscaping[Int($0)] }) { return normalizedPath }
+        return normalizedPath.addingPercentEncoding(withAllowedCharacters: upstreamAllowed) ?? normalizedPath
+    }
+
+    private static let upstreamAllowed: CharacterSet = {
         var allowed = CharacterSet.urlPathAllowed
         allowed.remove(charactersIn: "?#%;")
-        return normalizedPath.addingPercentEncoding(withAllowedCharacters: allowed) ?? normalizedPath
+        return allowed
+    }()
+
+    /// ASCII bytes `upstreamAllowed` keeps as they are: unreserved characters, `/`, and the
+    /// sub-delimiters RFC 3986 allows in a path apart from `;`.
+    private static let needsNoEscaping: [Bool] = (0..<256).map { byte in
+        guard byte < 128, let scalar = Unicode.Scalar(byte) else { return false }
+        return (scalar.properties.isAlphabetic && scalar.isASCII) || ("0"..."9").contains(scalar) || "-._~/!$&'()*+,=:@".unicodeScalars.contains(scalar)
     }
 }

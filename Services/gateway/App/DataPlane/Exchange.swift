@@ -1,0 +1,69 @@
+import NIOCore
+import NIOHTTP1
+
+/// One request's journey through `ProxyHandler`.
+final class Exchange {
+    enum Phase {
+        case admitting
+        case forwarding
+        case answered
+    }
+
+    let head: HTTPRequestHead
+    let requestID: String
+    let start = NIODeadline.now()
+    var keepAlive: Bool
+    var phase = Phase.forwarding
+    var origin: String?
+    var corsDone = false
+    var route = "NotFound"
+    var status = 0
+    var plan: Admission.Forward?
+    var address: UpstreamAddress?
+
+    var requestEnded = false
+    var bodyBytes = 0
+    /// The body's `Content-Length` (0 without one); nil for a chunked body.
+    let declaredLength: Int?
+    var hasBody: Bool { declaredLength != 0 }
+    /// Body parts not yet sent upstream (all of them, for a body read whole).
+    var body: [ByteBuffer] = []
+    /// Read the whole body before going upstream (a declared length within `bufferBytes`).
+    var bufferWhole: Bool
+    var discarding = false
+    var lastBodyActivity = NIODeadline.now()
+    var bodyTimer: Scheduled<Void>?
+
+    var upstream: UpstreamConnection?
+    var reusedConnection = false
+    var retried = false
+    var upstreamHeadSent = false
+    var requestSent = false
+    var headTimer: Scheduled<Void>?
+
+    var responseStarted = false
+    var responseEnded = false
+
+    /// A WebSocket upgrade (`WebSocketHandshake.isUpgrade`).
+    var webSocket = false
+    /// The `Authorization` made from a `?token=` query parameter, which is not forwarded as such.
+    var queryAuthorization: String?
+    /// The upstream's 101, waiting for its end to switch both connections to a tunnel.
+    var switching: HTTPResponseHead?
+
+    init(head: HTTPRequestHead, requestID: String, bufferBytes: Int) {
+        self.head = head
+        self.requestID = requestID
+        self.keepAlive = head.isKeepAlive
+        let chunked = head.headers[canonicalForm: "transfer-encoding"].contains { $0.lowercased() == "chunked" }
+        self.declaredLength = chunked ? nil : head.headers.first(name: "content-length").flatMap { Int($0) } ?? 0
+        self.bufferWhole = (declaredLength ?? .max) <= bufferBytes
+    }
+
+    func cancelTimers() {
+        headTimer?.cancel()
+        headTimer = nil
+        bodyTimer?.cancel()
+        bodyTimer = nil
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceCore
+
+/// What `ProxyHandler` writes to the client: heads with what the gateway adds to every answer,
+/// its own answers (errors, preflights, `/health`), and the end of each exchange.
+extension ProxyHandler {
+    /// One of the gateway's own answers: an error, a preflight, `/health`.
+    func answer(_ error: AppError, for exchange: Exchange) {
+        var headers: [(String, String)] = [("Content-Type", "application/json; charset=utf-8")]
+        for field in error.headers { headers.append((field.name.rawName, field.value)) }
+        let body = ErrorBody(detail: error.detail, code: error.code, fields: error.fields, requestID: exchange.requestID)
+        let data = (try? JSONCoding.encoder.encode(body)) ?? Data(#"{"detail":"error","code":"INTERNAL_ERROR"}"#.utf8)
+        respond(status: HTTPResponseStatus(statusCode: error.status.code), headers: headers, body: data, for: exchange)
+    }
+
+    func respond(status: HTTPResponseStatus, headers extra: [(String, String)], body: Data?, for exchange: Exchange) {
+        guard let context else { return }
+        exchange.cancelTimers()
+        exchange.phase = .answered
+        exchange.body.removeAll()
+        // The rest of a large or unbounded body is not worth reading just to keep the connection.
+        if !exchange.requestEnded {
+            if !exchange.bufferWhole || exchange.bodyBytes > plane.limits.bufferBytes { exchange.keepAlive = false }
+            exchange.discarding = true
+        }
+        var headers = HTTPHeaders(extra)
+        let bytes = body.map { context.channel.allocator.buffer(bytes: $0) }
+        headers.replaceOrAdd(name: "content-length", value: String(bytes?.readableBytes ?? 0))
+        write(HTTPResponseHead(version: exchange.head.version, status: status, headers: headers), for: exchange)
+        if let bytes, exchange.head.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil) }
+        exchange.responseEnded = true
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        record(exchange)
+        if exchange.requestEnded || !exchange.keepAlive { finish(exchange) } else { resumeReadsIfPossible() }
+    }
+
+    /// Writes an answer's head with what the gateway adds to every answer. The head holds none of
+    /// these already: a relayed answer's were dropped (`ForwardedHeaders.response`), apart from
+    /// the security headers in `upstreamSecurity`, which the upstream's own values win.
+    func write(_ head: HTTPResponseHead, for exchange: Exchange, upstreamSecurity: Set<Int> = []) {
+        var head = head
+        exchange.responseStarted = true
+        exchange.status = Int(head.status.code)
+        for (index, (name, value)) in SecurityHeaders.fields.enumerated() where !upstreamSecurity.contains(index) {
+            head.headers.add(name: name, value: value)
+        }
+        head.headers.add(name: "X-Request-ID", value: exchange.requestID)
+        if let plan = exchange.plan {
+            for (name, value) in RateLimitHeaderValues(plan.limit, policyName: plan.policy).fields { head.headers.add(name: name, value: value) }
+        }
+        if !exchange.corsDone, let origin = exchange.origin, let cors = plane.cors.responseHeaders(origin: origin) {
+            for (name, value) in cors { head.headers.add(name: name, value: value) }
+        }
+        if !exchange.keepAlive || closeWhenIdle {
+            head.headers.replaceOrAdd(name: "connection", value: "close")
+        } else if exchange.head.version == .http1_0 {
+            head.headers.replaceOrAdd(name: "connection", value: "keep-alive")
+        }
+        context?.write(wrapOutboundOut(.head(head)), promise: nil)
+    }
+
+    /// The answer has ended and the request has been read: on to the next request, or close.
+    func finish(_ exchange: Exchange) {
+        guard self.exchange === exchange, let context else { return }
+        exchange.cancelTimers()
+        self.exchange = nil
+        if !exchange.keepAlive || closeWhenIdle || (inputClosed && queued.isEmpty) {
+            context.close(promise: nil)
+            return
+        }
+        timeouts.waitForNextRequest()
+        drainQueue()
+        resumeReadsIfPossible()
+    }
+
+    func record(_ exchange: Exchange) {
+        plane.metrics.record(
+            method: exchange.head.method.rawValue, route: exchange.route, status: exchange.status,
+            nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds - exchange.start.uptimeNanoseconds)
+        )
+    }
+
+    /// The public port's own routes: whether the gateway is up, without upstream details (those
+    /// are on the admin port).
+    func ownAnswer(_ path: String?) -> Data? {
+        let status: String
+        switch path {
+        case "/health": status = plane.monitor.snapshot().values.allSatisfy { $0.status == "up" } ? "ok" : "degraded"
+        case "/live": status = "alive"
+        case "/ready": status = "ready"
+        default: return nil
+        }
+        return Data(#"{"status":"\#(status)","service":"gateway","timestamp":"\#(Date.now.formatted(.iso8601))"}"#.utf8)
+    }
+
+    /// The client, as trusted proxies in front of the gateway report it (`TRUSTED_PROXIES`).
+    func clientAddress(_ head: HTTPRequestHead) -> String {
+        guard peerIsTrusted else { return peer }
+        return ClientAddress.resolve(peer: peer, forwardedFor: head.headers["x-forwarded-for"], trusted: plane.trustedProxies)
+    }
+
+    /// Path and query of a request target; the path is nil for a target that is not origin-form
+    /// (or absolute-form, whose path is taken).
+    static func split(_ uri: String) -> (path: String?, query: String?) {
+        let bytes = uri.utf8
+        var start = bytes.startIndex
+        if bytes.first != UInt8(ascii: "/") {
+            // Absolute form (`http://host/path`): the path starts after the authority.
+            guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")),
+                bytes[..<colon].allSatisfy({ ($0 | 0x20) >= UInt8(ascii: "a") && ($0 | 0x20) <= UInt8(ascii: "z") }),
+                bytes[colon...].starts(with: "://".utf8)
+            else { return (nil, nil) }
+            let authority = bytes.index(colon, offsetBy: 3)
+            guard let end = bytes[authority...].firstIndex(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") }) else {
+                return ("/", nil)
+            }
+            start = end
+        }
+        guard let mark = bytes[start...].firstIndex(of: UInt8(ascii: "?")) else {
+            return (start == bytes.startIndex ? uri : String(uri[start...]), nil)
+        }
+        let path = start == mark ? "/" : String(uri[start..<mark])
+        return (path, String(uri[uri.utf8.index(after: mark)...]))
+    }
+
+    static func newRequestID() -> String { RequestIDs.next() }
+}

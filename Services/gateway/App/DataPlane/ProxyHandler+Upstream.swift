@@ -1,0 +1,233 @@
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceCore
+
+/// The upstream half of `ProxyHandler`: taking a kept-alive connection of this event loop (or
+/// opening one), sending the request, relaying the answer back, and what to say when the upstream
+/// cannot be reached or does not answer.
+extension ProxyHandler {
+    func forward(_ plan: Admission.Forward, _ exchange: Exchange) {
+        guard let address = plane.upstreams[plan.service] else { return answer(.notFound(), for: exchange) }
+        exchange.phase = .forwarding
+        exchange.plan = plan
+        exchange.address = address
+        exchange.route = "proxy:\(plan.service.rawValue)"
+        if (exchange.declaredLength ?? 0) > plane.limits.maxBodyBytes {
+            exchange.keepAlive = false
+            return answer(.payloadTooLarge(limit: plane.limits.maxBodyBytes), for: exchange)
+        }
+        let head = exchange.head
+        if !exchange.requestEnded, exchange.hasBody {
+            if head.version == .http1_1, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                context?.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            }
+            scheduleBodyTimeout(exchange)
+        }
+        // A body read whole is read before an upstream connection is taken, so a slow client
+        // never holds one (as nginx buffers bodies); a relayed body goes up as it comes.
+        if !exchange.bufferWhole || exchange.requestEnded { acquireUpstream(exchange) }
+        resumeReadsIfPossible()
+    }
+
+    func acquireUpstream(_ exchange: Exchange) {
+        guard let plan = exchange.plan, let address = exchange.address else { return }
+        // A WebSocket gets a connection of its own: it never goes back to the pool.
+        if !exchange.webSocket, let reused = pool.take(plan.service) {
+            attach(reused, reused: true, exchange)
+        } else {
+            connect(address, exchange)
+        }
+    }
+
+    func connect(_ address: UpstreamAddress, _ exchange: Exchange) {
+        let generation = self.generation
+        pool.connect(to: address) { [self] result in
+            guard self.generation == generation, self.exchange === exchange, context != nil else {
+                if case .success(let connection) = result { pool.release(connection) }
+                return
+            }
+            switch result {
+            case .success(let connection):
+                attach(connection, reused: false, exchange)
+            case .failure(let error):
+                unavailable(exchange, reason: "\(error)")
+            }
+        }
+    }
+
+    func attach(_ upstream: UpstreamConnection, reused: Bool, _ exchange: Exchange) {
+        upstream.delegate = self
+        exchange.upstream = upstream
+        exchange.reusedConnection = reused
+        if context?.channel.isWritable == false { upstream.pauseReads() }
+        let timeout = plane.limits.upstreamTimeout
+        let generation = self.generation
+        exchange.headTimer = context?.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+            guard self.generation == generation, let exchange = self.exchange, !exchange.responseStarted else { return }
+            timedOut(exchange)
+        }
+        if exchange.bufferWhole {
+            if exchange.requestEnded { sendWhole(exchange, on: upstream) }
+        } else {
+            upstream.send(.head(upstreamHead(exchange, bodyLength: exchange.declaredLength)), flush: false)
+            exchange.upstreamHeadSent = true
+            for part in exchange.body { upstream.send(.body(.byteBuffer(part)), flush: false) }
+            exchange.body.removeAll()
+            if exchange.requestEnded {
+                upstream.send(.end(nil), flush: true)
+                exchange.requestSent = true
+            } else {
+                upstream.flush()
+            }
+            resumeReadsIfPossible()
+        }
+    }
+
+    /// A body read whole goes up with its head in one write. It is kept until the answer starts,
+    /// so a kept-alive connection the upstream had closed meanwhile can be retried once.
+    func sendWhole(_ exchange: Exchange, on upstream: UpstreamConnection) {
+        let length = exchange.body.reduce(0) { $0 + $1.readableBytes }
+        upstream.send(.head(upstreamHead(exchange, bodyLength: length)), flush: false)
+        for part in exchange.body { upstream.send(.body(.byteBuffer(part)), flush: false) }
+        upstream.send(.end(nil), flush: true)
+        exchange.upstreamHeadSent = true
+        exchange.requestSent = true
+    }
+
+    func upstreamHead(_ exchange: Exchange, bodyLength: Int?) -> HTTPRequestHead {
+        let address = exchange.address!
+        var (_, query) = Self.split(exchange.head.uri)
+        if exchange.queryAuthorization != nil { query = Self.withoutToken(query) }
+        var target = address.basePath + PathNormalizer.encodeForUpstream(exchange.plan!.path)
+        if let query { target += "?" + query }
+        var head = ForwardedHeaders.request(
+            exchange.head, target: target, upstream: address, requestID: exchange.requestID, peer: peer,
+            peerIsTrusted: peerIsTrusted, bodyLength: bodyLength
+        )
+        if exchange.webSocket { upgradeHeaders(&head, exchange) }
+        return head
+    }
+
+    func scheduleBodyTimeout(_ exchange: Exchange) {
+        let timeout = plane.limits.bodyTimeout
+        let generation = self.generation
+        exchange.lastBodyActivity = .now()
+        func arm(at deadline: NIODeadline) {
+            exchange.bodyTimer = context?.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+                guard self.generation == generation, self.exchange === exchange, !exchange.requestEnded else { return }
+                // A body read whole has one deadline; a relayed one may only pause that long.
+                let next = exchange.lastBodyActivity + timeout
+                if !exchange.bufferWhole, next > .now() { return arm(at: next) }
+                bodyTimedOut(exchange)
+            }
+        }
+        arm(at: .now() + timeout)
+    }
+
+    func bodyTimedOut(_ exchange: Exchange) {
+        exchange.upstream?.abandon()
+        exchange.upstream = nil
+        exchange.keepAlive = false
+        if exchange.responseStarted {
+            context?.close(promise: nil)
+        } else {
+            answer(AppError(.requestTimeout, code: "REQUEST_TIMEOUT", detail: "The request body did not arrive in time"), for: exchange)
+        }
+    }
+
+    func timedOut(_ exchange: Exchange) {
+        let service = exchange.plan?.service.rawValue ?? "upstream"
+        plane.logger.warning("upstream timed out", metadata: ["upstream": "\(service)", "request_id": "\(exchange.requestID)"])
+        exchange.upstream?.abandon()
+        exchange.upstream = nil
+        if !exchange.requestEnded { exchange.keepAlive = false }
+        answer(InternalCallError.timedOut(service: service).publicError, for: exchange)
+    }
+
+    func unavailable(_ exchange: Exchange, reason: String) {
+        let service = exchange.plan?.service ?? .auth
+        plane.monitor.markDown(service, reason: reason)
+        plane.logger.warning("upstream unavailable", metadata: ["upstream": "\(service.rawValue)", "error": "\(reason)"])
+        exchange.upstream = nil
+        if !exchange.requestEnded { exchange.keepAlive = false }
+        answer(InternalCallError.unavailable(service: service.rawValue, reason: reason).publicError, for: exchange)
+    }
+
+    // MARK: - From the upstream
+
+    func upstreamResponse(_ part: HTTPClientResponsePart) {
+        guard let exchange, let context else { return }
+        switch part {
+        case .head(let head) where exchange.webSocket && head.status == .switchingProtocols:
+            // The switch happens at this answer's end, which the decoder sends right after.
+            exchange.headTimer?.cancel()
+            exchange.headTimer = nil
+            exchange.switching = head
+        case .head(let head):
+            guard head.status.code >= 200 else { return }
+            exchange.headTimer?.cancel()
+            exchange.headTimer = nil
+            exchange.body.removeAll()
+            plane.monitor.markUp(exchange.plan!.service)
+            var headers = HTTPHeaders()
+            headers.reserveCapacity(head.headers.count + 16)
+            let upstreamSecurity = ForwardedHeaders.response(head.headers, into: &headers)
+            if exchange.plan?.access == .credentials { headers.replaceOrAdd(name: "cache-control", value: "no-store") }
+            write(
+                HTTPResponseHead(version: exchange.head.version, status: head.status, headers: headers), for: exchange,
+                upstreamSecurity: upstreamSecurity
+            )
+        case .body(let buffer):
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end where exchange.switching != nil:
+            switchToTunnel(exchange)
+        case .end:
+            exchange.responseEnded = true
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            if let upstream = exchange.upstream {
+                exchange.upstream = nil
+                if exchange.requestSent && !exchange.webSocket { pool.release(upstream) } else { upstream.abandon() }
+            }
+            record(exchange)
+            if exchange.requestEnded {
+                finish(exchange)
+            } else {
+                // Answered before the whole body came (an early 4xx): drop the rest, then go on.
+                exchange.discarding = true
+                resumeReadsIfPossible()
+            }
+        }
+    }
+
+    func upstreamReadComplete() {
+        context?.flush()
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        if isWritable { resumeReadsIfPossible() }
+    }
+
+    func upstreamFailed(_ connection: UpstreamConnection, reason: String) {
+        guard let exchange, exchange.upstream === connection else { return }
+        exchange.upstream = nil
+        guard !exchange.responseStarted else {
+            // Cut off mid-answer: the client must not take a truncated answer for a whole one.
+            context?.close(promise: nil)
+            return
+        }
+        exchange.headTimer?.cancel()
+        exchange.headTimer = nil
+        // A kept-alive connection may have been closed by the upstream just as it was reused; a
+        // request that is still whole in hand is sent once more on a new connection.
+        if exchange.reusedConnection, exchange.bufferWhole, !exchange.retried, let address = exchange.address {
+            exchange.retried = true
+            exchange.upstreamHeadSent = false
+            exchange.requestSent = false
+            return connect(address, exchange)
+        }
+        unavailable(exchange, reason: reason)
+    }
+}

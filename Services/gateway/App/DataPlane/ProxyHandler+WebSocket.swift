@@ -1,0 +1,92 @@
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceCore
+
+/// WebSocket upgrades through the data plane: admitted like any request (the token may also come
+/// as `?token=`), forwarded on a connection of their own, and once the upstream has answered 101,
+/// both connections become one byte tunnel (`HTTPUpgradeSwitch`).
+extension ProxyHandler {
+    /// The upstream request keeps what makes it an upgrade, which hop-by-hop rules would drop, and
+    /// carries a query token as the `Authorization` it stands for.
+    func upgradeHeaders(_ head: inout HTTPRequestHead, _ exchange: Exchange) {
+        head.headers.replaceOrAdd(name: "connection", value: "Upgrade")
+        head.headers.replaceOrAdd(name: "upgrade", value: "websocket")
+        if let authorization = exchange.queryAuthorization { head.headers.replaceOrAdd(name: "authorization", value: authorization) }
+    }
+
+    /// A browser cannot read the status of a failed handshake, only a close code: the gateway
+    /// completes the handshake itself and closes at once, 1008 for a refused credential, 1013 for a
+    /// rate limit. Anything else (no such route) is an ordinary HTTP answer.
+    func refuseWebSocket(_ error: AppError, _ exchange: Exchange) {
+        let code: UInt16
+        switch error.status.code {
+        case 401, 403: code = WebSocketHandshake.policyViolation
+        case 429: code = WebSocketHandshake.tryAgainLater
+        default: return answer(error, for: exchange)
+        }
+        guard let context, let rejection = WebSocketRejection(request: exchange.head, code: code, reason: "\(error.code): \(error.detail)")
+        else { return answer(error, for: exchange) }
+        exchange.cancelTimers()
+        exchange.responseStarted = true
+        exchange.responseEnded = true
+        exchange.status = Int(error.status.code)
+        record(exchange)
+        self.exchange = nil
+        for part in rejection.parts.dropLast() { context.write(wrapOutboundOut(part), promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    /// The upstream answered 101 and ended it: relay the 101, then leave HTTP on both connections.
+    func switchToTunnel(_ exchange: Exchange) {
+        guard let context, let upstream = exchange.upstream, let upstreamChannel = upstream.channel, let answer = exchange.switching
+        else { return }
+        exchange.cancelTimers()
+        exchange.upstream = nil
+        upstream.delegate = nil
+        self.exchange = nil
+        // llhttp only treats a 101 as an upgrade with both of these; anything else is not a WebSocket.
+        let upgrade = answer.headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
+        let connection = answer.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
+        guard upgrade, connection else {
+            plane.logger.warning("upstream answered 101 without a WebSocket upgrade", metadata: ["request_id": "\(exchange.requestID)"])
+            upstream.abandon()
+            context.close(promise: nil)
+            return
+        }
+        var headers = HTTPHeaders()
+        for (name, value) in answer.headers where ["upgrade", "connection"].contains(name.lowercased()) || name.lowercased().hasPrefix("sec-websocket-") {
+            headers.add(name: name, value: value)
+        }
+        headers.add(name: "X-Request-ID", value: exchange.requestID)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        exchange.status = 101
+        record(exchange)
+        do {
+            _ = try HTTPUpgradeSwitch.tunnel(client: context.channel, removing: [self], upstream: upstreamChannel, removing: [upstream])
+        } catch {
+            upstream.abandon()
+            context.close(promise: nil)
+        }
+    }
+
+    /// The value of a `token` query parameter, percent-decoded.
+    static func queryToken(_ query: String?) -> String? {
+        guard let query else { return nil }
+        for pair in query.split(separator: "&") where pair.hasPrefix("token=") {
+            let value = pair.dropFirst("token=".count).replacingOccurrences(of: "+", with: " ")
+            return value.removingPercentEncoding.flatMap { $0.isEmpty ? nil : $0 }
+        }
+        return nil
+    }
+
+    /// The query without its `token` parameter (nil when nothing else is left).
+    static func withoutToken(_ query: String?) -> String? {
+        guard let query else { return nil }
+        let kept = query.split(separator: "&").filter { !$0.hasPrefix("token=") }
+        return kept.isEmpty ? nil : kept.joined(separator: "&")
+    }
+}

@@ -89,3 +89,45 @@ package struct TenantSummary: Codable, Sendable, Equatable {
         self.greetingMessage = greetingMessage
     }
 }
+
+/// tenancy → gateway: what the gateway enforces per tenant.
+package struct TenantPolicy: Codable, Sendable, Equatable {
+    /// Lower case, as access tokens carry it.
+    package var tenantId: String
+    /// `trial`, `active` or `suspended` (never `provisioning`).
+    package var status: String
+    package var rateLimitPerMinute: Int
+    package var updatedAt: Date
+
+    package init(tenantId: String, status: String, rateLimitPerMinute: Int, updatedAt: Date) {
+        self.tenantId = tenantId
+        self.status = status
+        self.rateLimitPerMinute = rateLimitPerMinute
+        self.updatedAt = updatedAt
+    }
+}
+
+/// One page of tenant policies changed since a point, oldest change first; `next` continues it.
+package struct TenantPolicyPage: Codable, Sendable, Equatable {
+    package var policies: [TenantPolicy]
+    /// Query for the next page, nil on the last one.
+    package var next: TenantPolicyCursor?
+
+    package init(policies: [TenantPolicy], next: TenantPolicyCursor?) {
+        self.policies = policies
+        self.next = next
+    }
+}
+
+/// Where a page of tenant policies ends: changes after (`changedSince`, `after`).
+package struct TenantPolicyCursor: Codable, Sendable, Equatable {
+    /// Unix microseconds (PostgreSQL's precision, so a page boundary is exact).
+    package var changedSince: Int64
+    /// A tenant id, lower case.
+    package var after: String
+
+    package init(changedSince: Int64, after: String) {
+        self.changedSince = changedSince
+        self.after = after
+    }
+}

@@ -48,6 +48,7 @@ struct FaultTests {
     @Test func aKilledServiceIsIsolatedAndComesBackWithoutRestartingAnythingElse() async throws {
         let stack = try await TestStack.make(overrides: [
             "RATE_LIMIT_PUBLIC_PER_MINUTE": "100000", "RATE_LIMIT_TENANT_PER_MINUTE": "100000", "RATE_LIMIT_AUTH_PER_MINUTE": "100000",
+            "TENANT_DEFAULT_RATE_LIMIT_PER_MINUTE": "100000",
         ])
         let services = try ChildServices(stack: stack)
         defer { services.stopAll() }

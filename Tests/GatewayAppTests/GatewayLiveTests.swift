@@ -111,7 +111,7 @@ struct GatewayLiveTests {
     }
 
     @Test func authenticatedCallsAreLimitedPerTenant() async throws {
-        try await TestStack.with(.auth, .billing, .tenancy, .gateway, overrides: ["RATE_LIMIT_TENANT_PER_MINUTE": "2"]) { stack in
+        try await TestStack.with(.auth, .billing, .tenancy, .gateway, overrides: ["RATE_LIMIT_TENANT_PER_MINUTE": "2", "TENANT_DEFAULT_RATE_LIMIT_PER_MINUTE": "2"]) { stack in
             let first = try await Fixtures.register(at: stack.url(.gateway))
             let second = try await Fixtures.register(at: stack.url(.gateway))
             let url = stack.url(.gateway) + "/api/auth/me"

@@ -42,7 +42,7 @@ struct GatewayTransportTests {
             server = try RawTCPServer { connection in
                 defer { connection.close() }
                 while let head = connection.read(until: "\r\n\r\n") {
-                    if !head.hasPrefix("GET /ready ") {
+                    if !head.hasPrefix("GET /ready ") && !head.hasPrefix("GET /internal/") {
                         requests.add()
                         lastHead.value.withLock { $0 = head }
                     }

@@ -26,6 +26,8 @@ package enum ServiceName: String, CaseIterable, Sendable {
 /// configured by the same environment either way.
 package final class TestStack: Sendable {
     package static let serviceSecret = "test-service-token-secret-0123456789abcdef"
+    /// The gateway's own key pair: the private half goes to the gateway only, the public to tenancy.
+    package static let gatewayKeys = CallerIdentity.makeKeyPair()
 
     package let ports: [ServiceName: Int]
     /// The gateway's admin port (`/metrics`, detailed `/health`).
@@ -75,6 +77,11 @@ package final class TestStack: Sendable {
             "SHUTDOWN_GRACE_SECONDS": "5",
             "GATEWAY_ADMIN_PORT": String(adminPort),
         ]
+        switch service {
+        case .gateway: variables["GATEWAY_SERVICE_KEY"] = Self.gatewayKeys.privateKeyPEM
+        case .tenancy: variables["GATEWAY_PUBLIC_KEY"] = Self.gatewayKeys.publicKeyPEM
+        default: break
+        }
         if let database = databases[service] {
             let password = database.password.map { ":\($0)" } ?? ""
             variables["DATABASE_URL"] = "postgres://\(database.username)\(password)@\(database.host):\(database.port)/\(database.database)"

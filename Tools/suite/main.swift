@@ -99,12 +99,20 @@ let shared: [String: String] = [
     "CHAT_URL": "http://127.0.0.1:\(ports.chat)",
 ]
 
+/// The gateway's own key pair, unless one is configured: the private half goes to the gateway only,
+/// the public half to tenancy, whose tenant-policy feed answers the gateway alone.
+let gatewayKeys: (privateKeyPEM: String, publicKeyPEM: String) = {
+    if let configured = environment["GATEWAY_SERVICE_KEY"], let publicKey = environment["GATEWAY_PUBLIC_KEY"] { return (configured, publicKey) }
+    return CallerIdentity.makeKeyPair()
+}()
+
 /// A service's environment: the suite's own (so LOG_LEVEL, BCRYPT_COST, RATE_LIMIT_* … apply), plus its place in the suite.
-func settings(host: String = "127.0.0.1", port: Int, database: String? = nil) -> Settings {
+func settings(host: String = "127.0.0.1", port: Int, database: String? = nil, extra: [String: String] = [:]) -> Settings {
     var variables = environment.merging(shared) { _, suite in suite }
     variables["HTTP_HOST"] = host
     variables["HTTP_PORT"] = String(port)
     variables["DATABASE_URL"] = database.flatMap { databaseURLs[$0] }
+    variables.merge(extra) { _, extra in extra }
     return Settings.variables(variables)
 }
 
@@ -112,10 +120,10 @@ let services: [any Service]
 do {
     let auth = try await buildAuthApplication(config: AuthConfig(settings: settings(port: ports.auth, database: "auth")))
     let billing = try await buildBillingApplication(config: BillingConfig(settings: settings(port: ports.billing, database: "billing")))
-    let tenancy = try await buildTenancyApplication(config: TenancyConfig(settings: settings(port: ports.tenancy, database: "tenancy")))
+    let tenancy = try await buildTenancyApplication(config: TenancyConfig(settings: settings(port: ports.tenancy, database: "tenancy", extra: ["GATEWAY_PUBLIC_KEY": gatewayKeys.publicKeyPEM])))
     let chat = try await buildChatApplication(config: ChatConfig(settings: settings(port: ports.chat, database: "chat")))
     let gateway = try await buildGatewayApplication(
-        config: GatewayConfig(settings: settings(host: gatewayHost, port: ports.gateway))
+        config: GatewayConfig(settings: settings(host: gatewayHost, port: ports.gateway, extra: ["GATEWAY_SERVICE_KEY": gatewayKeys.privateKeyPEM]))
     ) { _ in
         let url = "http://\(gatewayHost == "0.0.0.0" ? "127.0.0.1" : gatewayHost):\(ports.gateway)"
         say(

@@ -38,8 +38,22 @@ package func buildGatewayApplication(
         )
         services += [postgres, database.monitor, SharedLimitsMaintenance(postgres: postgres, database: database, windowSeconds: 60, logger: logger)]
     }
+    var admission = Admission(verifier: verifier, limiter: limiter, limits: config.limits)
+    if let key = config.serviceKey {
+        let policies = TenantPolicies()
+        admission.tenantPolicies = policies
+        let tenancy = config.upstreams.first { $0.name == .tenancy }!.baseURL
+        services.append(
+            TenantPolicySync(
+                policies: policies, tenancyURL: tenancy, identity: try await CallerIdentity(name: "gateway", privateKeyPEM: key), http: http,
+                interval: .seconds(config.tenantPolicyRefreshSeconds), logger: logger
+            )
+        )
+    } else {
+        logger.notice("GATEWAY_SERVICE_KEY is not set: every tenant gets the default rate limit and suspensions are enforced by the services alone")
+    }
     let plane = DataPlane(
-        admission: Admission(verifier: verifier, limiter: limiter, limits: config.limits),
+        admission: admission,
         cors: CORSPolicy(origins: config.corsOrigins),
         upstreams: Dictionary(uniqueKeysWithValues: try config.upstreams.map { ($0.name, try UpstreamAddress($0)) }),
         limits: .init(

@@ -13,6 +13,11 @@ package struct GatewayConfig: Sendable {
     package var sharedLimitsDatabase: DatabaseConfig?
     /// Without its database, count limits per replica (true) or refuse with 503 (false).
     package var sharedLimitsFailOpen: Bool
+    /// The gateway's own signing key (PEM, P-256): how it proves itself to tenancy's policy feed.
+    /// Without it, every tenant gets the default limit and suspensions are not enforced here.
+    package var serviceKey: String?
+    /// How often tenant policies are refreshed from tenancy.
+    package var tenantPolicyRefreshSeconds: Int
     /// Proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`, CIDR list; empty trusts no one).
     var trustedProxies: TrustedProxies
     package var upstreamConnectTimeoutMilliseconds: Int
@@ -51,6 +56,8 @@ package struct GatewayConfig: Sendable {
         self.trustedProxies = .none
         self.sharedLimitsDatabase = nil
         self.sharedLimitsFailOpen = true
+        self.serviceKey = nil
+        self.tenantPolicyRefreshSeconds = 5
         self.upstreamConnectTimeoutMilliseconds = upstreamConnectTimeoutMilliseconds
         self.upstreamTimeoutMilliseconds = upstreamTimeoutMilliseconds
         self.healthCheckIntervalSeconds = healthCheckIntervalSeconds
@@ -85,6 +92,8 @@ package struct GatewayConfig: Sendable {
             sessionPerMinute: try settings.int("RATE_LIMIT_SESSION_PER_MINUTE", default: 10, range: 1...1_000_000_000)
         )
         self.rateLimitMaxKeys = try settings.int("RATE_LIMIT_MAX_KEYS", default: 100_000, range: 64...10_000_000)
+        self.serviceKey = try settings.pem("GATEWAY_SERVICE_KEY", isSecret: true)
+        self.tenantPolicyRefreshSeconds = try settings.int("TENANT_POLICY_REFRESH_SECONDS", default: 5, range: 1...10)
         let databaseURL = settings.string("GATEWAY_DATABASE_URL", default: "")
         self.sharedLimitsDatabase = databaseURL.isEmpty ? nil : try DatabaseConfig(url: databaseURL, variable: "GATEWAY_DATABASE_URL", maxConnections: 4)
         switch settings.string("RATE_LIMIT_SHARED_FAILURE", default: "open").lowercased() {

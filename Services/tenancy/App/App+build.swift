@@ -16,6 +16,12 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
     OnboardingController(registration: registration, tenants: tenants, billing: billing, verifier: verifier)
         .addRoutes(to: routes.group("api/onboarding"))
     InternalTenantsController(tenants: tenants).addRoutes(to: foundation.internalGroup(routes))
+    // Not under the shared-secret group: this feed is the gateway's alone.
+    GatewayPoliciesController(tenants: tenants).addRoutes(
+        to: routes.group("internal/gateway").add(
+            middleware: try await RequireCaller(audience: "tenancy", callers: config.gatewayPublicKey.map { ["gateway": $0] } ?? [:])
+        )
+    )
     let reaper = ProvisioningReaper(
         tenants: tenants, registration: registration, abandonedAfter: .seconds(config.abandonedRegistrationSeconds),
         interval: .seconds(60), logger: foundation.logger

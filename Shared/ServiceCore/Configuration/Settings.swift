@@ -95,6 +95,17 @@ package struct Settings: Sendable {
         return raw.hasSuffix("/") ? String(raw.dropLast()) : raw
     }
 
+    /// A PEM block, nil when unset. Literal `\n` sequences count as line breaks, for platforms that
+    /// cannot put a multi-line value in an environment variable.
+    package func pem(_ variable: String, isSecret: Bool = false) throws -> String? {
+        guard let raw = optionalString(variable, isSecret: isSecret) else { return nil }
+        let value = raw.replacingOccurrences(of: "\\n", with: "\n")
+        guard value.hasPrefix("-----BEGIN "), value.contains("-----END ") else {
+            throw ConfigurationError(variable: variable, problem: "must be a PEM block (-----BEGIN … -----END …)")
+        }
+        return value
+    }
+
     package func list(_ variable: String) -> [String] {
         (optionalString(variable) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }

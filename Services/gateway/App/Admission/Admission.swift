@@ -9,6 +9,8 @@ struct Admission: Sendable {
     let verifier: AccessTokenVerifier
     let limiter: any RequestLimiter
     let limits: RateLimits
+    /// Per-tenant status and limits from tenancy; nil when the gateway has no key to ask for them.
+    var tenantPolicies: TenantPolicies? = nil
 
     /// The parts of a request admission looks at.
     struct Request: Sendable {
@@ -106,7 +108,9 @@ struct Admission: Sendable {
                 return refused(.unauthorized(), address: address)
             }
             let verified: @Sendable (AccessTokenClaims) -> Step = { claims in
-                count("tenant|\(claims.tenantID)", limits.tenantPerMinute) { forward("tenant", $0) }
+                let policy = tenantPolicies?.policy(for: claims.tenantID)
+                if policy?.suspended == true { return .done(.refuse(Self.suspended)) }
+                return count("tenant|\(claims.tenantID)", policy?.rateLimitPerMinute ?? limits.tenantPerMinute) { forward("tenant", $0) }
             }
             if let claims = verifier.cachedClaims(token) { return verified(claims) }
             return .suspended {
@@ -138,6 +142,9 @@ struct Admission: Sendable {
             .done(.refuse(byAddress.allowed ? error : Self.limited(byAddress, policy: "ip")))
         }
     }
+
+    /// The token is good but its tenant is suspended.
+    static let suspended = AppError(.forbidden, code: "TENANT_SUSPENDED", detail: "This account is suspended")
 
     /// Shared limits cannot be checked and the gateway is set to fail closed.
     static let limiterUnavailable = AppError(

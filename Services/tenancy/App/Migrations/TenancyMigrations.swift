@@ -60,5 +60,23 @@ enum TenancyMigrations {
                 """
             ]
         ),
+        Migration(
+            4,
+            "tenants_change_feed",
+            [
+                // The gateway follows tenants by `updated_at` (status, rate limit): every change bumps it,
+                // whoever makes it, so no writer can forget to.
+                """
+                CREATE FUNCTION tenants_touch() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    NEW.updated_at := clock_timestamp();
+                    RETURN NEW;
+                END
+                $$
+                """,
+                "CREATE TRIGGER tenants_touch BEFORE UPDATE ON tenants FOR EACH ROW EXECUTE FUNCTION tenants_touch()",
+                "CREATE INDEX tenants_updated_at_id ON tenants (updated_at, id)",
+            ]
+        ),
     ]
 }

@@ -1,4 +1,5 @@
 import Foundation
+import InternalAPI
 import Logging
 import PostgresNIO
 import ServiceCore
@@ -40,10 +41,26 @@ protocol TenantRepository: Sendable {
     func onboarding(tenantID: UUID, logger: Logger) async throws -> OnboardingProgress?
     /// Tenants still `provisioning` that were created before `cutoff`: registrations that died half-way.
     func abandonedProvisioning(before cutoff: Date, limit: Int, logger: Logger) async throws -> [Tenant]
+    /// Policies of registered tenants changed after (`since`, `after`), in that order.
+    func policies(changedAfter since: Date, id after: UUID, limit: Int, logger: Logger) async throws -> [TenantPolicy]
 }
 
 struct PostgresTenantRepository: TenantRepository {
     let client: Database
+
+    func policies(changedAfter since: Date, id after: UUID, limit: Int, logger: Logger) async throws -> [TenantPolicy] {
+        let rows = try await client.query(
+            """
+            SELECT id, status, rate_limit_per_minute, updated_at FROM tenants
+            WHERE (updated_at, id) > (\(since), \(after)) AND status <> 'provisioning'
+            ORDER BY updated_at, id LIMIT \(limit)
+            """,
+            logger: logger
+        )
+        return try rows.decode((UUID, String, Int, Date).self).map { id, status, limit, updated in
+            TenantPolicy(tenantId: id.uuidString.lowercased(), status: status, rateLimitPerMinute: limit, updatedAt: updated)
+        }
+    }
 
     func createProvisioning(name: String, slugBase: String, rateLimitPerMinute: Int, logger: Logger) async throws -> Tenant {
         for attempt in 0..<6 {

@@ -1,0 +1,98 @@
+import Foundation
+import NIOHTTP1
+import PostgresNIO
+import ServiceCore
+import TestSupport
+import Testing
+
+@testable import GatewayApp
+
+/// Per-tenant policy at the gateway, from tenancy's feed: each tenant's own rate limit, suspension
+/// within seconds, the last known policy kept while tenancy is down, and a feed only the gateway
+/// can read.
+@Suite("tenant policy", .timeLimit(.minutes(3)))
+struct TenantPolicyTests {
+    static let overrides = ["TENANT_POLICY_REFRESH_SECONDS": "1", "RATE_LIMIT_TENANT_PER_MINUTE": "1000"]
+
+    /// Polls `probe` until it holds, for at most `seconds`; how long it took, or nil.
+    static func within(_ seconds: Double, _ probe: () async throws -> Bool) async throws -> Double? {
+        let started = ContinuousClock.now
+        while ContinuousClock.now - started < .seconds(seconds) {
+            if try await probe() { return Double((ContinuousClock.now - started) / .milliseconds(1)) / 1_000 }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return nil
+    }
+
+    @Test func tenantsGetTheirOwnLimitAndSuspensionTakesEffectWithinSeconds() async throws {
+        try await TestStack.with(.auth, .billing, .tenancy, .gateway, overrides: Self.overrides) { stack in
+            let me = stack.url(.gateway) + "/api/auth/me"
+            let first = try await Fixtures.register(at: stack.url(.gateway))
+            let second = try await Fixtures.register(at: stack.url(.gateway))
+            let tenancy = stack.databases[.tenancy]!
+            // Tenancy stores each new tenant's limit (60 here); it replaces the gateway's default (1000).
+            let known = try await Self.within(10) {
+                try await TestHTTP.send(.GET, me, headers: Fixtures.bearer(second.accessToken)).header("X-RateLimit-Limit") == "60"
+            }
+            #expect(known != nil, "tenancy's limit for a new tenant never reached the gateway")
+
+            // A tenant's own limit replaces the default.
+            _ = try await TestPostgres.count(
+                tenancy, "WITH u AS (UPDATE tenants SET rate_limit_per_minute = 7 WHERE id = \(UUID(uuidString: first.tenantId)!) RETURNING 1) SELECT count(*)::int FROM u"
+            )
+            let limited = try await Self.within(10) {
+                try await TestHTTP.send(.GET, me, headers: Fixtures.bearer(first.accessToken)).header("X-RateLimit-Limit") == "7"
+            }
+            #expect(limited != nil, "the new limit never reached the gateway")
+            #expect(try await TestHTTP.send(.GET, me, headers: Fixtures.bearer(second.accessToken)).header("X-RateLimit-Limit") == "60")
+
+            // Suspension: the tenant's authenticated traffic is 403 within seconds; others go on.
+            _ = try await TestPostgres.count(
+                tenancy, "WITH u AS (UPDATE tenants SET status = 'suspended' WHERE id = \(UUID(uuidString: first.tenantId)!) RETURNING 1) SELECT count(*)::int FROM u"
+            )
+            let suspendedAfter = try await Self.within(10) {
+                try await TestHTTP.send(.GET, me, headers: Fixtures.bearer(first.accessToken)).status == 403
+            }
+            #expect(suspendedAfter != nil && suspendedAfter! < 10, "suspension took \(suspendedAfter.map { "\($0) s" } ?? "over 10 s")")
+            let refused = try await TestHTTP.send(.GET, me, headers: Fixtures.bearer(first.accessToken))
+            #expect(try refused.error().code == "TENANT_SUSPENDED")
+            #expect(try !refused.error().detail.isEmpty)
+            #expect(try await TestHTTP.send(.GET, me, headers: Fixtures.bearer(second.accessToken)).status == 200)
+
+            // Tenancy down: the last known policy stays.
+            await stack.stop(.tenancy)
+            try await Task.sleep(for: .seconds(2))
+            #expect(try await TestHTTP.send(.GET, me, headers: Fixtures.bearer(first.accessToken)).status == 403)
+            #expect(try await TestHTTP.send(.GET, me, headers: Fixtures.bearer(second.accessToken)).status == 200)
+        }
+    }
+
+    @Test func theFeedAnswersTheGatewayAlone() async throws {
+        try await TestStack.with(.auth, .billing, .tenancy, overrides: Self.overrides) { stack in
+            let registered = try await Fixtures.register(at: stack.url(.tenancy))
+            let feed = stack.url(.tenancy) + "/internal/gateway/tenant-policies"
+            // The shared service secret is not enough, nor a key that is not the gateway's.
+            let shared = try await TestHTTP.send(.GET, feed, headers: ["X-Service-Token": try await Fixtures.serviceToken()])
+            #expect(shared.status == 401)
+            #expect(try shared.error().code == "CALLER_NOT_ALLOWED")
+            let stranger = try await CallerIdentity(name: "gateway", privateKeyPEM: CallerIdentity.makeKeyPair().privateKeyPEM)
+            let forged = try await TestHTTP.send(.GET, feed, headers: ["X-Caller-Token": try await stranger.token(for: "tenancy")])
+            #expect(forged.status == 401)
+            let gateway = try await CallerIdentity(name: "gateway", privateKeyPEM: TestStack.gatewayKeys.privateKeyPEM)
+            let wrongAudience = try await TestHTTP.send(.GET, feed, headers: ["X-Caller-Token": try await gateway.token(for: "billing")])
+            #expect(wrongAudience.status == 401)
+
+            let token = ["X-Caller-Token": try await gateway.token(for: "tenancy")]
+            let page = try await TestHTTP.send(.GET, feed, headers: token)
+            #expect(page.status == 200)
+            #expect(page.text.contains(registered.tenantId))
+            for bad in ["limit=0", "limit=5000", "changed_since=-1", "changed_since=abc", "after=not-a-uuid"] {
+                let response = try await TestHTTP.send(.GET, feed + "?" + bad, headers: token)
+                #expect(response.status == 422, "\(bad): \(response.status)")
+            }
+            // Paging: one tenant per page, then an empty last page.
+            let one = try await TestHTTP.send(.GET, feed + "?limit=1", headers: token)
+            #expect(one.text.contains(#""next":{"#))
+        }
+    }
+}

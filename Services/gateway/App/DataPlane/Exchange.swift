@@ -51,12 +51,16 @@ final class Exchange {
     /// The upstream's 101, waiting for its end to switch both connections to a tunnel.
     var switching: HTTPResponseHead?
 
-    init(head: HTTPRequestHead, requestID: String, bufferBytes: Int) {
+    let facts: RequestHeadFacts
+
+    init(head: HTTPRequestHead, facts: RequestHeadFacts, requestID: String, bufferBytes: Int) {
         self.head = head
+        self.facts = facts
         self.requestID = requestID
         self.keepAlive = head.isKeepAlive
-        let chunked = head.headers[canonicalForm: "transfer-encoding"].contains { $0.lowercased() == "chunked" }
-        self.declaredLength = chunked ? nil : head.headers.first(name: "content-length").flatMap { Int($0) } ?? 0
+        // The decoder refuses anything but a final `chunked` alongside other codings.
+        let chunked = facts.transferEncoding.map { $0.lowercased().hasSuffix("chunked") } ?? false
+        self.declaredLength = chunked ? nil : facts.contentLength.flatMap { Int($0) } ?? 0
         self.bufferWhole = (declaredLength ?? .max) <= bufferBytes
     }
 

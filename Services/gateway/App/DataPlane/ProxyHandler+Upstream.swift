@@ -21,7 +21,7 @@ extension ProxyHandler {
         }
         let head = exchange.head
         if !exchange.requestEnded, exchange.hasBody {
-            if head.version == .http1_1, head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            if head.version == .http1_1, exchange.facts.expect?.lowercased() == "100-continue" {
                 context?.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
             }
             scheduleBodyTimeout(exchange)

@@ -180,7 +180,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 AppError.badRequest("Malformed HTTP request (\(parserError))", code: "MALFORMED_REQUEST")
             }
         let exchange = self.exchange ?? Exchange(
-            head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), requestID: Self.newRequestID(), bufferBytes: 0
+            head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), facts: RequestHeadFacts(HTTPHeaders()), requestID: Self.newRequestID(),
+            bufferBytes: 0
         )
         self.exchange = exchange
         exchange.keepAlive = false
@@ -191,17 +192,20 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     func begin(_ head: HTTPRequestHead) {
         timeouts.requestStarted()
         generation += 1
+        let facts = RequestHeadFacts(head.headers)
         let exchange = Exchange(
-            head: head, requestID: RequestID.acceptable(head.headers.first(name: "x-request-id")) ?? Self.newRequestID(),
+            head: head, facts: facts, requestID: RequestID.acceptable(facts.requestID) ?? Self.newRequestID(),
             bufferBytes: plane.limits.bufferBytes
         )
         self.exchange = exchange
-        exchange.origin = head.headers.first(name: "origin")
+        exchange.origin = facts.origin
         let (path, query) = Self.split(head.uri)
-        exchange.webSocket = WebSocketHandshake.isUpgrade(head)
-        // NIO's decoder reads nothing more after a request asking to switch protocols: unless it
-        // becomes a WebSocket tunnel, the connection closes after the answer.
-        if !exchange.webSocket, head.headers.contains(name: "upgrade") { exchange.keepAlive = false }
+        if facts.upgrade {
+            exchange.webSocket = WebSocketHandshake.isUpgrade(head)
+            // NIO's decoder reads nothing more after a request asking to switch protocols: unless it
+            // becomes a WebSocket tunnel, the connection closes after the answer.
+            if !exchange.webSocket { exchange.keepAlive = false }
+        }
 
         if head.method == .GET || head.method == .HEAD, let own = ownAnswer(path) {
             return respond(status: .ok, headers: [("Content-Type", "application/json; charset=utf-8")], body: own, for: exchange)
@@ -220,14 +224,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         guard let path, let method = HTTPRequest.Method(head.method.rawValue) else {
             return answer(.badRequest("Malformed request target", code: "BAD_PATH"), for: exchange)
         }
-        var authorization = head.headers.first(name: "authorization")
+        var authorization = facts.authorization
         if exchange.webSocket, authorization == nil, let token = Self.queryToken(query) {
             // Browsers cannot set headers on a WebSocket: the token may come as `?token=`.
             authorization = "Bearer \(token)"
             exchange.queryAuthorization = authorization
         }
         let request = Admission.Request(
-            method: method, path: path, sessionID: head.headers.first(name: "x-session-id"),
+            method: method, path: path, sessionID: facts.sessionID,
             authorization: authorization, clientAddress: clientAddress(head)
         )
         switch plane.admission.begin(request) {

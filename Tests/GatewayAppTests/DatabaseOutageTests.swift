@@ -92,7 +92,8 @@ struct DatabaseOutageTests {
             _ = await load.result
 
             let all = outcomes.withLock { $0 }
-            #expect(all.count > 20)
+            // The load kept going throughout (a sample every 50 ms when idle; far fewer on a busy CI machine).
+            #expect(all.count >= 10, "only \(all.count) requests were sent")
             // Nothing but 200 and 503 DATABASE_UNAVAILABLE, and never a long wait.
             let unexpected = all.filter { !($0.status == 200 || ($0.status == 503 && $0.code == "DATABASE_UNAVAILABLE")) }
             #expect(unexpected.isEmpty, "\(unexpected.map { "\($0.status) \($0.code ?? "")" })")

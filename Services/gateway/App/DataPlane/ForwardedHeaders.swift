@@ -77,8 +77,8 @@ enum ForwardedHeaders {
         _ head: HTTPRequestHead, target: String, upstream: UpstreamAddress, requestID: String, peer: String,
         peerIsTrusted: Bool, bodyLength: Int?
     ) -> HTTPRequestHead {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(head.headers.count + 6)
+        var headers: [(String, String)] = []
+        headers.reserveCapacity(head.headers.count + 8)
         let connectionTokens = connectionTokens(head.headers)
         var forwardedFor: String?
         var hasProto = false
@@ -97,24 +97,26 @@ enum ForwardedHeaders {
                 break
             }
             if !connectionTokens.isEmpty && connectionTokens.contains(where: { matches(name, $0) }) { continue }
-            headers.add(name: name, value: value)
+            if matches(name, "x-forwarded-host") { continue }
+            headers.append((name, value))
         }
-        headers.add(name: "host", value: upstream.authority)
-        headers.add(name: "x-request-id", value: requestID)
-        headers.add(name: "x-forwarded-for", value: forwardedFor.map { "\($0), \(peer)" } ?? peer)
-        if !hasProto { headers.add(name: "x-forwarded-proto", value: "http") }
-        if let host = head.headers.first(name: "host") { headers.replaceOrAdd(name: "x-forwarded-host", value: host) }
+        headers.append(("host", upstream.authority))
+        headers.append(("x-request-id", requestID))
+        headers.append(("x-forwarded-for", forwardedFor.map { "\($0), \(peer)" } ?? peer))
+        if !hasProto { headers.append(("x-forwarded-proto", "http")) }
+        if let host = head.headers.first(name: "host") { headers.append(("x-forwarded-host", host)) }
         switch bodyLength {
-        case .none: headers.add(name: "transfer-encoding", value: "chunked")
+        case .none: headers.append(("transfer-encoding", "chunked"))
         case .some(0) where !head.method.mayHaveBody: break
-        case .some(let length): headers.add(name: "content-length", value: String(length))
+        case .some(let length): headers.append(("content-length", String(length)))
         }
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: headers)
+        // One `HTTPHeaders` from the whole list: `add` would check every name again.
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: HTTPHeaders(headers))
     }
 
     /// Copies the upstream's answer headers without what only concerned the gateway's connection
     /// to it or what the gateway sets itself; returns which security headers the upstream set.
-    static func response(_ upstream: HTTPHeaders, into headers: inout HTTPHeaders) -> Set<Int> {
+    static func response(_ upstream: HTTPHeaders, into headers: inout [(String, String)]) -> Set<Int> {
         let connectionTokens = connectionTokens(upstream)
         var security: Set<Int> = []
         for (name, value) in upstream {
@@ -122,7 +124,7 @@ enum ForwardedHeaders {
             if !connectionTokens.isEmpty && connectionTokens.contains(where: { matches(name, $0) }) { continue }
             let length = name.utf8.count
             if let index = securityNames.firstIndex(where: { $0.utf8.count == length && matches(name, $0) }) { security.insert(index) }
-            headers.add(name: name, value: value)
+            headers.append((name, value))
         }
         return security
     }

@@ -27,10 +27,8 @@ extension ProxyHandler {
             if !exchange.bufferWhole || exchange.bodyBytes > plane.limits.bufferBytes { exchange.keepAlive = false }
             exchange.discarding = true
         }
-        var headers = HTTPHeaders(extra)
         let bytes = body.map { context.channel.allocator.buffer(bytes: $0) }
-        headers.replaceOrAdd(name: "content-length", value: String(bytes?.readableBytes ?? 0))
-        write(HTTPResponseHead(version: exchange.head.version, status: status, headers: headers), for: exchange)
+        write(status: status, headers: extra + [("Content-Length", String(bytes?.readableBytes ?? 0))], for: exchange)
         if let bytes, exchange.head.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil) }
         exchange.responseEnded = true
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
@@ -38,28 +36,30 @@ extension ProxyHandler {
         if exchange.requestEnded || !exchange.keepAlive { finish(exchange) } else { resumeReadsIfPossible() }
     }
 
-    /// Writes an answer's head with what the gateway adds to every answer. The head holds none of
+    /// Writes an answer's head with what the gateway adds to every answer. `headers` hold none of
     /// these already: a relayed answer's were dropped (`ForwardedHeaders.response`), apart from
-    /// the security headers in `upstreamSecurity`, which the upstream's own values win.
-    func write(_ head: HTTPResponseHead, for exchange: Exchange, upstreamSecurity: Set<Int> = []) {
-        var head = head
+    /// the security headers in `upstreamSecurity`, which the upstream's own values win. The head's
+    /// `HTTPHeaders` is made once from the whole list: `HTTPHeaders.add` checks every name it is
+    /// given, which callgrind put at 6 % of the gateway's instructions.
+    func write(status: HTTPResponseStatus, headers: [(String, String)], for exchange: Exchange, upstreamSecurity: Set<Int> = []) {
+        var headers = headers
+        headers.reserveCapacity(headers.count + 16)
         exchange.responseStarted = true
-        exchange.status = Int(head.status.code)
-        for (index, (name, value)) in SecurityHeaders.fields.enumerated() where !upstreamSecurity.contains(index) {
-            head.headers.add(name: name, value: value)
-        }
-        head.headers.add(name: "X-Request-ID", value: exchange.requestID)
+        exchange.status = Int(status.code)
+        for (index, field) in SecurityHeaders.fields.enumerated() where !upstreamSecurity.contains(index) { headers.append(field) }
+        headers.append(("X-Request-ID", exchange.requestID))
         if let plan = exchange.plan {
-            for (name, value) in RateLimitHeaderValues(plan.limit, policyName: plan.policy).fields { head.headers.add(name: name, value: value) }
+            for field in RateLimitHeaderValues(plan.limit, policyName: plan.policy).fields { headers.append(field) }
         }
         if !exchange.corsDone, let origin = exchange.origin, let cors = plane.cors.responseHeaders(origin: origin) {
-            for (name, value) in cors { head.headers.add(name: name, value: value) }
+            headers.append(contentsOf: cors)
         }
         if !exchange.keepAlive || closeWhenIdle {
-            head.headers.replaceOrAdd(name: "connection", value: "close")
+            headers.append(("Connection", "close"))
         } else if exchange.head.version == .http1_0 {
-            head.headers.replaceOrAdd(name: "connection", value: "keep-alive")
+            headers.append(("Connection", "keep-alive"))
         }
+        let head = HTTPResponseHead(version: exchange.head.version, status: status, headers: HTTPHeaders(headers))
         context?.write(wrapOutboundOut(.head(head)), promise: nil)
     }
 

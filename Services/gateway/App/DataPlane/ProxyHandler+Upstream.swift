@@ -172,14 +172,14 @@ extension ProxyHandler {
             exchange.headTimer = nil
             exchange.body.removeAll()
             plane.monitor.markUp(exchange.plan!.service)
-            var headers = HTTPHeaders()
-            headers.reserveCapacity(head.headers.count + 16)
+            var headers: [(String, String)] = []
+            headers.reserveCapacity(head.headers.count + 20)
             let upstreamSecurity = ForwardedHeaders.response(head.headers, into: &headers)
-            if exchange.plan?.access == .credentials { headers.replaceOrAdd(name: "cache-control", value: "no-store") }
-            write(
-                HTTPResponseHead(version: exchange.head.version, status: head.status, headers: headers), for: exchange,
-                upstreamSecurity: upstreamSecurity
-            )
+            if exchange.plan?.access == .credentials {
+                headers.removeAll { ForwardedHeaders.matches($0.0, "cache-control") }
+                headers.append(("Cache-Control", "no-store"))
+            }
+            write(status: head.status, headers: headers, for: exchange, upstreamSecurity: upstreamSecurity)
         case .body(let buffer):
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end where exchange.switching != nil:

@@ -55,6 +55,9 @@ final class SharedRateLimiter: RequestLimiter {
     private let shards: [Shard]
     private let keysPerShard: Int
     private let batching = Mutex(Batching())
+    /// A lease call slower than this counts as the database being unreachable (fail open or closed
+    /// for a second). Generous: a slow answer only delays the requests waiting for it.
+    static let leaseTimeout: Duration = .seconds(2)
 
     init(database: Database, fallback: RateLimiter, maxKeys: Int, failOpen: Bool, logger: Logger, windowSeconds: Int = 60) {
         self.database = database
@@ -186,7 +189,7 @@ final class SharedRateLimiter: RequestLimiter {
         }
         let wants = pending.map { max(1, $0.limit / 20) }
         do {
-            let rows = try await withTimeout(.milliseconds(500)) { [database, logger, windowSeconds] in
+            let rows = try await withTimeout(Self.leaseTimeout) { [database, logger, windowSeconds] in
                 try await database.query(
                     """
                     SELECT lease_key, lease_window, lease_granted, lease_total, lease_previous FROM gateway_lease(

@@ -9,7 +9,7 @@ import ServiceCore
 /// relays it to a kept-alive upstream connection of the same event loop and the answer back, part
 /// by part, with backpressure both ways (read from one side only while the other keeps up, as
 /// the GlueHandler of NIO's connect-proxy example does). No request leaves its event loop unless
-/// its token has to be verified for the first time.
+/// it has to wait for something: a token seen for the first time, or a slice of shared quota.
 final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamDelegate {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart

@@ -9,6 +9,7 @@ import Synchronization
 package final class RawConnection: @unchecked Sendable {
     private let fd: Int32
     private var pending: [UInt8] = []
+    private var closed = false
 
     init(fd: Int32) {
         self.fd = fd
@@ -123,13 +124,20 @@ package final class RawConnection: @unchecked Sendable {
         return true
     }
 
-    package func close() { Glibc.close(fd) }
+    /// Closes the descriptor once: a second close could hit a descriptor number the kernel has
+    /// since given to another socket of this process (NIO's, which then traps on `EBADF`).
+    package func close() {
+        guard !closed else { return }
+        closed = true
+        Glibc.close(fd)
+    }
 
     /// Closes with a TCP reset instead of an orderly FIN.
     package func reset() {
+        guard !closed else { return }
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
-        Glibc.close(fd)
+        close()
     }
 
     private func fill() -> Bool {

@@ -38,6 +38,7 @@ package final class WebSocketTestClient: @unchecked Sendable {
     /// This client's `Sec-WebSocket-Key`: 16 random bytes, base64.
     package let key = Data((0..<16).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
     private let fd: Int32
+    private var closed = false
     /// Bytes received and not yet returned (what followed the handshake answer, a partial frame).
     private var pending: [UInt8] = []
 
@@ -190,7 +191,10 @@ package final class WebSocketTestClient: @unchecked Sendable {
         shutdown(fd, Int32(SHUT_WR))
     }
 
+    /// Closes the descriptor once (see `RawConnection.close`).
     package func close() {
+        guard !closed else { return }
+        closed = true
         Foundation.close(fd)
     }
 

@@ -196,16 +196,6 @@ STAMP="$(date +%Y%m%d-%H%M%S)"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# The PostgreSQL postmaster of this run (started by the suite through pg_ctl, so not our child).
-postmaster_pid() {
-    local file="$DATA_DIR/postgres/data/postmaster.pid" pid
-    [[ -n "$DATA_DIR" && -r "$file" ]] || return 1
-    pid="$(head -n 1 "$file" 2>/dev/null)"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    grep -qF -- "$DATA_DIR/postgres/data" "/proc/$pid/cmdline" 2>/dev/null || return 1
-    echo "$pid"
-}
-
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -227,7 +217,7 @@ cleanup() {
             stop_process "${BG_PIDS[$i]}" "${BG_NAMES[$i]}" 30
         fi
     done
-    if pg="$(postmaster_pid)" && proc_running "$pg"; then
+    if pg="$(postmaster_pid "$DATA_DIR")" && proc_running "$pg"; then
         # Left behind (suite killed before it could stop it): fast shutdown.
         stop_process "$pg" "PostgreSQL postmaster" 30 INT
     fi

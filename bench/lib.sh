@@ -44,3 +44,16 @@ run_interruptible() {
 port_free() {
     ! (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
 }
+
+# postmaster_pid DATA_DIR: the PostgreSQL postmaster of the suite whose DATA_DIR this is (started
+# through pg_ctl, so not our child), only if it really is that cluster's.
+postmaster_pid() {
+    local dir="$1" file pid
+    [[ -n "$dir" ]] || return 1
+    file="$dir/postgres/data/postmaster.pid"
+    [[ -r "$file" ]] || return 1
+    pid="$(head -n 1 "$file" 2>/dev/null)"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    grep -qF -- "$dir/postgres/data" "/proc/$pid/cmdline" 2>/dev/null || return 1
+    echo "$pid"
+}

@@ -92,17 +92,6 @@ STAMP="$(date +%Y%m%d-%H%M%S)"
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# The PostgreSQL postmaster of this run (started by the suite through pg_ctl, so not our child).
-postmaster_pid() {
-    local file="$RUN_DATA/postgres/data/postmaster.pid" pid
-    [[ -n "$RUN_DATA" && -r "$file" ]] || return 1
-    pid="$(head -n 1 "$file" 2>/dev/null)"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    # Only if it really is the postmaster of our cluster.
-    grep -qF -- "$RUN_DATA/postgres/data" "/proc/$pid/cmdline" 2>/dev/null || return 1
-    echo "$pid"
-}
-
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -115,7 +104,7 @@ cleanup() {
         stop_process "$SUITE_PID" suite 60
     fi
     local pg
-    if pg="$(postmaster_pid)" && proc_running "$pg"; then
+    if pg="$(postmaster_pid "$RUN_DATA")" && proc_running "$pg"; then
         # Left behind (suite killed before it could stop it): fast shutdown.
         stop_process "$pg" "PostgreSQL postmaster" 30 INT
     fi

@@ -99,6 +99,9 @@ package struct TenantPolicy: Codable, Sendable, Equatable {
     package var rateLimitPerMinute: Int
     package var updatedAt: Date
 
+    /// `updatedAt` in Unix microseconds, the feed's cursor unit (PostgreSQL's precision).
+    package var updatedAtMicroseconds: Int64 { Int64((updatedAt.timeIntervalSince1970 * 1_000_000).rounded()) }
+
     package init(tenantId: String, status: String, rateLimitPerMinute: Int, updatedAt: Date) {
         self.tenantId = tenantId
         self.status = status
@@ -125,6 +128,9 @@ package struct TenantPolicyCursor: Codable, Sendable, Equatable {
     package var changedSince: Int64
     /// A tenant id, lower case.
     package var after: String
+
+    /// Before every tenant: the nil id, which no tenant has.
+    package static let noTenant = "00000000-0000-0000-0000-000000000000"
 
     package init(changedSince: Int64, after: String) {
         self.changedSince = changedSince

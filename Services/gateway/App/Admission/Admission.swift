@@ -19,8 +19,8 @@ struct Admission: Sendable {
         var path: String
         var sessionID: String?
         var authorization: String?
-        /// The client's address (`ClientAddress.resolve`); the limiter counts IPv6 clients by /64.
-        var clientAddress: String
+        /// The key the limiter counts the client by (`ClientAddress.limiterKey`: IPv6 by /64).
+        var clientKey: String
     }
 
     /// A request that may go upstream.
@@ -85,7 +85,7 @@ struct Admission: Sendable {
     /// bad token also count against the client address, so made-up session ids or garbage tokens
     /// do not buy unlimited attempts.
     private func admit(_ request: Request, service: PublicService, path: String, access: Access) -> Step {
-        let address = ClientAddress.limiterKey(for: request.clientAddress)
+        let address = request.clientKey
         let forward: @Sendable (String, RateLimitDecision) -> Step = { policy, limit in
             .done(
                 limit.allowed

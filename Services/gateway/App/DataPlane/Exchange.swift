@@ -14,7 +14,6 @@ final class Exchange {
     let start = NIODeadline.now()
     var keepAlive: Bool
     var phase = Phase.forwarding
-    var origin: String?
     var corsDone = false
     var route = "NotFound"
     var status = 0

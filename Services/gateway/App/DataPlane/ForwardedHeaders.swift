@@ -12,8 +12,6 @@ enum ForwardedHeaders {
         case dropped
         case forwardedFor
         case forwardedOther
-        /// One of `SecurityHeaders`, by index: kept when the upstream set it.
-        case security(Int)
     }
 
     static let hopByHop = [
@@ -84,7 +82,7 @@ enum ForwardedHeaders {
         var hasProto = false
         for (name, value) in head.headers {
             switch kindOnRequest(name) {
-            case .dropped, .security:
+            case .dropped:
                 continue
             case .forwardedFor:
                 // From anyone but a trusted proxy, these are the client's own claims: replaced, not passed on.

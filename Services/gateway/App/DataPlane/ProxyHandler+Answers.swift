@@ -51,7 +51,7 @@ extension ProxyHandler {
         if let plan = exchange.plan {
             for field in RateLimitHeaderValues(plan.limit, policyName: plan.policy).fields { headers.append(field) }
         }
-        if !exchange.corsDone, let origin = exchange.origin, let cors = plane.cors.responseHeaders(origin: origin) {
+        if !exchange.corsDone, let origin = exchange.facts.origin, let cors = plane.cors.responseHeaders(origin: origin) {
             headers.append(contentsOf: cors)
         }
         if !exchange.keepAlive || closeWhenIdle {
@@ -97,10 +97,13 @@ extension ProxyHandler {
         return Data(#"{"status":"\#(status)","service":"gateway","timestamp":"\#(Date.now.formatted(.iso8601))"}"#.utf8)
     }
 
-    /// The client, as trusted proxies in front of the gateway report it (`TRUSTED_PROXIES`).
-    func clientAddress(_ head: HTTPRequestHead) -> String {
-        guard peerIsTrusted else { return peer }
-        return ClientAddress.resolve(peer: peer, forwardedFor: head.headers["x-forwarded-for"], trusted: plane.trustedProxies)
+    /// The limiter's key for the client, as trusted proxies in front of the gateway report it
+    /// (`TRUSTED_PROXIES`); the peer's own otherwise.
+    func clientKey(_ head: HTTPRequestHead) -> String {
+        guard peerIsTrusted else { return peerKey }
+        return ClientAddress.limiterKey(
+            for: ClientAddress.resolve(peer: peer, forwardedFor: head.headers["x-forwarded-for"], trusted: plane.trustedProxies)
+        )
     }
 
     /// Path and query of a request target; the path is nil for a target that is not origin-form

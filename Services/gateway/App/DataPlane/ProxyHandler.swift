@@ -21,6 +21,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     let peer: String
     /// Whether the peer is one of `TRUSTED_PROXIES`, whose `X-Forwarded-*` headers are believed.
     let peerIsTrusted: Bool
+    /// The limiter's key for the peer, made once per connection rather than once per request.
+    let peerKey: String
     var context: ChannelHandlerContext?
     /// The request being served; nil between requests.
     var exchange: Exchange?
@@ -42,6 +44,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         self.timeouts = timeouts
         self.peer = peer
         self.peerIsTrusted = IPAddress(peer).map { plane.trustedProxies.contains($0) } ?? false
+        self.peerKey = ClientAddress.limiterKey(for: peer)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -198,7 +201,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             bufferBytes: plane.limits.bufferBytes
         )
         self.exchange = exchange
-        exchange.origin = facts.origin
         let (path, query) = Self.split(head.uri)
         if facts.upgrade {
             exchange.webSocket = WebSocketHandshake.isUpgrade(head)
@@ -210,7 +212,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         if head.method == .GET || head.method == .HEAD, let own = ownAnswer(path) {
             return respond(status: .ok, headers: [("Content-Type", "application/json; charset=utf-8")], body: own, for: exchange)
         }
-        if head.method == .OPTIONS, let origin = exchange.origin, let requested = head.headers.first(name: "access-control-request-method") {
+        if head.method == .OPTIONS, let origin = facts.origin, let requested = head.headers.first(name: "access-control-request-method") {
             switch plane.cors.preflight(
                 origin: origin, requestMethod: requested, requestHeaders: head.headers.first(name: "access-control-request-headers")
             ) {
@@ -232,7 +234,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         }
         let request = Admission.Request(
             method: method, path: path, sessionID: facts.sessionID,
-            authorization: authorization, clientAddress: clientAddress(head)
+            authorization: authorization, clientKey: clientKey(head)
         )
         switch plane.admission.begin(request) {
         case .done(let outcome):

@@ -38,7 +38,7 @@ final class RateLimiter: Sendable {
 
     /// Counts one request for `key` if it is within `limit` per sliding window; refused requests are not counted.
     func check(key: String, limit: Int, now: Date = Date()) -> RateLimitDecision {
-        let nowMilliseconds = Self.milliseconds(now)
+        let nowMilliseconds = SlidingWindowCounter.milliseconds(now)
         return shard(for: key).state.withLock { $0.check(key: key, limit: limit, nowMilliseconds: nowMilliseconds) }
     }
 
@@ -55,7 +55,7 @@ final class RateLimiter: Sendable {
     /// one key and window. Absorbing is idempotent and never lowers a count; totals for windows that can no longer
     /// affect a decision, or that have not begun by `now`, are ignored.
     func absorb(sharedTotals: [WindowCount], now: Date = Date()) {
-        let nowMilliseconds = Self.milliseconds(now)
+        let nowMilliseconds = SlidingWindowCounter.milliseconds(now)
         for total in sharedTotals {
             shard(for: total.key).state.withLock { $0.absorb(total, nowMilliseconds: nowMilliseconds) }
         }
@@ -63,11 +63,5 @@ final class RateLimiter: Sendable {
 
     private func shard(for key: String) -> LockedShard {
         shards[Int(UInt(bitPattern: key.hashValue) % UInt(shards.count))]
-    }
-
-    /// Unix milliseconds; `Int(_:)` traps on NaN or out-of-range values, and a broken clock must not crash the gateway.
-    private static func milliseconds(_ date: Date) -> Int {
-        let milliseconds = date.timeIntervalSince1970 * 1_000
-        return milliseconds > 0 && milliseconds < 1e15 ? Int(milliseconds) : 0
     }
 }

@@ -72,21 +72,21 @@ final class SharedRateLimiter: RequestLimiter {
     // MARK: - RequestLimiter
 
     func decision(key: String, limit: Int, now: Date) -> RateLimitDecision? {
-        let nowMs = Self.milliseconds(now)
+        let nowMs = SlidingWindowCounter.milliseconds(now)
         if batching.withLock({ nowMs < $0.unavailableUntil }) { return unavailable(key: key, limit: limit) }
         return local(key: key, limit: limit, nowMs: nowMs)
     }
 
     func decisionAfterWaiting(key: String, limit: Int) async -> RateLimitDecision? {
         for _ in 0..<4 {
-            let nowMs = Self.milliseconds(Date())
+            let nowMs = SlidingWindowCounter.milliseconds(Date())
             if batching.withLock({ nowMs < $0.unavailableUntil }) { return unavailable(key: key, limit: limit) }
             if let decided = local(key: key, limit: limit, nowMs: nowMs) { return decided }
             let window = SlidingWindowCounter.windowStart(containing: nowMs, length: windowSeconds)
             guard await lease(key: key, limit: limit, window: window) else { return unavailable(key: key, limit: limit) }
         }
         // Others on this replica took every slice granted meanwhile: the quota is contended to the last.
-        let nowMs = Self.milliseconds(Date())
+        let nowMs = SlidingWindowCounter.milliseconds(Date())
         return local(key: key, limit: limit, nowMs: nowMs) ?? refusal(lease(for: key, nowMs: nowMs), limit: limit, nowMs: nowMs)
     }
 
@@ -181,7 +181,7 @@ final class SharedRateLimiter: RequestLimiter {
     }
 
     private func grant(_ batch: [String: Pending]) async -> Bool {
-        let nowMs = Self.milliseconds(Date())
+        let nowMs = SlidingWindowCounter.milliseconds(Date())
         let keys = Array(batch.keys)
         let pending = keys.map { batch[$0]! }
         let weights = pending.map { item in
@@ -218,7 +218,7 @@ final class SharedRateLimiter: RequestLimiter {
             return true
         } catch {
             batching.withLock { state in
-                state.unavailableUntil = Self.milliseconds(Date()) + 1_000
+                state.unavailableUntil = SlidingWindowCounter.milliseconds(Date()) + 1_000
             }
             warn("shared rate limits unavailable: \(error)")
             return false
@@ -232,7 +232,7 @@ final class SharedRateLimiter: RequestLimiter {
     }
 
     private func warn(_ message: String) {
-        let nowMs = Self.milliseconds(Date())
+        let nowMs = SlidingWindowCounter.milliseconds(Date())
         let due = batching.withLock { state in
             guard nowMs - state.lastWarning >= 10_000 else { return false }
             state.lastWarning = nowMs
@@ -247,9 +247,5 @@ final class SharedRateLimiter: RequestLimiter {
 
     private func shard(for key: String) -> Shard {
         shards[Int(UInt(bitPattern: key.hashValue) % UInt(shards.count))]
-    }
-
-    private static func milliseconds(_ date: Date) -> Int {
-        Int(date.timeIntervalSince1970 * 1_000)
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// One key's admitted requests in the current and the previous aligned window: the whole state of a sliding-window counter.
 ///
 /// The request rate is estimated as `previous × (part of the previous window still inside the sliding window) + current`,
@@ -32,6 +34,13 @@ struct SlidingWindowCounter: Sendable {
         self.windowStart = windowStart
         self.current = min(max(current, 0), Self.maxCount)
         self.previous = min(max(previous, 0), Self.maxCount)
+    }
+
+    /// Unix milliseconds, as every limiter counts time; `Int(_:)` traps on NaN or out-of-range
+    /// values, and a broken clock must not crash the gateway.
+    static func milliseconds(_ date: Date) -> Int {
+        let milliseconds = date.timeIntervalSince1970 * 1_000
+        return milliseconds > 0 && milliseconds < 1e15 ? Int(milliseconds) : 0
     }
 
     /// Start (Unix seconds) of the aligned window holding `nowMilliseconds`; aligned so replicas agree on window keys.

@@ -42,7 +42,7 @@ struct TenantPolicySync: Service {
 
     /// Reads every page changed after `since`; returns the newest change seen (Unix µs).
     private func pull(since: Int64) async throws -> Int64 {
-        var cursor = TenantPolicyCursor(changedSince: since, after: "00000000-0000-0000-0000-000000000000")
+        var cursor = TenantPolicyCursor(changedSince: since, after: TenantPolicyCursor.noTenant)
         var newest = since
         while true {
             var request = HTTPClientRequest(
@@ -56,7 +56,7 @@ struct TenantPolicySync: Service {
             }
             let page = try JSONCoding.decoder.decode(TenantPolicyPage.self, from: Data(body.readableBytesView))
             policies.apply(page.policies)
-            if let last = page.policies.last { newest = max(newest, Int64((last.updatedAt.timeIntervalSince1970 * 1_000_000).rounded())) }
+            if let last = page.policies.last { newest = max(newest, last.updatedAtMicroseconds) }
             guard let next = page.next else { return newest }
             cursor = next
         }

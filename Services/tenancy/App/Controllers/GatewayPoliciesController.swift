@@ -13,8 +13,6 @@ struct GatewayPoliciesController: Sendable {
         group.get("tenant-policies", use: policies)
     }
 
-    static let noTenant = UUID(uuidString: "00000000-0000-0000-0000-000000000000")!
-
     /// `changed_since` (Unix µs, default 0) and `after` (a tenant id, default the nil UUID) say
     /// where the last page ended; `limit` is 1...1000 (default 500).
     @Sendable func policies(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<TenantPolicyPage> {
@@ -22,7 +20,7 @@ struct GatewayPoliciesController: Sendable {
         var problems: [String: [String]] = [:]
         let since = query["changed_since"].map { Int64(String($0)) } ?? 0
         if since == nil || since! < 0 { problems["changed_since", default: []].append("must be Unix microseconds, 0 or more") }
-        let after = query["after"].map { UUID(uuidString: String($0)) } ?? Self.noTenant
+        let after = query["after"].map { UUID(uuidString: String($0)) } ?? UUID(uuidString: TenantPolicyCursor.noTenant)!
         if after == nil { problems["after", default: []].append("must be a tenant id") }
         let limit = query["limit"].map { Int(String($0)) } ?? 500
         if limit == nil || !(1...1_000).contains(limit!) { problems["limit", default: []].append("must be 1 to 1000") }
@@ -31,7 +29,7 @@ struct GatewayPoliciesController: Sendable {
             changedAfter: Date(timeIntervalSince1970: Double(since) / 1_000_000), id: after, limit: limit, logger: context.logger
         )
         let next = policies.count == limit
-            ? policies.last.map { TenantPolicyCursor(changedSince: Int64(($0.updatedAt.timeIntervalSince1970 * 1_000_000).rounded()), after: $0.tenantId) }
+            ? policies.last.map { TenantPolicyCursor(changedSince: $0.updatedAtMicroseconds, after: $0.tenantId) }
             : nil
         return JSONResponse(TenantPolicyPage(policies: policies, next: next))
     }

@@ -22,7 +22,7 @@
 #                              (token check against the suite's JWKS + tenant limiter)
 # 3. Latency at a fixed rate: half of the nginx row's req/s from 1 (or
 #    FIXED_RATE), with hey (-c RATE_CONNECTIONS, -q per worker), for the static
-#    nginx (the load generator's own floor), direct and gateway; prints
+#    nginx (the load generator's own floor), direct, nginx -> auth and gateway; prints
 #    "p99 added by the gateway = gateway p99 - direct p99" (goal < 1 ms).
 # 4. VmRSS/VmHWM of the separate gateway process before and after its load runs.
 # 5. SHARED_LIMITS_URL set: one more gateway process with
@@ -706,6 +706,7 @@ record meta rate "$RATE"
 record meta rate_settings "hey -c $RATE_CONNECTIONS -z ${RATE_DURATION}s (warm-up ${WARMUP}s)"
 run_hey static "http://$HOST:$STATIC_PORT$STATIC_PATH" "$RATE"
 run_hey direct "http://$HOST:$AUTH_PORT$AUTH_PATH" "$RATE" -H "$AUTH_HEADER"
+run_hey nginx "http://$HOST:$NGINX_PORT$AUTH_PATH" "$RATE" -H "$AUTH_HEADER"
 run_hey gateway "http://$HOST:$GATEWAY_PORT$AUTH_PATH" "$RATE" -H "$AUTH_HEADER"
 
 # --- 2. static upstream: no proxy, nginx, HAProxy, gateway --------------------------------

@@ -212,6 +212,10 @@ def main():
             verdict = "met" if added < 1.0 else "NOT met"
             print(f"p99 added by the gateway = gateway p99 - direct p99 = {g['p99']:.2f} - {d['p99']:.2f} "
                   f"= {added:+.2f} ms   (goal < 1 ms: {verdict})")
+            if "nginx" in hey:
+                n = hey["nginx"]
+                print(f"for comparison, what nginx adds at the same rate: p50 {n['p50'] - d['p50']:+.2f} ms, "
+                      f"p99 {n['p99'] - d['p99']:+.2f} ms")
         slow = [n for n, r in hey.items() if r["rps"] < 0.95 * r["target"]]
         if slow:
             print()

@@ -30,14 +30,17 @@ package struct CreatedOwner: Codable, Sendable {
     package var accessToken: String
     package var tokenType: String
     package var expiresIn: Int
+    /// The first refresh token of the owner's session.
+    package var refreshToken: String
 
-    package init(userId: UUID, email: String, role: String, accessToken: String, tokenType: String, expiresIn: Int) {
+    package init(userId: UUID, email: String, role: String, accessToken: String, tokenType: String, expiresIn: Int, refreshToken: String) {
         self.userId = userId
         self.email = email
         self.role = role
         self.accessToken = accessToken
         self.tokenType = tokenType
         self.expiresIn = expiresIn
+        self.refreshToken = refreshToken
     }
 }
 
@@ -111,22 +114,35 @@ package struct TenantPolicy: Codable, Sendable, Equatable {
 }
 
 /// One page of tenant policies changed since a point, oldest change first; `next` continues it.
-package struct TenantPolicyPage: Codable, Sendable, Equatable {
+package struct TenantPolicyPage: ChangeFeedPage, Codable, Equatable {
     package var policies: [TenantPolicy]
     /// Query for the next page, nil on the last one.
-    package var next: TenantPolicyCursor?
+    package var next: FeedCursor?
 
-    package init(policies: [TenantPolicy], next: TenantPolicyCursor?) {
+    package init(policies: [TenantPolicy], next: FeedCursor?) {
         self.policies = policies
         self.next = next
     }
+
+    package var newestChange: Int64? { policies.last?.updatedAtMicroseconds }
 }
 
-/// Where a page of tenant policies ends: changes after (`changedSince`, `after`).
-package struct TenantPolicyCursor: Codable, Sendable, Equatable {
+/// A page of a change feed the gateway follows (`changed_since`, `after`, `limit`): rows changed
+/// since a point, oldest change first. Applying a row twice is harmless, so a follower re-reads a
+/// few seconds back on each pass and a change committed late, with an earlier timestamp, is not missed.
+package protocol ChangeFeedPage: Decodable, Sendable {
+    /// Query for the next page, nil on the last one.
+    var next: FeedCursor? { get }
+    /// The newest change on the page, Unix microseconds.
+    var newestChange: Int64? { get }
+}
+
+/// Where a page of a change feed ends: changes after (`changedSince`, `after`).
+package struct FeedCursor: Codable, Sendable, Equatable {
     /// Unix microseconds (PostgreSQL's precision, so a page boundary is exact).
     package var changedSince: Int64
-    /// A tenant id, lower case.
+    /// The key of the last row of the page, in the feed's own form; `""` (or, for tenant policies,
+    /// `noTenant`) before every row.
     package var after: String
 
     /// Before every tenant: the nil id, which no tenant has.
@@ -136,4 +152,50 @@ package struct TenantPolicyCursor: Codable, Sendable, Equatable {
         self.changedSince = changedSince
         self.after = after
     }
+}
+
+/// auth → gateway: an access-token revocation. `session`: every token of that refresh family
+/// (`sid`) is void (logout, a reused refresh token). `user`: every token of that user minted with
+/// a version (`ver`) below `minTokenVersion` is void (logout everywhere, a role or password
+/// change, a deleted user).
+package struct Revocation: Codable, Sendable, Equatable {
+    package enum Kind: String, Codable, Sendable {
+        case session, user
+    }
+
+    package var kind: Kind
+    /// The session id or the user id, lower case.
+    package var subject: String
+    /// For `user`: the lowest token version still valid.
+    package var minTokenVersion: Int?
+    package var updatedAt: Date
+    /// Every token the entry voids has expired by then, so a follower forgets it.
+    package var expiresAt: Date
+
+    package init(kind: Kind, subject: String, minTokenVersion: Int?, updatedAt: Date, expiresAt: Date) {
+        self.kind = kind
+        self.subject = subject
+        self.minTokenVersion = minTokenVersion
+        self.updatedAt = updatedAt
+        self.expiresAt = expiresAt
+    }
+
+    /// `updatedAt` in Unix microseconds, the feed's cursor unit.
+    package var updatedAtMicroseconds: Int64 { Int64((updatedAt.timeIntervalSince1970 * 1_000_000).rounded()) }
+
+    /// The feed's key of this row: `kind:subject`.
+    package var feedKey: String { "\(kind.rawValue):\(subject)" }
+}
+
+/// One page of the revocation feed (`/internal/gateway/revocations`), oldest change first.
+package struct RevocationPage: ChangeFeedPage, Codable, Equatable {
+    package var revocations: [Revocation]
+    package var next: FeedCursor?
+
+    package init(revocations: [Revocation], next: FeedCursor?) {
+        self.revocations = revocations
+        self.next = next
+    }
+
+    package var newestChange: Int64? { revocations.last?.updatedAtMicroseconds }
 }

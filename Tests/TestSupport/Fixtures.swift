@@ -7,6 +7,7 @@ import ServiceCore
 package enum Fixtures {
     package struct Registered: Codable, Sendable {
         package var accessToken: String
+        package var refreshToken: String
         package var tenantId: String
         package var tenantSlug: String
         package var userId: String

@@ -79,7 +79,7 @@ package final class TestStack: Sendable {
         ]
         switch service {
         case .gateway: variables["GATEWAY_SERVICE_KEY"] = Self.gatewayKeys.privateKeyPEM
-        case .tenancy: variables["GATEWAY_PUBLIC_KEY"] = Self.gatewayKeys.publicKeyPEM
+        case .tenancy, .auth: variables["GATEWAY_PUBLIC_KEY"] = Self.gatewayKeys.publicKeyPEM
         default: break
         }
         if let database = databases[service] {

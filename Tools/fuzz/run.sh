@@ -136,24 +136,37 @@ echo "fuzz: tenant $slug, widget session ${FUZZ_SESSION_ID:0:12}…"
 
 # Run from the temp dir: schemathesis and hypothesis keep their caches (.schemathesis, .hypothesis) in the cwd.
 cd "$work"
-# shellcheck disable=SC2086 # FUZZ_ST_ARGS is meant to be word-split
+# fuzz MAX_TIME [st filter args...]: one schemathesis run against the suite.
+fuzz() {
+    local max_time="$1"
+    shift
+    # shellcheck disable=SC2086 # FUZZ_ST_ARGS is meant to be word-split
+    "$ST" --config-file "$repo/Tools/fuzz/schemathesis.toml" run "$repo/docs/openapi.yaml" \
+        --url "$gateway" \
+        -H "Authorization: Bearer $token" \
+        --checks all \
+        --phases examples,coverage,fuzzing,stateful \
+        --mode all \
+        --workers "$FUZZ_WORKERS" \
+        --max-time "$max_time" \
+        --seed "$FUZZ_SEED" \
+        --generation-database none \
+        --request-timeout 10 \
+        --report junit,ndjson \
+        --report-dir "$report_dir" \
+        --no-color \
+        "$@" \
+        ${FUZZ_ST_ARGS:-}
+}
+# Logging out ends the session of the token every request carries (and logging out everywhere voids
+# it), after which every bearer route could only answer 401: those two go last, in a run of their own.
 set +e
-"$ST" --config-file "$repo/Tools/fuzz/schemathesis.toml" run "$repo/docs/openapi.yaml" \
-    --url "$gateway" \
-    -H "Authorization: Bearer $token" \
-    --checks all \
-    --phases examples,coverage,fuzzing,stateful \
-    --mode all \
-    --workers "$FUZZ_WORKERS" \
-    --max-time "$FUZZ_MAX_TIME" \
-    --seed "$FUZZ_SEED" \
-    --generation-database none \
-    --request-timeout 10 \
-    --report junit,ndjson \
-    --report-dir "$report_dir" \
-    --no-color \
-    ${FUZZ_ST_ARGS:-}
+fuzz "$FUZZ_MAX_TIME" --exclude-operation-id logout --exclude-operation-id logoutEverywhere
 status=$?
+mkdir -p "$report_dir/logout"
+report_dir="$report_dir/logout" fuzz 30 --include-operation-id logout --include-operation-id logoutEverywhere
+logout_status=$?
+(( status == 0 )) && status=$logout_status
 set -e
 if [[ $status -eq 0 ]] && ! kill -0 "$suite_pid" 2>/dev/null; then
     echo "fuzz: the suite exited during the run" >&2

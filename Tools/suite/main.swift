@@ -118,7 +118,7 @@ func settings(host: String = "127.0.0.1", port: Int, database: String? = nil, ex
 
 let services: [any Service]
 do {
-    let auth = try await buildAuthApplication(config: AuthConfig(settings: settings(port: ports.auth, database: "auth")))
+    let auth = try await buildAuthApplication(config: AuthConfig(settings: settings(port: ports.auth, database: "auth", extra: ["GATEWAY_PUBLIC_KEY": gatewayKeys.publicKeyPEM])))
     let billing = try await buildBillingApplication(config: BillingConfig(settings: settings(port: ports.billing, database: "billing")))
     let tenancy = try await buildTenancyApplication(config: TenancyConfig(settings: settings(port: ports.tenancy, database: "tenancy", extra: ["GATEWAY_PUBLIC_KEY": gatewayKeys.publicKeyPEM])))
     let chat = try await buildChatApplication(config: ChatConfig(settings: settings(port: ports.chat, database: "chat")))

@@ -10,14 +10,27 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
     // auth verifies its own tokens from its own key, through the same verifier every service uses.
     let verifier = AccessTokenVerifier(source: issuer, minimumRefreshInterval: .seconds(1), logger: foundation.logger)
 
+    let sessions = PostgresSessionRepository(
+        client: foundation.database, refreshLifetime: .seconds(config.refreshTokenLifetimeSeconds),
+        reuseInterval: .seconds(config.refreshReuseIntervalSeconds), accessLifetime: .seconds(config.accessTokenLifetimeSeconds)
+    )
+
     let routes = foundation.makeRouter()
-    let auth = AuthController(users: users, hasher: hasher, issuer: issuer, verifier: verifier)
+    let auth = AuthController(users: users, sessions: sessions, hasher: hasher, issuer: issuer, verifier: verifier)
     auth.addRoutes(to: routes.group("api/auth"))
+    SessionController(auth: auth, sessions: sessions).addRoutes(to: routes.group("api/auth"))
     JWKSController(issuer: issuer).addRoutes(to: routes)
     InternalUsersController(users: users, hasher: hasher, issuer: issuer, auth: auth)
         .addRoutes(to: foundation.internalGroup(routes))
+    // Not under the shared-secret group: this feed is the gateway's alone.
+    GatewayRevocationsController(sessions: sessions).addRoutes(
+        to: routes.group("internal/gateway").add(
+            middleware: try await RequireCaller(audience: "auth", callers: config.gatewayPublicKey.map { ["gateway": $0] } ?? [:])
+        )
+    )
 
-    var app = foundation.makeApplication(routes: routes, migrations: AuthMigrations.all)
+    let pruner = SessionPruner(sessions: sessions, interval: .seconds(3_600), logger: foundation.logger)
+    var app = foundation.makeApplication(routes: routes, migrations: AuthMigrations.all, services: [pruner])
     let postgres = foundation.postgres
     let logger = foundation.logger
     let configuredKey = config.signingKeyPEM

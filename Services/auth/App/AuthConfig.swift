@@ -8,12 +8,25 @@ package struct AuthConfig: Sendable {
     package var accessTokenLifetimeSeconds: Int
     /// A PEM-encoded P-256 private key; when absent one is generated at first start and kept in the database.
     package var signingKeyPEM: String?
+    /// A refresh token's life in seconds; every rotation starts a new one.
+    package var refreshTokenLifetimeSeconds: Int
+    /// How long a rotated refresh token still gets its successor (two tabs refreshing at once)
+    /// before presenting it counts as reuse and ends the session.
+    package var refreshReuseIntervalSeconds: Int
+    /// The gateway's public key (PEM): only the gateway may read the revocation feed.
+    package var gatewayPublicKey: String?
 
-    package init(common: CommonConfig, bcryptCost: Int = 12, accessTokenLifetimeSeconds: Int = 86_400, signingKeyPEM: String? = nil) {
+    package init(
+        common: CommonConfig, bcryptCost: Int = 12, accessTokenLifetimeSeconds: Int = 86_400, signingKeyPEM: String? = nil,
+        refreshTokenLifetimeSeconds: Int = 30 * 86_400, refreshReuseIntervalSeconds: Int = 10, gatewayPublicKey: String? = nil
+    ) {
         self.common = common
         self.bcryptCost = bcryptCost
         self.accessTokenLifetimeSeconds = accessTokenLifetimeSeconds
         self.signingKeyPEM = signingKeyPEM
+        self.refreshTokenLifetimeSeconds = refreshTokenLifetimeSeconds
+        self.refreshReuseIntervalSeconds = refreshReuseIntervalSeconds
+        self.gatewayPublicKey = gatewayPublicKey
     }
 
     package init(settings: Settings) throws {
@@ -21,5 +34,8 @@ package struct AuthConfig: Sendable {
         self.bcryptCost = try settings.int("BCRYPT_COST", default: 12, range: 4...31)
         self.accessTokenLifetimeSeconds = try settings.int("ACCESS_TOKEN_TTL_SECONDS", default: 86_400, range: 60...2_592_000)
         self.signingKeyPEM = settings.optionalString("JWT_SIGNING_KEY", isSecret: true)
+        self.refreshTokenLifetimeSeconds = try settings.int("REFRESH_TOKEN_TTL_DAYS", default: 30, range: 1...365) * 86_400
+        self.refreshReuseIntervalSeconds = try settings.int("REFRESH_REUSE_INTERVAL_SECONDS", default: 10, range: 0...60)
+        self.gatewayPublicKey = try settings.pem("GATEWAY_PUBLIC_KEY")
     }
 }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Hummingbird
+import InternalAPI
 import Logging
 import NIOCore
 import PostgresNIO
@@ -40,17 +41,28 @@ package func buildGatewayApplication(
     }
     var admission = Admission(verifier: verifier, limiter: limiter, limits: config.limits)
     if let key = config.serviceKey {
+        let identity = try await CallerIdentity(name: "gateway", privateKeyPEM: key)
         let policies = TenantPolicies()
+        let revocations = Revocations()
         admission.tenantPolicies = policies
-        let tenancy = config.upstreams.first { $0.name == .tenancy }!.baseURL
-        services.append(
-            TenantPolicySync(
-                policies: policies, tenancyURL: tenancy, identity: try await CallerIdentity(name: "gateway", privateKeyPEM: key), http: http,
-                interval: .seconds(config.tenantPolicyRefreshSeconds), logger: logger
-            )
-        )
+        admission.revocations = revocations
+        let upstream = { (name: PublicService) in config.upstreams.first { $0.name == name }!.baseURL }
+        services += [
+            ChangeFeedSync<TenantPolicyPage>(
+                name: "tenant policies", service: "tenancy", url: "\(upstream(.tenancy))/internal/gateway/tenant-policies",
+                identity: identity, http: http, interval: .seconds(config.tenantPolicyRefreshSeconds), logger: logger,
+                firstKey: FeedCursor.noTenant, apply: { policies.apply($0.policies) }
+            ),
+            ChangeFeedSync<RevocationPage>(
+                name: "revocations", service: "auth", url: "\(upstream(.auth))/internal/gateway/revocations", identity: identity,
+                http: http, interval: .seconds(config.revocationRefreshSeconds), logger: logger, firstKey: "",
+                apply: { revocations.apply($0.revocations) }
+            ),
+        ]
     } else {
-        logger.notice("GATEWAY_SERVICE_KEY is not set: every tenant gets the default rate limit and suspensions are enforced by the services alone")
+        logger.notice(
+            "GATEWAY_SERVICE_KEY is not set: every tenant gets the default rate limit, suspensions are enforced by the services alone, and the gateway does not see logouts"
+        )
     }
     let plane = DataPlane(
         admission: admission,

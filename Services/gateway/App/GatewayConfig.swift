@@ -18,6 +18,8 @@ package struct GatewayConfig: Sendable {
     package var serviceKey: String?
     /// How often tenant policies are refreshed from tenancy.
     package var tenantPolicyRefreshSeconds: Int
+    /// How often the gateway asks auth for new revocations (logouts take effect within about this).
+    package var revocationRefreshSeconds: Int
     /// Proxies whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`, CIDR list; empty trusts no one).
     var trustedProxies: TrustedProxies
     package var upstreamConnectTimeoutMilliseconds: Int
@@ -58,6 +60,7 @@ package struct GatewayConfig: Sendable {
         self.sharedLimitsFailOpen = true
         self.serviceKey = nil
         self.tenantPolicyRefreshSeconds = 5
+        self.revocationRefreshSeconds = 2
         self.upstreamConnectTimeoutMilliseconds = upstreamConnectTimeoutMilliseconds
         self.upstreamTimeoutMilliseconds = upstreamTimeoutMilliseconds
         self.healthCheckIntervalSeconds = healthCheckIntervalSeconds
@@ -94,6 +97,7 @@ package struct GatewayConfig: Sendable {
         self.rateLimitMaxKeys = try settings.int("RATE_LIMIT_MAX_KEYS", default: 100_000, range: 64...10_000_000)
         self.serviceKey = try settings.pem("GATEWAY_SERVICE_KEY", isSecret: true)
         self.tenantPolicyRefreshSeconds = try settings.int("TENANT_POLICY_REFRESH_SECONDS", default: 5, range: 1...10)
+        self.revocationRefreshSeconds = try settings.int("REVOCATION_REFRESH_SECONDS", default: 2, range: 1...4)
         let databaseURL = settings.string("GATEWAY_DATABASE_URL", default: "")
         self.sharedLimitsDatabase = databaseURL.isEmpty ? nil : try DatabaseConfig(url: databaseURL, variable: "GATEWAY_DATABASE_URL", maxConnections: 4)
         switch settings.string("RATE_LIMIT_SHARED_FAILURE", default: "open").lowercased() {

@@ -39,6 +39,9 @@ package struct PublicRoute: Sendable, Equatable {
 package enum PublicRoutes {
     package static let all: [PublicRoute] = [
         .init(.post, "/api/auth/login", .auth, .credentials),
+        .init(.post, "/api/auth/refresh", .auth, .credentials),
+        .init(.post, "/api/auth/logout", .auth, .authenticated),
+        .init(.post, "/api/auth/logout-all", .auth, .authenticated),
         .init(.get, "/api/auth/me", .auth, .authenticated),
         .init(.get, "/.well-known/jwks.json", .auth, .open),
         .init(.post, "/api/onboarding/register", .tenancy, .credentials),

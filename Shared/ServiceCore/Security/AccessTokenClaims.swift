@@ -33,14 +33,23 @@ package struct AccessTokenClaims: JWTPayload, Equatable {
     package var exp: ExpirationClaim
     package var jti: IDClaim
     package var iss: IssuerClaim
+    /// The refresh family (session) the token belongs to: logging out revokes it, and the gateway
+    /// then refuses every access token carrying it. Absent only from tokens minted outside a session.
+    package var sid: String?
+    /// The user's token version when the token was minted. A role change, a password change or
+    /// reset, logging out everywhere or deleting the user raises it, voiding every older token.
+    package var ver: Int?
 
     enum CodingKeys: String, CodingKey {
-        case sub, email, role, iat, exp, jti, iss
+        case sub, email, role, iat, exp, jti, iss, sid, ver
         case userID = "user_id"
         case tenantID = "tenant_id"
     }
 
-    package init(userID: UUID, tenantID: UUID, email: String, role: Role, issuedAt: Date, lifetime: TimeInterval) {
+    package init(
+        userID: UUID, tenantID: UUID, email: String, role: Role, issuedAt: Date, lifetime: TimeInterval, sessionID: UUID? = nil,
+        tokenVersion: Int? = nil
+    ) {
         let user = userID.uuidString.lowercased()
         self.sub = SubjectClaim(value: user)
         self.userID = user
@@ -53,6 +62,8 @@ package struct AccessTokenClaims: JWTPayload, Equatable {
         self.exp = ExpirationClaim(value: now.addingTimeInterval(lifetime))
         self.jti = IDClaim(value: UUID().uuidString.lowercased())
         self.iss = IssuerClaim(value: Self.issuer)
+        self.sid = sessionID?.uuidString.lowercased()
+        self.ver = tokenVersion
     }
 
     package func verify(using algorithm: some JWTAlgorithm) throws {

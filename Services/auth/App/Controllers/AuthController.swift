@@ -6,6 +6,7 @@ import ServiceCore
 /// `/api/auth/*`: login and the current user.
 struct AuthController: Sendable {
     let users: any UserRepository
+    let sessions: any SessionRepository
     let hasher: PasswordHasher
     let issuer: TokenIssuer
     let verifier: AccessTokenVerifier
@@ -24,6 +25,7 @@ struct AuthController: Sendable {
         var role: String
         var tenantId: String
         var tenantName: String
+        var refreshToken: String
     }
 
     struct MeResponse: Codable, Sendable {
@@ -57,13 +59,33 @@ struct AuthController: Sendable {
         }
         guard try await hasher.verify(input.password, against: user.passwordHash) else { throw invalid }
 
-        let token = try await issuer.issue(claims(for: user))
-        context.logger.info("login succeeded", metadata: ["user_id": "\(user.id)"])
-        return JSONResponse(
-            LoginResponse(
-                accessToken: token, tokenType: "bearer", expiresIn: issuer.lifetimeSeconds, userId: user.id.lowercased,
-                email: user.email, role: user.role.rawValue, tenantId: user.tenantID.lowercased, tenantName: user.tenantName
-            )
+        let tokens = try await signIn(user, logger: context.logger)
+        context.logger.info("login succeeded", metadata: ["user_id": "\(user.id)", "session_id": "\(tokens.session)"])
+        return JSONResponse(response(for: user, tokens))
+    }
+
+    /// An access token and a refresh token.
+    struct Tokens: Sendable {
+        var session: UUID
+        var accessToken: String
+        var refreshToken: RefreshToken
+    }
+
+    /// Starts a session for `user`: its first refresh token and an access token carrying it.
+    func signIn(_ user: UserRecord, logger: Logger) async throws -> Tokens {
+        let session = try await sessions.start(userID: user.id, logger: logger)
+        return try await tokens(for: user, session: session.id, refreshToken: session.refreshToken)
+    }
+
+    func tokens(for user: UserRecord, session: UUID, refreshToken: RefreshToken) async throws -> Tokens {
+        Tokens(session: session, accessToken: try await issuer.issue(claims(for: user, session: session)), refreshToken: refreshToken)
+    }
+
+    func response(for user: UserRecord, _ tokens: Tokens) -> LoginResponse {
+        LoginResponse(
+            accessToken: tokens.accessToken, tokenType: "bearer", expiresIn: issuer.lifetimeSeconds, userId: user.id.lowercased,
+            email: user.email, role: user.role.rawValue, tenantId: user.tenantID.lowercased, tenantName: user.tenantName,
+            refreshToken: tokens.refreshToken.value
         )
     }
 
@@ -73,6 +95,8 @@ struct AuthController: Sendable {
         guard let user = try await users.find(id: identity.userUUID, logger: context.logger) else {
             throw AppError.unauthorized("User no longer exists", code: "INVALID_TOKEN")
         }
+        // The gateway refuses voided tokens from its copy of the revocations; auth has the row at hand.
+        guard (identity.ver ?? 0) >= user.tokenVersion else { throw Self.revoked }
         return JSONResponse(
             MeResponse(
                 userId: user.id.lowercased, email: user.email, role: user.role.rawValue, tenantId: user.tenantID.lowercased,
@@ -81,12 +105,14 @@ struct AuthController: Sendable {
         )
     }
 
-    func claims(for user: UserRecord) -> AccessTokenClaims {
+    func claims(for user: UserRecord, session: UUID) -> AccessTokenClaims {
         AccessTokenClaims(
             userID: user.id, tenantID: user.tenantID, email: user.email, role: user.role, issuedAt: Date(),
-            lifetime: TimeInterval(issuer.lifetimeSeconds)
+            lifetime: TimeInterval(issuer.lifetimeSeconds), sessionID: session, tokenVersion: user.tokenVersion
         )
     }
+
+    static let revoked = AppError.unauthorized("This session has ended; sign in again", code: "TOKEN_REVOKED")
 }
 
 extension UUID {

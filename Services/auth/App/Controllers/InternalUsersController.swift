@@ -37,12 +37,12 @@ struct InternalUsersController: Sendable {
             ),
             logger: context.logger
         )
-        let token = try await issuer.issue(auth.claims(for: user))
+        let tokens = try await auth.signIn(user, logger: context.logger)
         context.logger.info("owner created", metadata: ["user_id": "\(user.id)", "tenant_id": "\(user.tenantID)"])
         return JSONResponse(
             CreatedOwner(
-                userId: user.id, email: user.email, role: user.role.rawValue, accessToken: token, tokenType: "bearer",
-                expiresIn: issuer.lifetimeSeconds
+                userId: user.id, email: user.email, role: user.role.rawValue, accessToken: tokens.accessToken, tokenType: "bearer",
+                expiresIn: issuer.lifetimeSeconds, refreshToken: tokens.refreshToken.value
             ),
             status: .created
         )

@@ -45,5 +45,57 @@ enum AuthMigrations {
                 """
             ]
         ),
+        Migration(
+            3,
+            "create_sessions_refresh_tokens_and_revocations",
+            [
+                // Raised to void every access token the user holds (`ver` claim): logout
+                // everywhere, a role or password change, deletion.
+                "ALTER TABLE users ADD COLUMN token_version integer NOT NULL DEFAULT 0",
+                // A session is one refresh-token family: one sign-in, however often refreshed.
+                """
+                CREATE TABLE auth_sessions (
+                    id uuid PRIMARY KEY,
+                    user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    refreshed_at timestamptz NOT NULL DEFAULT now(),
+                    expires_at timestamptz NOT NULL,
+                    revoked_at timestamptz,
+                    revoked_reason text
+                )
+                """,
+                "CREATE INDEX auth_sessions_user_id_idx ON auth_sessions (user_id)",
+                // Only a hash of each token is kept. A rotated token keeps its successor sealed
+                // with a key derived from the rotated token itself, so within the reuse interval
+                // the holder of the old token gets the same successor, and nobody else can read it.
+                """
+                CREATE TABLE refresh_tokens (
+                    token_hash bytea PRIMARY KEY,
+                    session_id uuid NOT NULL REFERENCES auth_sessions (id) ON DELETE CASCADE,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    expires_at timestamptz NOT NULL,
+                    rotated_at timestamptz,
+                    successor_sealed bytea,
+                    CHECK ((rotated_at IS NULL) = (successor_sealed IS NULL))
+                )
+                """,
+                "CREATE INDEX refresh_tokens_session_id_idx ON refresh_tokens (session_id)",
+                // What the gateway must refuse, as a change feed; a row goes once every token it
+                // voids has expired.
+                """
+                CREATE TABLE revocations (
+                    kind text NOT NULL CHECK (kind IN ('session', 'user')),
+                    subject uuid NOT NULL,
+                    min_token_version integer,
+                    reason text NOT NULL,
+                    updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    expires_at timestamptz NOT NULL,
+                    PRIMARY KEY (kind, subject),
+                    CHECK ((kind = 'user') = (min_token_version IS NOT NULL))
+                )
+                """,
+                "CREATE INDEX revocations_feed_idx ON revocations (updated_at, kind, subject)",
+            ]
+        ),
     ]
 }

@@ -14,6 +14,8 @@ struct UserRecord: Sendable {
     var tenantName: String
     var tenantSlug: String
     var createdAt: Date
+    /// Access tokens minted with a lower version are void (`ver` claim).
+    var tokenVersion: Int
 }
 
 /// The owner of a new tenant, password already hashed.
@@ -38,10 +40,10 @@ protocol UserRepository: Sendable {
 struct PostgresUserRepository: UserRepository {
     let client: Database
 
-    private static let selectUser = """
-        SELECT u.id, u.tenant_id, u.email, u.password_hash, u.role, u.full_name, t.name, t.slug, u.created_at
-        FROM users u JOIN tenant_directory t ON t.tenant_id = u.tenant_id
-        """
+    /// A user's columns (`u`) with its tenant's (`t`), in the order `user(from:)` reads them.
+    static let userColumns = "u.id, u.tenant_id, u.email, u.password_hash, u.role, u.full_name, t.name, t.slug, u.created_at, u.token_version"
+    static let userColumnCount = 10
+    private static let selectUser = "SELECT \(userColumns) FROM users u JOIN tenant_directory t ON t.tenant_id = u.tenant_id"
 
     func createOwner(_ owner: NewOwner, logger: Logger) async throws -> UserRecord {
         let id = UUID()
@@ -67,7 +69,8 @@ struct PostgresUserRepository: UserRepository {
             }
             return UserRecord(
                 id: id, tenantID: owner.tenantID, email: owner.email, passwordHash: owner.passwordHash, role: .owner,
-                fullName: owner.fullName, tenantName: owner.tenantName, tenantSlug: owner.tenantSlug, createdAt: createdAt
+                fullName: owner.fullName, tenantName: owner.tenantName, tenantSlug: owner.tenantSlug, createdAt: createdAt,
+                tokenVersion: 0
             )
         } catch where error.isUniqueViolation {
             throw AppError.conflict("An account with this email already exists", code: "EMAIL_TAKEN")
@@ -93,14 +96,17 @@ struct PostgresUserRepository: UserRepository {
     }
 
     private func first(_ rows: QueryRows) throws -> UserRecord? {
-        for (id, tenantID, email, hash, role, fullName, tenantName, slug, createdAt) in try rows.decode(
-            (UUID, UUID, String, String, String, String?, String, String, Date).self
-        ) {
-            return UserRecord(
-                id: id, tenantID: tenantID, email: email, passwordHash: hash, role: Role(rawValue: role) ?? .user,
-                fullName: fullName, tenantName: tenantName, tenantSlug: slug, createdAt: createdAt
-            )
-        }
-        return nil
+        try rows.rows.first.map(Self.user(from:))
+    }
+
+    /// Reads the columns of `userColumns`, first in the row.
+    static func user(from row: PostgresRow) throws -> UserRecord {
+        let (id, tenantID, email, hash, role, fullName, tenantName, slug, createdAt, version) = try row.decode(
+            (UUID, UUID, String, String, String, String?, String, String, Date, Int).self
+        )
+        return UserRecord(
+            id: id, tenantID: tenantID, email: email, passwordHash: hash, role: Role(rawValue: role) ?? .user, fullName: fullName,
+            tenantName: tenantName, tenantSlug: slug, createdAt: createdAt, tokenVersion: version
+        )
     }
 }

@@ -11,6 +11,8 @@ struct Admission: Sendable {
     let limits: RateLimits
     /// Per-tenant status and limits from tenancy; nil when the gateway has no key to ask for them.
     var tenantPolicies: TenantPolicies? = nil
+    /// Sessions and users auth has voided; nil when the gateway has no key to ask for them.
+    var revocations: Revocations? = nil
 
     /// The parts of a request admission looks at.
     struct Request: Sendable {
@@ -108,6 +110,7 @@ struct Admission: Sendable {
                 return refused(.unauthorized(), address: address)
             }
             let verified: @Sendable (AccessTokenClaims) -> Step = { claims in
+                if revocations?.voids(claims) == true { return refused(Self.revoked, address: address) }
                 let policy = tenantPolicies?.policy(for: claims.tenantID)
                 if policy?.suspended == true { return .done(.refuse(Self.suspended)) }
                 return count("tenant|\(claims.tenantID)", policy?.rateLimitPerMinute ?? limits.tenantPerMinute) { forward("tenant", $0) }
@@ -142,6 +145,9 @@ struct Admission: Sendable {
             .done(.refuse(byAddress.allowed ? error : Self.limited(byAddress, policy: "ip")))
         }
     }
+
+    /// The token is well signed and unexpired, but auth has voided it (logout, and the like).
+    static let revoked = AppError.unauthorized("This session has ended; sign in again", code: "TOKEN_REVOKED")
 
     /// The token is good but its tenant is suspended.
     static let suspended = AppError(.forbidden, code: "TENANT_SUSPENDED", detail: "This account is suspended")

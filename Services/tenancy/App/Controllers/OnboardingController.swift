@@ -22,6 +22,7 @@ struct OnboardingController: Sendable {
         var accessToken: String
         var tokenType: String
         var expiresIn: Int
+        var refreshToken: String
         var tenantId: String
         var tenantSlug: String
         var userId: String
@@ -54,6 +55,7 @@ struct OnboardingController: Sendable {
         return JSONResponse(
             RegisterResponse(
                 accessToken: result.owner.accessToken, tokenType: result.owner.tokenType, expiresIn: result.owner.expiresIn,
+                refreshToken: result.owner.refreshToken,
                 tenantId: result.tenant.id.uuidString.lowercased(), tenantSlug: result.tenant.slug,
                 userId: result.owner.userId.uuidString.lowercased(), email: result.owner.email, accountName: result.tenant.name,
                 trialEndsAt: result.trial.trialEndsAt

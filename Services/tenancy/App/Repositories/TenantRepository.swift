@@ -42,17 +42,20 @@ protocol TenantRepository: Sendable {
     /// Tenants still `provisioning` that were created before `cutoff`: registrations that died half-way.
     func abandonedProvisioning(before cutoff: Date, limit: Int, logger: Logger) async throws -> [Tenant]
     /// Policies of registered tenants changed after (`since`, `after`), in that order.
-    func policies(changedAfter since: Date, id after: UUID, limit: Int, logger: Logger) async throws -> [TenantPolicy]
+    /// Tenants changed after (`since`, Unix µs, and `after`), oldest change first.
+    func policies(changedAfter since: Int64, id after: UUID, limit: Int, logger: Logger) async throws -> [TenantPolicy]
 }
 
 struct PostgresTenantRepository: TenantRepository {
     let client: Database
 
-    func policies(changedAfter since: Date, id after: UUID, limit: Int, logger: Logger) async throws -> [TenantPolicy] {
+    func policies(changedAfter since: Int64, id after: UUID, limit: Int, logger: Logger) async throws -> [TenantPolicy] {
+        // The microseconds go in as an integer: a `Date` parameter is truncated to the microsecond
+        // below, so the last row of a page would come back on the next one.
         let rows = try await client.query(
             """
             SELECT id, status, rate_limit_per_minute, updated_at FROM tenants
-            WHERE (updated_at, id) > (\(since), \(after)) AND status <> 'provisioning'
+            WHERE (updated_at, id) > (TIMESTAMPTZ 'epoch' + \(since) * INTERVAL '1 microsecond', \(after)) AND status <> 'provisioning'
             ORDER BY updated_at, id LIMIT \(limit)
             """,
             logger: logger

@@ -4,7 +4,7 @@ import Synchronization
 
 /// What the gateway enforces per tenant, as last heard from tenancy: its status (a suspended
 /// tenant's authenticated traffic is refused) and its own rate limit, replacing the default.
-/// Read on every authenticated request; written by `TenantPolicySync`.
+/// Read on every authenticated request; written by a `ChangeFeedSync` following tenancy's feed.
 final class TenantPolicies: Sendable {
     struct Policy: Sendable, Equatable {
         var suspended: Bool

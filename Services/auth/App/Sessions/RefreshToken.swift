@@ -1,0 +1,73 @@
+import Crypto
+import Foundation
+import ServiceCore
+
+/// An opaque refresh token: `rt_` and 32 random bytes, base64url. Only its SHA-256 is stored.
+///
+/// When a token is rotated, its successor is kept sealed (AES-GCM) under a key derived from the
+/// rotated token with HKDF. Within the reuse interval, whoever presents the old token again (a
+/// second browser tab, a retried request) can be given that same successor, while the database
+/// alone reveals neither: it holds hashes and ciphertexts whose keys it never sees.
+struct RefreshToken: Sendable, Equatable {
+    static let prefix = "rt_"
+    /// 32 bytes of randomness as unpadded base64url.
+    private static let encodedLength = 43
+
+    let value: String
+
+    init(value: String) {
+        self.value = value
+    }
+
+    /// A fresh token from the system's secure random generator.
+    static func generate() -> RefreshToken {
+        let bytes = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
+        return RefreshToken(value: prefix + bytes.base64URLEncodedString())
+    }
+
+    /// A string shaped like one of our tokens, or nil; anything else is refused before any lookup.
+    static func parse(_ raw: String) -> RefreshToken? {
+        guard raw.hasPrefix(prefix), raw.utf8.count == prefix.utf8.count + encodedLength,
+            raw.utf8.dropFirst(prefix.utf8.count).allSatisfy(Self.isBase64URL)
+        else { return nil }
+        return RefreshToken(value: raw)
+    }
+
+    private static func isBase64URL(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "-"), UInt8(ascii: "_"):
+            true
+        default: false
+        }
+    }
+
+    /// What the database keys the token by.
+    var hash: Data { Data(SHA256.hash(data: Data(value.utf8))) }
+
+    /// `successor`, readable only with this token.
+    func seal(_ successor: RefreshToken) throws -> Data {
+        guard let combined = try AES.GCM.seal(Data(successor.value.utf8), using: sealingKey).combined else {
+            throw RefreshTokenError.sealing
+        }
+        return combined
+    }
+
+    /// The successor sealed by `seal`; nil when `sealed` was not made with this token.
+    func unseal(_ sealed: Data) -> RefreshToken? {
+        guard let box = try? AES.GCM.SealedBox(combined: sealed), let plain = try? AES.GCM.open(box, using: sealingKey),
+            let value = String(data: plain, encoding: .utf8)
+        else { return nil }
+        return RefreshToken.parse(value)
+    }
+
+    private var sealingKey: SymmetricKey {
+        HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: SymmetricKey(data: Data(value.utf8)), info: Data("refresh-token-successor".utf8), outputByteCount: 32
+        )
+    }
+}
+
+enum RefreshTokenError: Error {
+    case sealing
+}

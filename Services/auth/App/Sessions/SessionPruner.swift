@@ -1,0 +1,24 @@
+import Logging
+import ServiceLifecycle
+
+/// Removes, every `interval`, the rows that can no longer matter: expired refresh tokens and
+/// sessions (a day after their end) and revocations past the life of every token they void.
+struct SessionPruner: Service {
+    let sessions: any SessionRepository
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        // Sleep first: at start-up the migrations may not have run yet.
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            guard !Task.isShuttingDownGracefully && !Task.isCancelled else { break }
+            do {
+                let removed = try await sessions.prune(logger: logger)
+                if removed > 0 { logger.info("pruned expired sessions, tokens and revocations", metadata: ["rows": "\(removed)"]) }
+            } catch {
+                logger.warning("could not prune expired sessions", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}

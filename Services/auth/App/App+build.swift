@@ -16,7 +16,10 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
     )
 
     let routes = foundation.makeRouter()
-    let auth = AuthController(users: users, sessions: sessions, hasher: hasher, issuer: issuer, verifier: verifier)
+    let attempts = PostgresLoginAttempts(
+        client: foundation.database, maxFailures: config.maxLoginAttempts, lockout: .seconds(config.lockoutMinutes * 60)
+    )
+    let auth = AuthController(users: users, sessions: sessions, attempts: attempts, hasher: hasher, issuer: issuer, verifier: verifier)
     auth.addRoutes(to: routes.group("api/auth"))
     SessionController(auth: auth, sessions: sessions).addRoutes(to: routes.group("api/auth"))
     JWKSController(issuer: issuer).addRoutes(to: routes)

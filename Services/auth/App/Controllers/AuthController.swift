@@ -7,6 +7,7 @@ import ServiceCore
 struct AuthController: Sendable {
     let users: any UserRepository
     let sessions: any SessionRepository
+    let attempts: any LoginAttempts
     let hasher: PasswordHasher
     let issuer: TokenIssuer
     let verifier: AccessTokenVerifier
@@ -51,6 +52,10 @@ struct AuthController: Sendable {
         if input.password.isEmpty { missing["password"] = ["is required"] }
         guard missing.isEmpty else { throw AppError.validation(missing) }
 
+        // Counted before the password is checked; an email is locked whether or not it has an account.
+        if let wait = try await attempts.begin(email: email, logger: context.logger) {
+            throw Self.locked(for: wait)
+        }
         // The same answer, after the same work, whether the email is unknown or the password wrong.
         let invalid = AppError.rejectedCredentials("Invalid email or password", code: "INVALID_CREDENTIALS")
         guard input.password.unicodeScalars.count <= CredentialPolicy.maxPasswordLength, let user = try await users.find(email: email, logger: context.logger) else {
@@ -58,6 +63,7 @@ struct AuthController: Sendable {
             throw invalid
         }
         guard try await hasher.verify(input.password, against: user.passwordHash) else { throw invalid }
+        try await attempts.succeeded(email: email, logger: context.logger)
 
         let tokens = try await signIn(user, logger: context.logger)
         context.logger.info("login succeeded", metadata: ["user_id": "\(user.id)", "session_id": "\(tokens.session)"])
@@ -109,6 +115,17 @@ struct AuthController: Sendable {
         AccessTokenClaims(
             userID: user.id, tenantID: user.tenantID, email: user.email, role: user.role, issuedAt: Date(),
             lifetime: TimeInterval(issuer.lifetimeSeconds), sessionID: session, tokenVersion: user.tokenVersion
+        )
+    }
+
+    /// 429 for a locked email; the same for every email, so it tells nobody whether an account exists.
+    static func locked(for wait: Duration) -> AppError {
+        let seconds = max(1, Int(wait.seconds.rounded(.up)))
+        let minutes = (seconds + 59) / 60
+        return AppError(
+            .tooManyRequests, code: "ACCOUNT_LOCKED",
+            detail: "Too many failed sign-in attempts. Try again in \(minutes) minute\(minutes == 1 ? "" : "s").",
+            headers: [.retryAfter: String(seconds)]
         )
     }
 

@@ -97,5 +97,22 @@ enum AuthMigrations {
                 "CREATE INDEX revocations_feed_idx ON revocations (updated_at, kind, subject)",
             ]
         ),
+        Migration(
+            4,
+            "create_login_failures",
+            [
+                // Failed sign-ins per email, whether or not an account has it (so a lockout tells
+                // nobody which emails exist). An attempt is counted before its password is checked,
+                // so concurrent guesses cannot exceed the limit; a success clears the row.
+                """
+                CREATE TABLE login_failures (
+                    email text PRIMARY KEY,
+                    failures integer NOT NULL,
+                    last_failure_at timestamptz NOT NULL DEFAULT now(),
+                    locked_until timestamptz
+                )
+                """
+            ]
+        ),
     ]
 }

@@ -163,6 +163,8 @@ struct PostgresSessionRepository: SessionRepository {
                 // Kept a day past their end, so a late replay is still recognised as one.
                 "DELETE FROM auth_sessions WHERE expires_at < now() - interval '1 day' OR revoked_at < now() - interval '1 day'",
                 "DELETE FROM refresh_tokens WHERE expires_at < now() - interval '1 day'",
+                // Sign-in failures a day old count for nothing any more (the lock period is shorter).
+                "DELETE FROM login_failures WHERE last_failure_at < now() - interval '1 day' AND (locked_until IS NULL OR locked_until < now())",
             ] {
                 removed += try await connection.query(statement, logger: logger).collect().count
             }

@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "ServiceCore",
             dependencies: [
-                hummingbird, postgres, httpClient, jwt, logging, lifecycle, nioCore, httpTypes,
+                "InternalAPI", hummingbird, postgres, httpClient, jwt, logging, lifecycle, nioCore, httpTypes,
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -130,7 +130,9 @@ let package = Package(
                 dependencies: [
                     "TestSupport", "ServiceCore", "InternalAPI", "LocalPostgres", postgres, httpClient, jwt, nioCore, httpTypes, logging,
                     .product(name: "NIOHTTP1", package: "swift-nio"),
-                ] + (module == "EndToEnd" || module == "ServiceCore" ? [] : [.target(name: module)]),
+                ] + (module == "EndToEnd" || module == "ServiceCore" ? [] : [.target(name: module)])
+                    // ServiceCore's tests stand up a small subscriber service and read the relay's metrics.
+                    + (module == "ServiceCore" ? [hummingbird, .product(name: "Prometheus", package: "swift-prometheus")] : []),
                 path: "Tests/\(module)Tests",
                 swiftSettings: swiftSettings
             )

@@ -53,7 +53,10 @@ struct GatewayRulesTests {
         #expect(decide(.post, "/chatkit") == .forward(.chat, .authenticated))
         // Known paths, other methods: 405 naming what the path has, before any credential is asked for.
         #expect(decide(.get, "/api/auth/login") == .methodNotAllowed(allow: "POST"))
-        #expect(decide(.trace, "/api/auth/me") == .methodNotAllowed(allow: "GET"))
+        #expect(decide(.trace, "/api/auth/me") == .methodNotAllowed(allow: "GET, PATCH"))
+        #expect(decide(.put, "/api/auth/users/42/role") == .forward(.auth, .authenticated))
+        #expect(decide(.get, "/api/auth/users/42/role") == .methodNotAllowed(allow: "PUT"))
+        #expect(decide(.delete, "/api/auth/users/42") == .forward(.auth, .authenticated))
         #expect(decide(HTTPRequest.Method("QUERY")!, "/chatkit") == .methodNotAllowed(allow: "POST"))
         #expect(decide(.options, "/api/auth/login") == .options(allow: "POST"))
         #expect(decide(.post, "/health") == .methodNotAllowed(allow: "GET"))

@@ -22,6 +22,9 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
     let auth = AuthController(users: users, sessions: sessions, attempts: attempts, hasher: hasher, issuer: issuer, verifier: verifier)
     auth.addRoutes(to: routes.group("api/auth"))
     SessionController(auth: auth, sessions: sessions).addRoutes(to: routes.group("api/auth"))
+    UsersController(
+        auth: auth, administration: PostgresUserAdministration(client: foundation.database, accessLifetime: .seconds(config.accessTokenLifetimeSeconds))
+    ).addRoutes(to: routes.group("api/auth"))
     JWKSController(issuer: issuer).addRoutes(to: routes)
     InternalUsersController(users: users, hasher: hasher, issuer: issuer, auth: auth)
         .addRoutes(to: foundation.internalGroup(routes))

@@ -35,7 +35,10 @@ package final class RouteTable<Context: RequestContext>: RouterMethods {
     /// Every route added, as `METHOD /path` with `:name` parameters.
     package var routes: [String] {
         paths.flatMap { path, methods in
-            let text = "/" + path.description.drop(while: { $0 == "/" })
+            // Hummingbird describes a parameter as `{name}`; the table writes `:name`.
+            let text = "/" + path.description.drop(while: { $0 == "/" }).split(separator: "/", omittingEmptySubsequences: false).map { segment in
+                segment.hasPrefix("{") && segment.hasSuffix("}") ? ":" + segment.dropFirst().dropLast() : String(segment)
+            }.joined(separator: "/")
             return methods.map { "\($0.rawValue) \(text)" }
         }
     }

@@ -36,6 +36,8 @@ struct AuthController: Sendable {
         var tenantId: String
         var tenantName: String
         var tenantSlug: String
+        var fullName: String?
+        var emailVerified: Bool
         var isSupabaseAuth: Bool
     }
 
@@ -64,6 +66,8 @@ struct AuthController: Sendable {
         }
         guard try await hasher.verify(input.password, against: user.passwordHash) else { throw invalid }
         try await attempts.succeeded(email: email, logger: context.logger)
+        // Only after the password: a deleted account's status is no one else's business.
+        guard user.deletedAt == nil else { throw AppError(.forbidden, code: "ACCOUNT_DELETED", detail: "This account has been deleted") }
 
         let tokens = try await signIn(user, logger: context.logger)
         context.logger.info("login succeeded", metadata: ["user_id": "\(user.id)", "session_id": "\(tokens.session)"])
@@ -103,15 +107,18 @@ struct AuthController: Sendable {
         }
         // The gateway refuses voided tokens from its copy of the revocations; auth has the row at hand.
         guard (identity.ver ?? 0) >= user.tokenVersion else { throw Self.revoked }
-        return JSONResponse(
-            MeResponse(
-                userId: user.id.lowercased, email: user.email, role: user.role.rawValue, tenantId: user.tenantID.lowercased,
-                tenantName: user.tenantName, tenantSlug: user.tenantSlug, isSupabaseAuth: false
-            )
+        return JSONResponse(meResponse(user))
+    }
+
+    func meResponse(_ user: UserRecord) -> MeResponse {
+        MeResponse(
+            userId: user.id.lowercased, email: user.email, role: user.role.rawValue, tenantId: user.tenantID.lowercased,
+            tenantName: user.tenantName, tenantSlug: user.tenantSlug, fullName: user.fullName, emailVerified: user.emailVerifiedAt != nil,
+            isSupabaseAuth: false
         )
     }
 
-    func claims(for user: UserRecord, session: UUID) -> AccessTokenClaims {
+    func claims(for user: UserRecord, session: UUID?) -> AccessTokenClaims {
         AccessTokenClaims(
             userID: user.id, tenantID: user.tenantID, email: user.email, role: user.role, issuedAt: Date(),
             lifetime: TimeInterval(issuer.lifetimeSeconds), sessionID: session, tokenVersion: user.tokenVersion

@@ -26,7 +26,7 @@ struct InternalUsersController: Sendable {
         if !passwordProblems.isEmpty { problems["password"] = passwordProblems }
         guard problems.isEmpty else { throw AppError.validation(problems) }
 
-        if try await users.find(email: email, logger: context.logger) != nil {
+        if let existing = try await users.find(email: email, logger: context.logger), existing.deletedAt == nil {
             throw AppError.conflict("An account with this email already exists", code: "EMAIL_TAKEN")
         }
         let hash = try await hasher.hash(input.password)

@@ -114,5 +114,19 @@ enum AuthMigrations {
                 """
             ]
         ),
+        Migration(
+            5,
+            "soft_delete_and_verification_of_users",
+            [
+                // A deleted user's row stays (for the record, and so a sign-in can be told the
+                // account is gone), but its email is free for a new account.
+                "ALTER TABLE users ADD COLUMN deleted_at timestamptz",
+                "ALTER TABLE users ADD COLUMN email_verified_at timestamptz",
+                "ALTER TABLE users ADD COLUMN last_login_at timestamptz",
+                "DROP INDEX users_email_key",
+                "CREATE UNIQUE INDEX users_email_key ON users (lower(email)) WHERE deleted_at IS NULL",
+                "CREATE INDEX users_tenant_role_idx ON users (tenant_id, role) WHERE deleted_at IS NULL",
+            ]
+        ),
     ]
 }

@@ -55,6 +55,7 @@ struct PostgresSessionRepository: SessionRepository {
                 """,
                 logger: logger
             )
+            try await connection.query("UPDATE users SET last_login_at = now() WHERE id = \(userID)", logger: logger)
             try await insert(token, session: session, on: connection, logger: logger)
         }
         return StartedSession(id: session, refreshToken: token)
@@ -110,20 +111,11 @@ struct PostgresSessionRepository: SessionRepository {
 
     func revokeAll(userID: UUID, reason: String, logger: Logger) async throws -> Int {
         try await client.transaction(logger: logger) { connection in
-            let versions = try await connection.query(
-                "UPDATE users SET token_version = token_version + 1, updated_at = now() WHERE id = \(userID) RETURNING token_version",
-                logger: logger
+            let live = try await connection.query(
+                "SELECT count(*)::int FROM auth_sessions WHERE user_id = \(userID) AND revoked_at IS NULL", logger: logger
             ).collect()
-            guard let version = try versions.first?.decode(Int.self) else { return 0 }
-            let ended = try await connection.query(
-                """
-                UPDATE auth_sessions SET revoked_at = now(), revoked_reason = \(reason)
-                WHERE user_id = \(userID) AND revoked_at IS NULL RETURNING id
-                """,
-                logger: logger
-            ).collect()
-            try await publish(.user, subject: userID, minTokenVersion: version, reason: reason, on: connection, logger: logger)
-            return ended.count
+            try await RevocationLog.voidTokens(of: userID, reason: reason, accessLifetime: accessLifetime, on: connection, logger: logger)
+            return try live.first?.decode(Int.self) ?? 0
         }
     }
 
@@ -193,6 +185,7 @@ struct PostgresSessionRepository: SessionRepository {
             JOIN users u ON u.id = s.user_id
             JOIN tenant_directory t ON t.tenant_id = u.tenant_id
             WHERE r.token_hash = \(token.hash) AND r.expires_at > now() AND s.revoked_at IS NULL AND s.expires_at > now()
+                AND u.deleted_at IS NULL
             FOR UPDATE OF r, s
             """,
             logger: logger
@@ -241,12 +234,20 @@ struct PostgresSessionRepository: SessionRepository {
             "UPDATE auth_sessions SET revoked_at = now(), revoked_reason = \(reason) WHERE id = \(session) AND revoked_at IS NULL",
             logger: logger
         )
-        try await publish(.session, subject: session, minTokenVersion: nil, reason: reason, on: connection, logger: logger)
+        try await RevocationLog.record(
+            .session, subject: session, minTokenVersion: nil, reason: reason, accessLifetime: accessLifetime, on: connection, logger: logger
+        )
     }
+}
 
-    /// Records a revocation for the gateway's feed, in the transaction that causes it.
-    private func publish(
-        _ kind: Revocation.Kind, subject: UUID, minTokenVersion: Int?, reason: String, on connection: PostgresConnection, logger: Logger
+/// The `revocations` table the gateway follows: written in the transaction that voids the tokens.
+enum RevocationLog {
+    /// The version that voids every token of a deleted user.
+    static let deletedUserVersion = Int(Int32.max)
+
+    static func record(
+        _ kind: Revocation.Kind, subject: UUID, minTokenVersion: Int?, reason: String, accessLifetime: Duration,
+        on connection: PostgresConnection, logger: Logger
     ) async throws {
         try await connection.query(
             """
@@ -259,6 +260,35 @@ struct PostgresSessionRepository: SessionRepository {
             """,
             logger: logger
         )
+    }
+
+    /// Raises the user's token version (voiding every token minted before; `version` sets it
+    /// instead), records it for the gateway, and, with `sessionsToo`, ends the user's sessions
+    /// except `keeping`; returns the new version.
+    @discardableResult
+    static func voidTokens(
+        of user: UUID, version: Int? = nil, reason: String, keeping session: UUID? = nil, accessLifetime: Duration, sessionsToo: Bool = true,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> Int {
+        let rows = try await connection.query(
+            """
+            UPDATE users SET token_version = COALESCE(\(version), token_version + 1), updated_at = now()
+            WHERE id = \(user) RETURNING token_version
+            """,
+            logger: logger
+        ).collect()
+        let newVersion = try rows.first?.decode(Int.self) ?? 0
+        if sessionsToo {
+            try await connection.query(
+                """
+                UPDATE auth_sessions SET revoked_at = now(), revoked_reason = \(reason)
+                WHERE user_id = \(user) AND revoked_at IS NULL AND id IS DISTINCT FROM \(session)
+                """,
+                logger: logger
+            )
+        }
+        try await record(.user, subject: user, minTokenVersion: newVersion, reason: reason, accessLifetime: accessLifetime, on: connection, logger: logger)
+        return newVersion
     }
 }
 

@@ -16,6 +16,9 @@ struct UserRecord: Sendable {
     var createdAt: Date
     /// Access tokens minted with a lower version are void (`ver` claim).
     var tokenVersion: Int
+    var emailVerifiedAt: Date?
+    var deletedAt: Date?
+    var lastLoginAt: Date?
 }
 
 /// The owner of a new tenant, password already hashed.
@@ -31,7 +34,9 @@ struct NewOwner: Sendable {
 protocol UserRepository: Sendable {
     /// Creates the tenant's directory entry and its owner; 409 when the email is taken.
     func createOwner(_ owner: NewOwner, logger: Logger) async throws -> UserRecord
+    /// The live account with this email, or else the most recently deleted one.
     func find(email: String, logger: Logger) async throws -> UserRecord?
+    /// A live (not deleted) user.
     func find(id: UUID, logger: Logger) async throws -> UserRecord?
     /// Removes a tenant's users and directory entry; returns how many users went.
     func deleteTenant(_ tenantID: UUID, logger: Logger) async throws -> Int
@@ -41,8 +46,11 @@ struct PostgresUserRepository: UserRepository {
     let client: Database
 
     /// A user's columns (`u`) with its tenant's (`t`), in the order `user(from:)` reads them.
-    static let userColumns = "u.id, u.tenant_id, u.email, u.password_hash, u.role, u.full_name, t.name, t.slug, u.created_at, u.token_version"
-    static let userColumnCount = 10
+    static let userColumns = """
+        u.id, u.tenant_id, u.email, u.password_hash, u.role, u.full_name, t.name, t.slug, u.created_at, u.token_version, \
+        u.email_verified_at, u.deleted_at, u.last_login_at
+        """
+    static let userColumnCount = 13
     private static let selectUser = "SELECT \(userColumns) FROM users u JOIN tenant_directory t ON t.tenant_id = u.tenant_id"
 
     func createOwner(_ owner: NewOwner, logger: Logger) async throws -> UserRecord {
@@ -70,7 +78,7 @@ struct PostgresUserRepository: UserRepository {
             return UserRecord(
                 id: id, tenantID: owner.tenantID, email: owner.email, passwordHash: owner.passwordHash, role: .owner,
                 fullName: owner.fullName, tenantName: owner.tenantName, tenantSlug: owner.tenantSlug, createdAt: createdAt,
-                tokenVersion: 0
+                tokenVersion: 0, emailVerifiedAt: nil, deletedAt: nil, lastLoginAt: nil
             )
         } catch where error.isUniqueViolation {
             throw AppError.conflict("An account with this email already exists", code: "EMAIL_TAKEN")
@@ -78,11 +86,19 @@ struct PostgresUserRepository: UserRepository {
     }
 
     func find(email: String, logger: Logger) async throws -> UserRecord? {
-        try await first(client.query("\(unescaped: Self.selectUser) WHERE lower(u.email) = lower(\(email))", logger: logger))
+        try await first(
+            client.query(
+                """
+                \(unescaped: Self.selectUser) WHERE lower(u.email) = lower(\(email))
+                ORDER BY u.deleted_at IS NULL DESC, u.deleted_at DESC LIMIT 1
+                """,
+                logger: logger
+            )
+        )
     }
 
     func find(id: UUID, logger: Logger) async throws -> UserRecord? {
-        try await first(client.query("\(unescaped: Self.selectUser) WHERE u.id = \(id)", logger: logger))
+        try await first(client.query("\(unescaped: Self.selectUser) WHERE u.id = \(id) AND u.deleted_at IS NULL", logger: logger))
     }
 
     func deleteTenant(_ tenantID: UUID, logger: Logger) async throws -> Int {
@@ -101,12 +117,12 @@ struct PostgresUserRepository: UserRepository {
 
     /// Reads the columns of `userColumns`, first in the row.
     static func user(from row: PostgresRow) throws -> UserRecord {
-        let (id, tenantID, email, hash, role, fullName, tenantName, slug, createdAt, version) = try row.decode(
-            (UUID, UUID, String, String, String, String?, String, String, Date, Int).self
-        )
+        let (id, tenantID, email, hash, role, fullName, tenantName, slug, createdAt, version, verifiedAt, deletedAt, lastLoginAt) =
+            try row.decode((UUID, UUID, String, String, String, String?, String, String, Date, Int, Date?, Date?, Date?).self)
         return UserRecord(
             id: id, tenantID: tenantID, email: email, passwordHash: hash, role: Role(rawValue: role) ?? .user, fullName: fullName,
-            tenantName: tenantName, tenantSlug: slug, createdAt: createdAt, tokenVersion: version
+            tenantName: tenantName, tenantSlug: slug, createdAt: createdAt, tokenVersion: version, emailVerifiedAt: verifiedAt,
+            deletedAt: deletedAt, lastLoginAt: lastLoginAt
         )
     }
 }

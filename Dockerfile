@@ -52,7 +52,8 @@ RUN set -eux; \
 FROM ubuntu:noble AS runtime
 
 # ca-certificates: outbound TLS; tzdata: time zones for Foundation;
-# curl: container health checks (see compose.yaml).
+# curl: container health checks (see compose.yaml), and it brings libcurl, which the services link for
+# SMTP mail (the build stage's Swift image has libcurl's headers).
 # Versions come from the pinned Ubuntu release; not pinned individually.
 # hadolint ignore=DL3008
 RUN export DEBIAN_FRONTEND=noninteractive DEBIAN_PRIORITY=critical \

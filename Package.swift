@@ -75,11 +75,16 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                "CCurl", "CCurlShim",
             ],
             path: "Shared/ServiceCore",
             swiftSettings: swiftSettings
         ),
         .target(name: "InternalAPI", path: "Shared/InternalAPI", swiftSettings: swiftSettings),
+        // The system libcurl, for the SMTP mail transport, and fixed-argument wrappers of its
+        // variadic functions (Swift cannot call C variadics).
+        .systemLibrary(name: "CCurl", path: "Shared/CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "CCurlShim", dependencies: ["CCurl"], path: "Shared/CCurlShim"),
         .target(
             name: "LocalPostgres",
             dependencies: [postgres, logging],
@@ -121,6 +126,8 @@ let package = Package(
                     .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOWebSocket", package: "swift-nio"),
                 ],
                 path: "Tests/TestSupport",
+                // The SMTP server the mail tests send to (Python, aiosmtpd), run from the source tree.
+                exclude: ["smtp_test_server.py", "smtp_test_server.requirements.txt"],
                 swiftSettings: swiftSettings
             ),
         ]

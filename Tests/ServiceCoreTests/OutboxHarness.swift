@@ -205,7 +205,8 @@ struct OutboxHarness: Sendable {
     ) -> OutboxRelay.Configuration {
         OutboxRelay.Configuration(
             pollInterval: pollInterval, batchSize: batchSize,
-            retry: OutboxRetryPolicy(base: .milliseconds(50), cap: .milliseconds(200)), lease: lease
+            retry: OutboxRetryPolicy(base: .milliseconds(50), cap: .milliseconds(200)), lease: lease,
+            retention: OutboxRelay.defaultConfiguration.retention
         )
     }
 

@@ -24,41 +24,19 @@ import ServiceLifecycle
 /// flight finish and record its outcomes before `run` returns; a hard cancellation leaves its
 /// claims to their leases. Either way nothing is lost.
 package struct OutboxRelay: Service {
-    package struct Configuration: Sendable {
-        /// The longest sleep between looks for due deliveries when no commit wakes the relay.
-        package var pollInterval: Duration
-        /// Deliveries claimed, and called concurrently, per look.
-        package var batchSize: Int
-        package var retry: OutboxRetryPolicy
-        /// How long a claimed delivery stays with its relay; must exceed every subscriber's timeout.
-        package var lease: Duration
-        /// Events delivered to every subscriber are deleted this long after they were written.
-        package var retention: Duration
-
-        package init(
-            pollInterval: Duration = .seconds(1),
-            batchSize: Int = 50,
-            retry: OutboxRetryPolicy = OutboxRetryPolicy(),
-            lease: Duration = .seconds(60),
-            retention: Duration = .seconds(7 * 86_400)
-        ) {
-            precondition(batchSize > 0, "outbox relay: batch size must be positive")
-            self.pollInterval = pollInterval
-            self.batchSize = batchSize
-            self.retry = retry
-            self.lease = lease
-            self.retention = retention
-        }
-    }
+    package typealias Configuration = QueueWorkerConfiguration
 
     let database: Database
     let clients: [String: InternalClient]
     let configuration: Configuration
     let metrics: OutboxRelayMetrics
     let logger: Logger
-    private let wakeUp = RelayWakeUp()
 
-    package init(outbox: Outbox, database: Database, configuration: Configuration = Configuration(), metrics: ServiceMetrics, logger: Logger) {
+    /// Batches of 50 called side by side, a lease of 60 s (beyond every internal client's timeout),
+    /// events kept 7 days after every subscriber has had them.
+    package static let defaultConfiguration = Configuration(batchSize: 50, lease: .seconds(60), retention: .seconds(7 * 86_400))
+
+    package init(outbox: Outbox, database: Database, configuration: Configuration = defaultConfiguration, metrics: ServiceMetrics, logger: Logger) {
         for client in outbox.clients.values {
             precondition(
                 Duration.nanoseconds(client.timeout.nanoseconds) < configuration.lease,
@@ -73,40 +51,13 @@ package struct OutboxRelay: Service {
     }
 
     package func run() async throws {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.listenForCommits() }
-            await self.deliverUntilShutdown()
-            group.cancelAll()
-        }
-    }
-
-    private func deliverUntilShutdown() async {
-        var failing = false
-        // Counting a large backlog is not free: the gauge need not be fresher than this.
-        var gauge = Throttle(interval: .seconds(10))
-        var purge = Throttle(interval: .seconds(3_600))
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let claimed: Int
-            do {
-                claimed = try await deliverDueBatch()
-                if failing { logger.notice("outbox relay reaches its database again") }
-                failing = false
-            } catch {
-                claimed = 0
-                if !failing && !Task.isCancelled { logDatabaseFailure(error) }
-                failing = true
-            }
-            if !failing && gauge.isDue() { await updatePendingGauge() }
-            // A full batch: more may be due right now.
-            if claimed == configuration.batchSize { continue }
-            if !failing && purge.isDue() { await purgeAllDelivered() }
-            let wakeUp = self.wakeUp
-            await withGracefulShutdownHandler {
-                await wakeUp.wait(timeout: configuration.pollInterval)
-            } onGracefulShutdown: {
-                wakeUp.signal()
-            }
-        }
+        let loop = QueueWorkerLoop(name: "outbox relay", channel: Outbox.channel, database: database, configuration: configuration, logger: logger)
+        await loop.run(
+            workOnDueBatch: deliverDueBatch,
+            countPending: "SELECT count(*)::int FROM outbox_deliveries WHERE delivered_at IS NULL",
+            recordPending: metrics.recordPending,
+            purgeChunk: purgeDelivered(olderThan:)
+        )
     }
 
     /// Claims up to a batch of due deliveries and calls their subscribers side by side; returns how
@@ -213,55 +164,6 @@ package struct OutboxRelay: Service {
         }
     }
 
-    /// Keeps waking up on commits that enqueued events, re-subscribing after the database was away
-    /// (polling covers the gap).
-    private func listenForCommits() async {
-        let wakeUp = self.wakeUp
-        while !Task.isCancelled {
-            if database.monitor.isAvailable {
-                do {
-                    try await database.client.withConnection { connection in
-                        try await connection.listen(on: Outbox.channel) { notifications in
-                            // Commits from before the subscription took effect were announced to nobody.
-                            wakeUp.signal()
-                            for try await _ in notifications { wakeUp.signal() }
-                        }
-                    }
-                } catch where !Task.isCancelled {
-                    logger.debug("outbox relay stopped listening for commits; polling meanwhile", metadata: ["error": "\(error)"])
-                } catch {}
-            }
-            try? await Task.sleep(for: configuration.pollInterval)
-        }
-    }
-
-    private func logDatabaseFailure(_ error: any Error) {
-        // At start-up the relay may look before the service's migrations have created its tables.
-        let undefinedTable = (error as? PSQLError)?.serverInfo?[.sqlState] == PostgresError.Code.undefinedTable.raw
-        logger.log(
-            level: undefinedTable ? .debug : .warning,
-            "outbox relay cannot reach its tables; retrying every poll interval",
-            metadata: ["error": "\(String(reflecting: error))"]
-        )
-    }
-
-    private func updatePendingGauge() async {
-        guard let rows = try? await database.query("SELECT count(*)::int FROM outbox_deliveries WHERE delivered_at IS NULL", logger: logger),
-            let count = try? rows.decode(Int.self).first
-        else { return }
-        metrics.recordPending(count)
-    }
-
-    private func purgeAllDelivered() async {
-        do {
-            while try await purgeDelivered(olderThan: configuration.retention) == Self.purgeChunk {}
-        } catch {
-            logger.warning("could not purge delivered outbox events", metadata: ["error": "\(String(reflecting: error))"])
-        }
-    }
-
-    private static let purgeChunk = 1_000
-
     /// Deletes up to a chunk of events that every subscriber has had and that are older than `age`
     /// (their deliveries go with them); returns how many. Undelivered events are kept however old.
     package func purgeDelivered(olderThan age: Duration) async throws -> Int {
@@ -272,29 +174,12 @@ package struct OutboxRelay: Service {
                 WHERE e.created_at < now() - \(age.inSeconds) * interval '1 second'
                     AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.event_id = e.id AND d.delivered_at IS NULL)
                 ORDER BY e.created_at
-                LIMIT \(Self.purgeChunk)
+                LIMIT \(QueueWorkerLoop.purgeChunk)
             )
             RETURNING id
             """,
             logger: logger
         ).count
-    }
-}
-
-/// Says yes at most once per `interval`, the first time at once.
-private struct Throttle {
-    let interval: Duration
-    var last: ContinuousClock.Instant?
-
-    init(interval: Duration) {
-        self.interval = interval
-    }
-
-    mutating func isDue() -> Bool {
-        let now = ContinuousClock.now
-        if let last, now - last < interval { return false }
-        last = now
-        return true
     }
 }
 

@@ -59,3 +59,19 @@ package struct EventReceipt: Codable, Sendable, Equatable {
         self.status = status
     }
 }
+
+/// `auth.email_verified`, auth → tenancy: a user confirmed their email (tenancy marks the
+/// onboarding step of the user's tenant).
+package struct EmailVerified: Codable, Sendable, Equatable {
+    package var userId: UUID
+    package var tenantId: UUID
+    package var email: String
+
+    package static let type: EventType = "auth.email_verified"
+
+    package init(userId: UUID, tenantId: UUID, email: String) {
+        self.userId = userId
+        self.tenantId = tenantId
+        self.email = email
+    }
+}

@@ -1,4 +1,5 @@
 import Hummingbird
+import InternalAPI
 import ServiceCore
 
 /// Builds the auth service: users, credentials, signing keys and the JWKS.
@@ -15,7 +16,17 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
         reuseInterval: .seconds(config.refreshReuseIntervalSeconds), accessLifetime: .seconds(config.accessTokenLifetimeSeconds)
     )
 
+    // auth's events and who receives them.
+    let outbox = Outbox(routes: [EmailVerified.type: [foundation.client(for: "tenancy", baseURL: config.tenancyURL)]])
+    let emails = AccountEmails(
+        client: foundation.database, outbox: outbox,
+        appBaseURL: config.appBaseURL.hasSuffix("/") ? String(config.appBaseURL.dropLast()) : config.appBaseURL,
+        verificationLifetime: .seconds(86_400), resetLifetime: .seconds(3_600), resendInterval: .seconds(60),
+        accessLifetime: .seconds(config.accessTokenLifetimeSeconds)
+    )
+
     let routes = foundation.makeRouter()
+    EmailController(emails: emails, users: users, hasher: hasher, answerFloor: .milliseconds(250)).addRoutes(to: routes.group("api/auth"))
     let attempts = PostgresLoginAttempts(
         client: foundation.database, maxFailures: config.maxLoginAttempts, lockout: .seconds(config.lockoutMinutes * 60)
     )
@@ -26,7 +37,7 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
         auth: auth, administration: PostgresUserAdministration(client: foundation.database, accessLifetime: .seconds(config.accessTokenLifetimeSeconds))
     ).addRoutes(to: routes.group("api/auth"))
     JWKSController(issuer: issuer).addRoutes(to: routes)
-    InternalUsersController(users: users, hasher: hasher, issuer: issuer, auth: auth)
+    InternalUsersController(users: users, hasher: hasher, issuer: issuer, auth: auth, emails: emails)
         .addRoutes(to: foundation.internalGroup(routes))
     // Not under the shared-secret group: this feed is the gateway's alone.
     GatewayRevocationsController(sessions: sessions).addRoutes(
@@ -36,7 +47,11 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
     )
 
     let pruner = SessionPruner(sessions: sessions, interval: .seconds(3_600), logger: foundation.logger)
-    var app = foundation.makeApplication(routes: routes, migrations: AuthMigrations.all, services: [pruner])
+    let relay = OutboxRelay(outbox: outbox, database: foundation.database, metrics: foundation.metrics, logger: foundation.logger)
+    let mailSender = MailSender(
+        database: foundation.database, transport: config.mail.makeTransport(), metrics: foundation.metrics, logger: foundation.logger
+    )
+    var app = foundation.makeApplication(routes: routes, migrations: AuthMigrations.all, services: [pruner, relay, mailSender])
     let postgres = foundation.postgres
     let logger = foundation.logger
     let configuredKey = config.signingKeyPEM

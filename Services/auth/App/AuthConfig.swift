@@ -18,12 +18,21 @@ package struct AuthConfig: Sendable {
     /// Failed sign-ins in a row, per email, before it is locked.
     package var maxLoginAttempts: Int
     package var lockoutMinutes: Int
+    /// tenancy, the subscriber of auth's events (`auth.email_verified`).
+    package var tenancyURL: String
+    /// The dashboard's address: verification and reset links point at its pages.
+    package var appBaseURL: String
+    package var mail: MailConfig
 
     package init(
         common: CommonConfig, bcryptCost: Int = 12, accessTokenLifetimeSeconds: Int = 86_400, signingKeyPEM: String? = nil,
         refreshTokenLifetimeSeconds: Int = 30 * 86_400, refreshReuseIntervalSeconds: Int = 10, gatewayPublicKey: String? = nil,
-        maxLoginAttempts: Int = 5, lockoutMinutes: Int = 15
+        maxLoginAttempts: Int = 5, lockoutMinutes: Int = 15, tenancyURL: String, appBaseURL: String = "http://localhost:8080",
+        mail: MailConfig
     ) {
+        self.tenancyURL = tenancyURL
+        self.appBaseURL = appBaseURL
+        self.mail = mail
         self.maxLoginAttempts = maxLoginAttempts
         self.lockoutMinutes = lockoutMinutes
         self.common = common
@@ -45,5 +54,8 @@ package struct AuthConfig: Sendable {
         self.gatewayPublicKey = try settings.pem("GATEWAY_PUBLIC_KEY")
         self.maxLoginAttempts = try settings.int("MAX_LOGIN_ATTEMPTS", default: 5, range: 1...100)
         self.lockoutMinutes = try settings.int("LOCKOUT_DURATION_MINUTES", default: 15, range: 1...1_440)
+        self.tenancyURL = try settings.url("TENANCY_URL")
+        self.appBaseURL = try settings.url("APP_BASE_URL", default: "http://localhost:8080")
+        self.mail = try MailConfig(settings: settings)
     }
 }

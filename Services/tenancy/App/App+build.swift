@@ -1,4 +1,6 @@
 import Hummingbird
+import InternalAPI
+import PostgresNIO
 import ServiceCore
 
 /// Builds the tenancy service: tenants, onboarding and agent configuration.
@@ -16,6 +18,18 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
     OnboardingController(registration: registration, tenants: tenants, billing: billing, verifier: verifier)
         .addRoutes(to: routes.group("api/onboarding"))
     InternalTenantsController(tenants: tenants).addRoutes(to: foundation.internalGroup(routes))
+    // Events from other services' outboxes, each applied once.
+    EventReceiver(
+        database: foundation.database,
+        handlers: [
+            EmailVerified.type: { event, connection, logger in
+                let verified = try event.decodePayload(as: EmailVerified.self)
+                try await connection.query(
+                    "UPDATE onboarding_progress SET step_email_verified = true WHERE tenant_id = \(verified.tenantId)", logger: logger
+                )
+            }
+        ]
+    ).addRoutes(to: foundation.internalGroup(routes))
     // Not under the shared-secret group: this feed is the gateway's alone.
     GatewayPoliciesController(tenants: tenants).addRoutes(
         to: routes.group("internal/gateway").add(

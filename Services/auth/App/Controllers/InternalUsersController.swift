@@ -10,6 +10,7 @@ struct InternalUsersController: Sendable {
     let hasher: PasswordHasher
     let issuer: TokenIssuer
     let auth: AuthController
+    let emails: AccountEmails
 
     func addRoutes(to group: RouterGroup<AppRequestContext>) {
         group.post("owners", use: createOwner)
@@ -38,6 +39,7 @@ struct InternalUsersController: Sendable {
             logger: context.logger
         )
         let tokens = try await auth.signIn(user, logger: context.logger)
+        try await emails.sendVerification(to: user, logger: context.logger)
         context.logger.info("owner created", metadata: ["user_id": "\(user.id)", "tenant_id": "\(user.tenantID)"])
         return JSONResponse(
             CreatedOwner(

@@ -128,5 +128,25 @@ enum AuthMigrations {
                 "CREATE INDEX users_tenant_role_idx ON users (tenant_id, role) WHERE deleted_at IS NULL",
             ]
         ),
+        Migration(
+            6,
+            "create_email_tokens",
+            [
+                // Verification and password-reset tokens: random, kept only as SHA-256, single use.
+                """
+                CREATE TABLE email_tokens (
+                    token_hash bytea PRIMARY KEY,
+                    user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                    purpose text NOT NULL CHECK (purpose IN ('verify_email', 'reset_password')),
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    expires_at timestamptz NOT NULL,
+                    used_at timestamptz
+                )
+                """,
+                "CREATE INDEX email_tokens_user_idx ON email_tokens (user_id, purpose, created_at)",
+            ]
+        ),
+        Migration(7, "create_mail_outbox", MailSchema.statements),
+        Migration(8, "create_event_outbox", OutboxSchema.senderStatements),
     ]
 }

@@ -78,5 +78,6 @@ enum TenancyMigrations {
                 "CREATE INDEX tenants_updated_at_id ON tenants (updated_at, id)",
             ]
         ),
+        Migration(5, "receive_events", OutboxSchema.receiverStatements),
     ]
 }

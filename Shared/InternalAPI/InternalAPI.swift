@@ -81,8 +81,13 @@ package struct TenantSummary: Codable, Sendable, Equatable {
     package var rateLimitPerMinute: Int
     package var agentName: String
     package var greetingMessage: String
+    /// Whether anyone may sign up into the tenant by its slug; absent (from an older tenancy) means no.
+    package var allowSignup: Bool?
 
-    package init(id: UUID, name: String, slug: String, status: String, rateLimitPerMinute: Int, agentName: String, greetingMessage: String) {
+    package init(
+        id: UUID, name: String, slug: String, status: String, rateLimitPerMinute: Int, agentName: String, greetingMessage: String,
+        allowSignup: Bool? = nil
+    ) {
         self.id = id
         self.name = name
         self.slug = slug
@@ -90,6 +95,7 @@ package struct TenantSummary: Codable, Sendable, Equatable {
         self.rateLimitPerMinute = rateLimitPerMinute
         self.agentName = agentName
         self.greetingMessage = greetingMessage
+        self.allowSignup = allowSignup
     }
 }
 

@@ -24,7 +24,11 @@ package struct LocalPostgresCluster: Sendable {
 
     package static let superuser = "postgres"
 
-    package init(directory: String, port: Int, binDirectory: String) {
+    /// Connections the server accepts (`max_connections`).
+    package let maxConnections: Int
+
+    package init(directory: String, port: Int, binDirectory: String, maxConnections: Int = 300) {
+        self.maxConnections = maxConnections
         self.directory = URL(fileURLWithPath: directory).standardizedFileURL.path
         self.port = port
         self.binDirectory = binDirectory
@@ -109,7 +113,7 @@ package struct LocalPostgresCluster: Sendable {
         }
         try runServerCommand([
             "\(binDirectory)/pg_ctl", "-D", dataDirectory, "-l", logPath, "-w", "-t", "60", "-o",
-            "-p \(port) -k \(socketDirectory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
+            "-p \(port) -k \(socketDirectory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=\(maxConnections)",
             "start",
         ])
     }

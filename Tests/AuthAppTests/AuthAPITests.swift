@@ -99,6 +99,15 @@ struct AuthAPITests {
             #expect(fields.contains("must contain an upper-case letter"))
             #expect(fields.contains("must contain a digit"))
 
+            // The shape is right, but it is among the most common passwords (compared lower-cased).
+            for common in ["Password1", "Qwerty123", "Iloveyou1"] {
+                let answer = try await Self.createOwner(stack, email: Fixtures.uniqueEmail(), password: common)
+                #expect(answer.status == 422, "\(common)")
+                #expect(try answer.error().fields?["password"] == ["is one of the most common passwords; choose another"])
+            }
+            #expect(CommonPasswords.set.count == 11_611)
+            #expect(!CommonPasswords.contains(Fixtures.password))
+
             let badEmail = try await Self.createOwner(stack, email: "not-an-email")
             #expect(badEmail.status == 422)
             #expect(try badEmail.error().fields?["email"] != nil)

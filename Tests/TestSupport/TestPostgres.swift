@@ -23,10 +23,13 @@ package enum TestPostgres {
             return Server(host: config.host, port: config.port, username: config.username, password: config.password, adminDatabase: config.database)
         }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("suite-tests-\(getpid())-\(UUID().uuidString.prefix(8))").path
+        // Every test runs at once, each with services of its own: each service's pool, its database
+        // monitor and its outbox listeners hold connections.
         let cluster = LocalPostgresCluster(
             directory: directory,
             port: try ChildProcess.freePort(),
-            binDirectory: try LocalPostgresCluster.locateBinaries()
+            binDirectory: try LocalPostgresCluster.locateBinaries(),
+            maxConnections: 1_000
         )
         try cluster.start()
         Cleanup.register {

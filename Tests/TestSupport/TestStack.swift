@@ -76,6 +76,8 @@ package final class TestStack: Sendable {
             "HEALTH_CHECK_INTERVAL_SECONDS": "1",
             "SHUTDOWN_GRACE_SECONDS": "5",
             "GATEWAY_ADMIN_PORT": String(adminPort),
+            // Enough for a test; forty stacks at once would otherwise open hundreds.
+            "DATABASE_MAX_CONNECTIONS": "6",
         ]
         switch service {
         case .gateway: variables["GATEWAY_SERVICE_KEY"] = Self.gatewayKeys.privateKeyPEM

@@ -30,7 +30,12 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
     let attempts = PostgresLoginAttempts(
         client: foundation.database, maxFailures: config.maxLoginAttempts, lockout: .seconds(config.lockoutMinutes * 60)
     )
-    let auth = AuthController(users: users, sessions: sessions, attempts: attempts, hasher: hasher, issuer: issuer, verifier: verifier)
+    let tenancy = foundation.client(for: "tenancy", baseURL: config.tenancyURL)
+    let directory = TenantDirectory(tenancy: tenancy, ttl: .seconds(10))
+    let auth = AuthController(
+        users: users, sessions: sessions, attempts: attempts, directory: directory, hasher: hasher, issuer: issuer, verifier: verifier
+    )
+    SignupController(auth: auth, emails: emails, directory: directory).addRoutes(to: routes.group("api/auth"))
     auth.addRoutes(to: routes.group("api/auth"))
     SessionController(auth: auth, sessions: sessions).addRoutes(to: routes.group("api/auth"))
     UsersController(
@@ -55,8 +60,12 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
     let postgres = foundation.postgres
     let logger = foundation.logger
     let configuredKey = config.signingKeyPEM
+    let superAdmin = config.superAdmin
     app.beforeServerStarts {
         try await issuer.load(configuredPEM: configuredKey, postgres: postgres, logger: logger)
+        if let superAdmin {
+            try await SuperAdminBootstrap(users: users, hasher: hasher).ensure(email: superAdmin.email, password: superAdmin.password, logger: logger)
+        }
     }
     return app
 }

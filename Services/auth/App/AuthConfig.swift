@@ -23,6 +23,8 @@ package struct AuthConfig: Sendable {
     /// The dashboard's address: verification and reset links point at its pages.
     package var appBaseURL: String
     package var mail: MailConfig
+    /// The first super_admin, made at start when no account has the email (`SUPER_ADMIN_EMAIL`, `SUPER_ADMIN_PASSWORD`).
+    package var superAdmin: (email: String, password: String)?
 
     package init(
         common: CommonConfig, bcryptCost: Int = 12, accessTokenLifetimeSeconds: Int = 86_400, signingKeyPEM: String? = nil,
@@ -57,5 +59,20 @@ package struct AuthConfig: Sendable {
         self.tenancyURL = try settings.url("TENANCY_URL")
         self.appBaseURL = try settings.url("APP_BASE_URL", default: "http://localhost:8080")
         self.mail = try MailConfig(settings: settings)
+        let adminEmail = settings.optionalString("SUPER_ADMIN_EMAIL").map(CredentialPolicy.normalizedEmail)
+        let adminPassword = settings.optionalString("SUPER_ADMIN_PASSWORD", isSecret: true)
+        switch (adminEmail, adminPassword) {
+        case (nil, nil):
+            self.superAdmin = nil
+        case (let email?, let password?):
+            if let problem = CredentialPolicy.emailProblems(email).first {
+                throw ConfigurationError(variable: "SUPER_ADMIN_EMAIL", problem: problem)
+            }
+            let weak = CredentialPolicy.passwordProblems(password)
+            guard weak.isEmpty else { throw ConfigurationError(variable: "SUPER_ADMIN_PASSWORD", problem: weak.joined(separator: ", ")) }
+            self.superAdmin = (email, password)
+        default:
+            throw ConfigurationError(variable: "SUPER_ADMIN_EMAIL", problem: "and SUPER_ADMIN_PASSWORD go together: set both or neither")
+        }
     }
 }

@@ -39,6 +39,7 @@ package struct PublicRoute: Sendable, Equatable {
 package enum PublicRoutes {
     package static let all: [PublicRoute] = [
         .init(.post, "/api/auth/login", .auth, .credentials),
+        .init(.post, "/api/auth/signup", .auth, .credentials),
         .init(.post, "/api/auth/refresh", .auth, .credentials),
         .init(.post, "/api/auth/logout", .auth, .authenticated),
         .init(.post, "/api/auth/verify-email", .auth, .credentials),

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import InternalAPI
 import Logging
 import ServiceCore
 
@@ -8,6 +9,8 @@ struct AuthController: Sendable {
     let users: any UserRepository
     let sessions: any SessionRepository
     let attempts: any LoginAttempts
+    /// Tenants as tenancy knows them (status), cached briefly.
+    let directory: TenantDirectory
     let hasher: PasswordHasher
     let issuer: TokenIssuer
     let verifier: AccessTokenVerifier
@@ -68,6 +71,7 @@ struct AuthController: Sendable {
         try await attempts.succeeded(email: email, logger: context.logger)
         // Only after the password: a deleted account's status is no one else's business.
         guard user.deletedAt == nil else { throw AppError(.forbidden, code: "ACCOUNT_DELETED", detail: "This account has been deleted") }
+        try await refuseSuspendedTenant(of: user, logger: context.logger)
 
         let tokens = try await signIn(user, logger: context.logger)
         context.logger.info("login succeeded", metadata: ["user_id": "\(user.id)", "session_id": "\(tokens.session)"])
@@ -135,6 +139,18 @@ struct AuthController: Sendable {
             headers: [.retryAfter: String(seconds)]
         )
     }
+
+    /// 403 when tenancy says the user's tenant is suspended. When tenancy cannot be asked, sign-in
+    /// goes on (logged): the gateway refuses a suspended tenant's traffic anyway, from its own copy.
+    func refuseSuspendedTenant(of user: UserRecord, logger: Logger) async throws {
+        do {
+            if try await directory.tenant(id: user.tenantID, logger: logger)?.status == "suspended" { throw Self.tenantSuspended }
+        } catch let error as AppError where error.status != .forbidden {
+            logger.warning("could not ask tenancy for the tenant's status; sign-in allowed", metadata: ["error": "\(error.detail)"])
+        }
+    }
+
+    static let tenantSuspended = AppError(.forbidden, code: "TENANT_SUSPENDED", detail: "This account is suspended")
 
     static let revoked = AppError.unauthorized("This session has ended; sign in again", code: "TOKEN_REVOKED")
 }

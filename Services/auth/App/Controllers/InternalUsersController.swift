@@ -31,10 +31,10 @@ struct InternalUsersController: Sendable {
             throw AppError.conflict("An account with this email already exists", code: "EMAIL_TAKEN")
         }
         let hash = try await hasher.hash(input.password)
-        let user = try await users.createOwner(
-            NewOwner(
+        let user = try await users.create(
+            NewUser(
                 tenantID: input.tenantId, tenantName: input.tenantName, tenantSlug: input.tenantSlug, email: email,
-                passwordHash: hash, fullName: input.fullName
+                passwordHash: hash, fullName: input.fullName, role: .owner
             ),
             logger: context.logger
         )

@@ -21,19 +21,20 @@ struct UserRecord: Sendable {
     var lastLoginAt: Date?
 }
 
-/// The owner of a new tenant, password already hashed.
-struct NewOwner: Sendable {
+/// A new user of a tenant (the owner of a new tenant, or someone signing up), password already hashed.
+struct NewUser: Sendable {
     var tenantID: UUID
     var tenantName: String
     var tenantSlug: String
     var email: String
     var passwordHash: String
     var fullName: String?
+    var role: Role
 }
 
 protocol UserRepository: Sendable {
-    /// Creates the tenant's directory entry and its owner; 409 when the email is taken.
-    func createOwner(_ owner: NewOwner, logger: Logger) async throws -> UserRecord
+    /// Creates (or refreshes) the tenant's directory entry and the user; 409 when the email is taken.
+    func create(_ user: NewUser, logger: Logger) async throws -> UserRecord
     /// The live account with this email, or else the most recently deleted one.
     func find(email: String, logger: Logger) async throws -> UserRecord?
     /// A live (not deleted) user.
@@ -53,7 +54,7 @@ struct PostgresUserRepository: UserRepository {
     static let userColumnCount = 13
     private static let selectUser = "SELECT \(userColumns) FROM users u JOIN tenant_directory t ON t.tenant_id = u.tenant_id"
 
-    func createOwner(_ owner: NewOwner, logger: Logger) async throws -> UserRecord {
+    func create(_ owner: NewUser, logger: Logger) async throws -> UserRecord {
         let id = UUID()
         do {
             let createdAt = try await client.transaction(logger: logger) { connection in
@@ -67,7 +68,7 @@ struct PostgresUserRepository: UserRepository {
                 let rows = try await connection.query(
                     """
                     INSERT INTO users (id, tenant_id, email, password_hash, role, full_name)
-                    VALUES (\(id), \(owner.tenantID), \(owner.email), \(owner.passwordHash), \(Role.owner.rawValue), \(owner.fullName))
+                    VALUES (\(id), \(owner.tenantID), \(owner.email), \(owner.passwordHash), \(owner.role.rawValue), \(owner.fullName))
                     RETURNING created_at
                     """,
                     logger: logger
@@ -76,7 +77,7 @@ struct PostgresUserRepository: UserRepository {
                 throw AppError.internalError("insert returned no row")
             }
             return UserRecord(
-                id: id, tenantID: owner.tenantID, email: owner.email, passwordHash: owner.passwordHash, role: .owner,
+                id: id, tenantID: owner.tenantID, email: owner.email, passwordHash: owner.passwordHash, role: owner.role,
                 fullName: owner.fullName, tenantName: owner.tenantName, tenantSlug: owner.tenantSlug, createdAt: createdAt,
                 tokenVersion: 0, emailVerifiedAt: nil, deletedAt: nil, lastLoginAt: nil
             )

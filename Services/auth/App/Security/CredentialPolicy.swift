@@ -1,7 +1,8 @@
 import Foundation
 
 /// The rules for emails and passwords (seed 000: at least 8 characters with an upper-case
-/// letter, a lower-case letter and a digit). Lengths count Unicode scalars, as JSON Schema's
+/// letter, a lower-case letter and a digit; and, as OWASP ASVS asks, none of the most common
+/// passwords). Lengths count Unicode scalars, as JSON Schema's
 /// `minLength`/`maxLength` do, so the documented contract and the check agree.
 enum CredentialPolicy {
     static func normalizedEmail(_ raw: String) -> String {
@@ -31,6 +32,7 @@ enum CredentialPolicy {
         if !scalars.contains(where: { ("A"..."Z").contains($0) }) { problems.append("must contain an upper-case letter") }
         if !scalars.contains(where: { ("a"..."z").contains($0) }) { problems.append("must contain a lower-case letter") }
         if !scalars.contains(where: { ("0"..."9").contains($0) }) { problems.append("must contain a digit") }
+        if problems.isEmpty, CommonPasswords.contains(password) { problems.append("is one of the most common passwords; choose another") }
         return problems
     }
 }

@@ -3,7 +3,7 @@ import Hummingbird
 import InternalAPI
 import ServiceCore
 
-/// `/internal/tenants/*`: tenant facts for chat and the gateway.
+/// `/internal/tenants/*`: tenant facts for chat, auth (sign-up, suspension) and the gateway.
 struct InternalTenantsController: Sendable {
     let tenants: any TenantRepository
 
@@ -32,7 +32,8 @@ struct InternalTenantsController: Sendable {
         let (tenant, agent) = found
         return TenantSummary(
             id: tenant.id, name: tenant.name, slug: tenant.slug, status: tenant.status,
-            rateLimitPerMinute: tenant.rateLimitPerMinute, agentName: agent.agentName, greetingMessage: agent.greetingMessage
+            rateLimitPerMinute: tenant.rateLimitPerMinute, agentName: agent.agentName, greetingMessage: agent.greetingMessage,
+            allowSignup: tenant.allowSignup
         )
     }
 }

@@ -11,6 +11,8 @@ struct Tenant: Sendable {
     var status: String
     var rateLimitPerMinute: Int
     var createdAt: Date
+    /// Whether people may sign up into the tenant by its slug (`POST /api/auth/signup`); off by default.
+    var allowSignup = false
 }
 
 struct OnboardingProgress: Sendable, Codable, Equatable {
@@ -115,7 +117,8 @@ struct PostgresTenantRepository: TenantRepository {
     }
 
     private static let selectTenant = """
-        SELECT t.id, t.name, t.slug, t.status, t.rate_limit_per_minute, t.created_at, a.agent_name, a.tone, a.greeting_message
+        SELECT t.id, t.name, t.slug, t.status, t.rate_limit_per_minute, t.created_at, a.agent_name, a.tone, a.greeting_message,
+            t.allow_signup
         FROM tenants t JOIN agent_configs a ON a.tenant_id = t.id
         """
 
@@ -162,11 +165,11 @@ struct PostgresTenantRepository: TenantRepository {
     }
 
     private func first(_ rows: QueryRows) throws -> (Tenant, AgentConfig)? {
-        for (id, name, slug, status, limit, created, agentName, tone, greeting) in try rows.decode(
-            (UUID, String, String, String, Int, Date, String, String, String).self
+        for (id, name, slug, status, limit, created, agentName, tone, greeting, allowSignup) in try rows.decode(
+            (UUID, String, String, String, Int, Date, String, String, String, Bool).self
         ) {
             return (
-                Tenant(id: id, name: name, slug: slug, status: status, rateLimitPerMinute: limit, createdAt: created),
+                Tenant(id: id, name: name, slug: slug, status: status, rateLimitPerMinute: limit, createdAt: created, allowSignup: allowSignup),
                 AgentConfig(agentName: agentName, tone: tone, greetingMessage: greeting)
             )
         }

@@ -2,11 +2,10 @@ import Foundation
 import HTTPTypes
 import InternalAPI
 import Logging
-import ServiceCore
 import Synchronization
 
-/// Tenant facts from tenancy, cached briefly so every chat message does not cost a call.
-final class TenantDirectory: Sendable {
+/// Tenant facts from tenancy, cached briefly so every chat message or sign-in does not cost a call.
+package final class TenantDirectory: Sendable {
     private struct Entry {
         var tenant: TenantSummary
         var fetchedAt: ContinuousClock.Instant
@@ -17,23 +16,23 @@ final class TenantDirectory: Sendable {
     private let limit = 10_000
     private let cache = Mutex<[String: Entry]>([:])
 
-    init(tenancy: InternalClient, ttl: Duration) {
+    package init(tenancy: InternalClient, ttl: Duration) {
         self.tenancy = tenancy
         self.ttl = ttl
     }
 
     /// nil when tenancy says the tenant does not exist; throws when tenancy cannot be asked.
-    func tenant(slug: String, logger: Logger) async throws -> TenantSummary? {
+    package func tenant(slug: String, logger: Logger) async throws -> TenantSummary? {
         // Only slug-shaped values reach tenancy's URL (and the cache).
         guard Self.isSlugShaped(slug) else { return nil }
         return try await lookup(key: "slug:\(slug)", path: "/internal/tenants/by-slug/\(slug)", logger: logger)
     }
 
-    func tenant(id: UUID, logger: Logger) async throws -> TenantSummary? {
+    package func tenant(id: UUID, logger: Logger) async throws -> TenantSummary? {
         try await lookup(key: "id:\(id)", path: "/internal/tenants/\(id.uuidString.lowercased())", logger: logger)
     }
 
-    static func isSlugShaped(_ slug: String) -> Bool {
+    package static func isSlugShaped(_ slug: String) -> Bool {
         !slug.isEmpty && slug.utf8.count <= 64
             && slug.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }
     }

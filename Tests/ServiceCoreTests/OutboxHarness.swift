@@ -161,7 +161,7 @@ struct OutboxHarness: Sendable {
     static func with<T: Sendable>(
         receiverUp: Bool = true,
         handlerDelay: Duration = .zero,
-        clientTimeout: TimeAmount = .seconds(2),
+        clientTimeout: TimeAmount = .seconds(8),
         _ body: (OutboxHarness) async throws -> T
     ) async throws -> T {
         let senderConfig = try await TestPostgres.freshDatabase("outbox_sender")
@@ -197,11 +197,13 @@ struct OutboxHarness: Sendable {
         }
     }
 
-    /// Small waits so that retries happen within a test's time; the lease outlives the client's 2 s timeout.
+    /// Small waits so that retries happen within a test's time. The lease outlives the client's
+    /// timeout (8 s: generous, since every test runs at once on a small machine and a call that
+    /// times out is sent again).
     static func configuration(
         pollInterval: Duration = .milliseconds(100),
         batchSize: Int = 50,
-        lease: Duration = .seconds(3)
+        lease: Duration = .seconds(10)
     ) -> OutboxRelay.Configuration {
         OutboxRelay.Configuration(
             pollInterval: pollInterval, batchSize: batchSize,

@@ -94,7 +94,10 @@ struct OutboxTests {
             let delivered = try #require(try await harness.deliveries()[event.id])
             #expect(delivered.attempts >= 4)
             #expect(!delivered.claimed)
-            #expect(harness.subscriber.probe.arrivals == [event.id: 1])
+            // Delivery is at least once: on a machine busy enough for the first call to outlast the
+            // client's 2 s timeout, the retry arrives too. It must never be applied twice.
+            #expect(harness.subscriber.probe.arrivals.keys.sorted() == [event.id])
+            #expect((1...2).contains(harness.subscriber.probe.arrivals[event.id] ?? 0))
             #expect(try await harness.appliedCredits() == [event.id: 1])
             #expect(metrics.sample(#"outbox_delivered_total{subscriber="ledger"}"#) == 1)
             #expect(metrics.sample(#"outbox_delivery_failures_total{subscriber="ledger",reason="unreachable"}"#) ?? 0 >= 3)

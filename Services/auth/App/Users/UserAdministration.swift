@@ -129,6 +129,12 @@ struct PostgresUserAdministration: UserAdministration {
     /// The target, locked, after the role rules and the tenant boundary; the tenant's owners are
     /// locked too when the change could leave it without one.
     private func lockTarget(_ target: UUID, for actor: Actor, new: Role?, on connection: PostgresConnection, logger: Logger) async throws -> UserRecord {
+        // Changes to one tenant's users take turns: two owners demoting each other at once would
+        // otherwise each lock their target, then wait for the other's row to count the owners.
+        try await connection.query(
+            "SELECT pg_advisory_xact_lock(\(Self.tenantLockSpace), hashtext(tenant_id::text)) FROM users WHERE id = \(target)",
+            logger: logger
+        )
         let everyTenant = actor.role == .superAdmin
         let rows = try await connection.query(
             """
@@ -156,4 +162,7 @@ struct PostgresUserAdministration: UserAdministration {
     }
 
     static let notFound = AppError(.notFound, code: "USER_NOT_FOUND", detail: "User not found")
+
+    /// The first key of the per-tenant advisory locks (the second is a hash of the tenant id).
+    private static let tenantLockSpace: Int32 = 0x5553_4552
 }

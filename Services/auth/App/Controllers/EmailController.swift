@@ -50,7 +50,8 @@ struct EmailController: Sendable {
         let input = try await request.decodeJSON(as: VerifyRequest.self, context: context)
         guard !input.token.isEmpty else { throw AppError.validation(["token": ["is required"]]) }
         let email = input.email.map(CredentialPolicy.normalizedEmail)
-        let invalid = AppError(.badRequest, code: "VERIFICATION_ERROR", detail: "The verification link is invalid or has expired")
+        // 401 without `WWW-Authenticate`, as for a refresh token: the refused credential is the mailed token.
+        let invalid = AppError.rejectedCredentials("The verification link is invalid or has expired", code: "VERIFICATION_ERROR")
         // Not one of our tokens' shape: refused before any lookup.
         guard input.token.utf8.count <= 128 else { throw invalid }
         let user: UserRecord?
@@ -90,7 +91,7 @@ struct EmailController: Sendable {
         if !policy.isEmpty { problems["new_password"] = policy }
         if input.confirmPassword != input.newPassword { problems["confirm_password"] = ["must match new_password"] }
         guard problems.isEmpty else { throw AppError.validation(problems) }
-        let invalid = AppError(.badRequest, code: "RESET_TOKEN_INVALID", detail: "The reset link is invalid or has expired")
+        let invalid = AppError.rejectedCredentials("The reset link is invalid or has expired", code: "RESET_TOKEN_INVALID")
         guard input.token.utf8.count <= 128 else { throw invalid }
         let hash = try await hasher.hash(input.newPassword)
         guard let user = try await emails.reset(token: input.token, hash: hash, logger: context.logger) else { throw invalid }

@@ -27,10 +27,10 @@ repo=$(pwd)
 SUITE_BIN=${SUITE_BIN:-.build/debug/suite}
 ST=${ST:-st}
 FUZZ_MAX_TIME=${FUZZ_MAX_TIME:-180}
-# One worker: with two, Hypothesis (inside schemathesis) parses source on both threads at once, and
-# CPython 3.11's ast module keeps one recursion counter for all threads (CPython gh-106905), so a run
-# once died with "SystemError: AST constructor recursion depth mismatch": a crash of the tool, not
-# a finding about the API, but a red run all the same.
+# One worker: with two, a run once died inside Hypothesis (which schemathesis drives) with CPython
+# 3.11's spurious "SystemError: AST constructor recursion depth mismatch" (CPython gh-106905: an
+# error path that does not restore the ast recursion counter, reported mostly from threaded
+# programs): a crash of the tool, not a finding about the API, but a red run all the same.
 FUZZ_WORKERS=${FUZZ_WORKERS:-1}
 FUZZ_SEED=${FUZZ_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 

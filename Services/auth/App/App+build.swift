@@ -42,7 +42,7 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
         auth: auth, administration: PostgresUserAdministration(client: foundation.database, accessLifetime: .seconds(config.accessTokenLifetimeSeconds))
     ).addRoutes(to: routes.group("api/auth"))
     JWKSController(issuer: issuer).addRoutes(to: routes)
-    InternalUsersController(users: users, hasher: hasher, issuer: issuer, auth: auth, emails: emails)
+    InternalUsersController(users: users, issuer: issuer, auth: auth, emails: emails)
         .addRoutes(to: foundation.internalGroup(routes))
     // Not under the shared-secret group: this feed is the gateway's alone.
     GatewayRevocationsController(sessions: sessions).addRoutes(

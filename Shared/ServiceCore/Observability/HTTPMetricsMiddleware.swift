@@ -92,6 +92,9 @@ package final class MetricHandles: Sendable {
 }
 
 extension Duration {
+    /// In seconds, for SQL intervals.
+    package var inSeconds: Double { Double(nanoseconds) / 1_000_000_000 }
+
     /// The whole duration in nanoseconds (saturating far beyond any request's length).
     var nanoseconds: Int64 {
         let (seconds, attoseconds) = components

@@ -210,8 +210,3 @@ struct UnknownSubscriber: Error, CustomStringConvertible {
     var name: String
     var description: String { "no client for subscriber \(name) in this release's outbox routes" }
 }
-
-extension Duration {
-    /// In seconds, for SQL intervals.
-    var inSeconds: Double { Double(nanoseconds) / 1_000_000_000 }
-}

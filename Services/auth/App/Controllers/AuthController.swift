@@ -131,7 +131,7 @@ struct AuthController: Sendable {
 
     /// 429 for a locked email; the same for every email, so it tells nobody whether an account exists.
     static func locked(for wait: Duration) -> AppError {
-        let seconds = max(1, Int(wait.seconds.rounded(.up)))
+        let seconds = max(1, Int(wait.inSeconds.rounded(.up)))
         let minutes = (seconds + 59) / 60
         return AppError(
             .tooManyRequests, code: "ACCOUNT_LOCKED",

@@ -7,7 +7,6 @@ import ServiceCore
 /// `/internal/*` for tenancy: create a tenant's owner, and undo it when registration fails later.
 struct InternalUsersController: Sendable {
     let users: any UserRepository
-    let hasher: PasswordHasher
     let issuer: TokenIssuer
     let auth: AuthController
     let emails: AccountEmails
@@ -27,19 +26,13 @@ struct InternalUsersController: Sendable {
         if !passwordProblems.isEmpty { problems["password"] = passwordProblems }
         guard problems.isEmpty else { throw AppError.validation(problems) }
 
-        if let existing = try await users.find(email: email, logger: context.logger), existing.deletedAt == nil {
-            throw AppError.conflict("An account with this email already exists", code: "EMAIL_TAKEN")
-        }
-        let hash = try await hasher.hash(input.password)
-        let user = try await users.create(
+        let (user, tokens) = try await Enrolment(auth: auth, emails: emails).enrol(
             NewUser(
-                tenantID: input.tenantId, tenantName: input.tenantName, tenantSlug: input.tenantSlug, email: email,
-                passwordHash: hash, fullName: input.fullName, role: .owner
+                tenantID: input.tenantId, tenantName: input.tenantName, tenantSlug: input.tenantSlug, email: email, passwordHash: "",
+                fullName: input.fullName, role: .owner
             ),
-            logger: context.logger
+            password: input.password, logger: context.logger
         )
-        let tokens = try await auth.signIn(user, logger: context.logger)
-        try await emails.sendVerification(to: user, logger: context.logger)
         context.logger.info("owner created", metadata: ["user_id": "\(user.id)", "tenant_id": "\(user.tenantID)"])
         return JSONResponse(
             CreatedOwner(

@@ -42,19 +42,13 @@ struct SignupController: Sendable {
         guard tenant.allowSignup == true else {
             throw AppError(.forbidden, code: "SIGNUP_DISABLED", detail: "This tenant does not accept sign-ups; ask an administrator for an invitation")
         }
-        if let existing = try await auth.users.find(email: email, logger: context.logger), existing.deletedAt == nil {
-            throw AppError.conflict("An account with this email already exists", code: "EMAIL_TAKEN")
-        }
-        let hash = try await auth.hasher.hash(input.password)
-        let user = try await auth.users.create(
+        let (user, tokens) = try await Enrolment(auth: auth, emails: emails).enrol(
             NewUser(
-                tenantID: tenant.id, tenantName: tenant.name, tenantSlug: tenant.slug, email: email, passwordHash: hash,
+                tenantID: tenant.id, tenantName: tenant.name, tenantSlug: tenant.slug, email: email, passwordHash: "",
                 fullName: fullName?.isEmpty == true ? nil : fullName, role: .user
             ),
-            logger: context.logger
+            password: input.password, logger: context.logger
         )
-        let tokens = try await auth.signIn(user, logger: context.logger)
-        try await emails.sendVerification(to: user, logger: context.logger)
         context.logger.info("signed up", metadata: ["user_id": "\(user.id)", "tenant_id": "\(tenant.id)"])
         return JSONResponse(auth.response(for: user, tokens), status: .created)
     }

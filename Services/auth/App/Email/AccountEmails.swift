@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import InternalAPI
 import Logging
@@ -25,13 +24,6 @@ struct AccountEmails: Sendable {
     let resendInterval: Duration
     let accessLifetime: Duration
 
-    /// 32 random bytes, base64url.
-    static func newToken() -> String {
-        SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.base64URLEncodedString()
-    }
-
-    static func hash(_ token: String) -> Data { Data(SHA256.hash(data: Data(token.utf8))) }
-
     /// Sends a verification mail to `user`, unless their email is verified or one went out within
     /// `resendInterval`; returns whether one was queued.
     @discardableResult
@@ -42,7 +34,7 @@ struct AccountEmails: Sendable {
                 """
                 SELECT u.email_verified_at IS NULL AND u.deleted_at IS NULL AND NOT EXISTS (
                     SELECT 1 FROM email_tokens e WHERE e.user_id = u.id AND e.purpose = 'verify_email'
-                    AND e.created_at > now() - make_interval(secs => \(resendInterval.seconds))
+                    AND e.created_at > now() - make_interval(secs => \(resendInterval.inSeconds))
                 ) FROM users u WHERE u.id = \(user.id) FOR UPDATE
                 """,
                 logger: logger
@@ -60,7 +52,7 @@ struct AccountEmails: Sendable {
 
                         \(link)
 
-                        The link works once, for \(Int(verificationLifetime.seconds / 3_600)) hours. If you did not create an account, ignore this mail.
+                        The link works once, for \(Int(verificationLifetime.inSeconds / 3_600)) hours. If you did not create an account, ignore this mail.
                         """
                 ),
                 on: connection, logger: logger
@@ -81,7 +73,7 @@ struct AccountEmails: Sendable {
                 """,
                 logger: logger
             ).collect()
-            guard !rows.isEmpty, let user = try await Self.user(userID, on: connection, logger: logger) else { return nil }
+            guard !rows.isEmpty, let user = try await PostgresUserRepository.user(id: userID, on: connection, logger: logger) else { return nil }
             if let email, email != user.email { throw CancelVerification() }
             try await outbox.enqueue(
                 try EventEnvelope(
@@ -101,7 +93,7 @@ struct AccountEmails: Sendable {
     func sendReset(email: String, logger: Logger) async throws -> Bool {
         try await client.transaction(logger: logger) { connection in
             let rows = try await connection.query(
-                "SELECT \(unescaped: PostgresUserRepository.userColumns) FROM users u JOIN tenant_directory t ON t.tenant_id = u.tenant_id WHERE lower(u.email) = lower(\(email)) AND u.deleted_at IS NULL FOR UPDATE OF u",
+                "\(unescaped: PostgresUserRepository.selectUser) WHERE lower(u.email) = lower(\(email)) AND u.deleted_at IS NULL FOR UPDATE OF u",
                 logger: logger
             ).collect()
             guard let user = try rows.first.map(PostgresUserRepository.user(from:)) else { return false }
@@ -116,7 +108,7 @@ struct AccountEmails: Sendable {
 
                         \(appBaseURL)/reset-password?token=\(token)
 
-                        The link works once, for \(Int(resetLifetime.seconds / 60)) minutes. If you did not ask for it, ignore this mail: your password stays as it is.
+                        The link works once, for \(Int(resetLifetime.inSeconds / 60)) minutes. If you did not ask for it, ignore this mail: your password stays as it is.
                         """
                 ),
                 on: connection, logger: logger
@@ -144,7 +136,7 @@ struct AccountEmails: Sendable {
                 logger: logger
             )
             try await RevocationLog.voidTokens(of: userID, reason: "password_reset", accessLifetime: accessLifetime, on: connection, logger: logger)
-            guard let user = try await Self.user(userID, on: connection, logger: logger) else { return nil }
+            guard let user = try await PostgresUserRepository.user(id: userID, on: connection, logger: logger) else { return nil }
             // A locked account opens again for the new password.
             try await connection.query("DELETE FROM login_failures WHERE email = \(user.email)", logger: logger)
             return user
@@ -154,11 +146,11 @@ struct AccountEmails: Sendable {
     // MARK: - Tokens
 
     private func issue(_ purpose: EmailTokenPurpose, for user: UUID, lifetime: Duration, on connection: PostgresConnection, logger: Logger) async throws -> String {
-        let token = Self.newToken()
+        let token = SecretToken.random()
         try await connection.query(
             """
             INSERT INTO email_tokens (token_hash, user_id, purpose, expires_at)
-            VALUES (\(Self.hash(token)), \(user), \(purpose.rawValue), now() + make_interval(secs => \(lifetime.seconds)))
+            VALUES (\(SecretToken.hash(token)), \(user), \(purpose.rawValue), now() + make_interval(secs => \(lifetime.inSeconds)))
             """,
             logger: logger
         )
@@ -170,19 +162,11 @@ struct AccountEmails: Sendable {
         let rows = try await connection.query(
             """
             UPDATE email_tokens SET used_at = now()
-            WHERE token_hash = \(Self.hash(token)) AND purpose = \(purpose.rawValue) AND used_at IS NULL AND expires_at > now()
+            WHERE token_hash = \(SecretToken.hash(token)) AND purpose = \(purpose.rawValue) AND used_at IS NULL AND expires_at > now()
             RETURNING user_id
             """,
             logger: logger
         ).collect()
         return try rows.first?.decode(UUID.self)
-    }
-
-    private static func user(_ id: UUID, on connection: PostgresConnection, logger: Logger) async throws -> UserRecord? {
-        let rows = try await connection.query(
-            "SELECT \(unescaped: PostgresUserRepository.userColumns) FROM users u JOIN tenant_directory t ON t.tenant_id = u.tenant_id WHERE u.id = \(id)",
-            logger: logger
-        ).collect()
-        return try rows.first.map(PostgresUserRepository.user(from:))
     }
 }

@@ -22,7 +22,7 @@ struct PostgresLoginAttempts: LoginAttempts {
         // One statement, so concurrent attempts each get their own number: at most `maxFailures`
         // passwords are ever checked per lock period. The attempt that reaches the limit locks the
         // email. A lock that has run out, or failures older than a lock period, start a fresh count.
-        let window = lockout.seconds
+        let window = lockout.inSeconds
         let rows = try await client.query(
             """
             INSERT INTO login_failures AS f (email, failures, locked_until)

@@ -51,7 +51,7 @@ struct PostgresSessionRepository: SessionRepository {
             try await connection.query(
                 """
                 INSERT INTO auth_sessions (id, user_id, expires_at)
-                VALUES (\(session), \(userID), now() + make_interval(secs => \(refreshLifetime.seconds)))
+                VALUES (\(session), \(userID), now() + make_interval(secs => \(refreshLifetime.inSeconds)))
                 """,
                 logger: logger
             )
@@ -67,7 +67,7 @@ struct PostgresSessionRepository: SessionRepository {
             // finds it rotated and gets the same successor, so a family never forks.
             guard let found = try await lookUp(token, on: connection, logger: logger) else { return .invalid }
             guard found.rotatedAt == nil else {
-                if found.rotatedSecondsAgo <= reuseInterval.seconds, let successor = try await newest(after: token, sealed: found.successorSealed, on: connection, logger: logger) {
+                if found.rotatedSecondsAgo <= reuseInterval.inSeconds, let successor = try await newest(after: token, sealed: found.successorSealed, on: connection, logger: logger) {
                     return .repeated(session: found.session, user: found.user, refreshToken: successor)
                 }
                 try await revokeSession(found.session, reason: "refresh_token_reused", on: connection, logger: logger)
@@ -84,7 +84,7 @@ struct PostgresSessionRepository: SessionRepository {
             try await insert(successor, session: found.session, on: connection, logger: logger)
             try await connection.query(
                 """
-                UPDATE auth_sessions SET refreshed_at = now(), expires_at = now() + make_interval(secs => \(refreshLifetime.seconds))
+                UPDATE auth_sessions SET refreshed_at = now(), expires_at = now() + make_interval(secs => \(refreshLifetime.inSeconds))
                 WHERE id = \(found.session)
                 """,
                 logger: logger
@@ -223,7 +223,7 @@ struct PostgresSessionRepository: SessionRepository {
         try await connection.query(
             """
             INSERT INTO refresh_tokens (token_hash, session_id, expires_at)
-            VALUES (\(token.hash), \(session), now() + make_interval(secs => \(refreshLifetime.seconds)))
+            VALUES (\(token.hash), \(session), now() + make_interval(secs => \(refreshLifetime.inSeconds)))
             """,
             logger: logger
         )
@@ -252,7 +252,7 @@ enum RevocationLog {
         try await connection.query(
             """
             INSERT INTO revocations (kind, subject, min_token_version, reason, expires_at)
-            VALUES (\(kind.rawValue), \(subject), \(minTokenVersion), \(reason), now() + make_interval(secs => \(accessLifetime.seconds)))
+            VALUES (\(kind.rawValue), \(subject), \(minTokenVersion), \(reason), now() + make_interval(secs => \(accessLifetime.inSeconds)))
             ON CONFLICT (kind, subject) DO UPDATE SET
                 min_token_version = GREATEST(revocations.min_token_version, EXCLUDED.min_token_version),
                 reason = EXCLUDED.reason, updated_at = clock_timestamp(),
@@ -290,9 +290,4 @@ enum RevocationLog {
         try await record(.user, subject: user, minTokenVersion: newVersion, reason: reason, accessLifetime: accessLifetime, on: connection, logger: logger)
         return newVersion
     }
-}
-
-extension Duration {
-    /// Whole seconds, for SQL intervals.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -52,7 +52,8 @@ struct PostgresUserRepository: UserRepository {
         u.email_verified_at, u.deleted_at, u.last_login_at
         """
     static let userColumnCount = 13
-    private static let selectUser = "SELECT \(userColumns) FROM users u JOIN tenant_directory t ON t.tenant_id = u.tenant_id"
+    /// A user with its tenant, ready for a `WHERE` on `u` and `t`.
+    static let selectUser = "SELECT \(userColumns) FROM users u JOIN tenant_directory t ON t.tenant_id = u.tenant_id"
 
     func create(_ owner: NewUser, logger: Logger) async throws -> UserRecord {
         let id = UUID()
@@ -114,6 +115,12 @@ struct PostgresUserRepository: UserRepository {
 
     private func first(_ rows: QueryRows) throws -> UserRecord? {
         try rows.rows.first.map(Self.user(from:))
+    }
+
+    /// The user (deleted or not) as a transaction on `connection` sees it.
+    static func user(id: UUID, on connection: PostgresConnection, logger: Logger) async throws -> UserRecord? {
+        let rows = try await connection.query("\(unescaped: selectUser) WHERE u.id = \(id)", logger: logger).collect()
+        return try rows.first.map(user(from:))
     }
 
     /// Reads the columns of `userColumns`, first in the row.

@@ -1,6 +1,5 @@
 import Crypto
 import Foundation
-import ServiceCore
 
 /// An opaque refresh token: `rt_` and 32 random bytes, base64url. Only its SHA-256 is stored.
 ///
@@ -21,8 +20,7 @@ struct RefreshToken: Sendable, Equatable {
 
     /// A fresh token from the system's secure random generator.
     static func generate() -> RefreshToken {
-        let bytes = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
-        return RefreshToken(value: prefix + bytes.base64URLEncodedString())
+        RefreshToken(value: prefix + SecretToken.random())
     }
 
     /// A string shaped like one of our tokens, or nil; anything else is refused before any lookup.
@@ -43,7 +41,7 @@ struct RefreshToken: Sendable, Equatable {
     }
 
     /// What the database keys the token by.
-    var hash: Data { Data(SHA256.hash(data: Data(value.utf8))) }
+    var hash: Data { SecretToken.hash(value) }
 
     /// `successor`, readable only with this token.
     func seal(_ successor: RefreshToken) throws -> Data {

@@ -50,7 +50,7 @@ struct PostgresUserAdministration: UserAdministration {
     /// How long a revocation must be kept: the access tokens' life.
     let accessLifetime: Duration
 
-    private static let selectUser = "SELECT \(PostgresUserRepository.userColumns) FROM users u JOIN tenant_directory t ON t.tenant_id = u.tenant_id"
+    private static let selectUser = PostgresUserRepository.selectUser
 
     func list(_ filter: UserFilter, logger: Logger) async throws -> (users: [UserRecord], total: Int) {
         // The same filter for the page and the count, bound by position.
@@ -121,8 +121,7 @@ struct PostgresUserAdministration: UserAdministration {
             try await RevocationLog.voidTokens(
                 of: user, reason: "password_changed", keeping: session, accessLifetime: accessLifetime, on: connection, logger: logger
             )
-            let rows = try await connection.query("\(unescaped: Self.selectUser) WHERE u.id = \(user)", logger: logger).collect()
-            return try rows.first.map(PostgresUserRepository.user(from:))
+            return try await PostgresUserRepository.user(id: user, on: connection, logger: logger)
         }
     }
 

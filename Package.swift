@@ -121,7 +121,7 @@ let package = Package(
             .target(
                 name: "TestSupport",
                 dependencies: [
-                    "ServiceCore", "InternalAPI", "LocalPostgres", "AuthApp", "BillingApp", "TenancyApp", "ChatApp", "GatewayApp", postgres, httpClient,
+                    "ServiceCore", "InternalAPI", "LocalPostgres", "AuthApp", "BillingApp", "TenancyApp", "ChatApp", "GatewayApp", postgres, httpClient, httpTypes,
                     jwt, logging, lifecycle, nioCore, .product(name: "NIOHTTP1", package: "swift-nio"),
                     .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOWebSocket", package: "swift-nio"),
                 ],

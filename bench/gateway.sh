@@ -348,9 +348,6 @@ record meta suite_bin "$SUITE_BIN"
 record meta gateway_bin "$GATEWAY_BIN"
 record meta log_level "${LOG_LEVEL:-info (default)}"
 
-# One secret for the run, shared by the suite and the separate gateways.
-SERVICE_SECRET="$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
-
 # --- suite ------------------------------------------------------------------
 log "starting $SUITE_BIN (data in $DATA_DIR, log in $SUITE_LOG)"
 # The limits are huge so that the limiter still runs on every request (its cost
@@ -358,7 +355,6 @@ log "starting $SUITE_BIN (data in $DATA_DIR, log in $SUITE_LOG)"
 start_bg suite "$SUITE_LOG" env DATA_DIR="$DATA_DIR" PG_PORT="$PG_PORT" \
     GATEWAY_PORT="$GATEWAY_PORT" AUTH_PORT="$AUTH_PORT" TENANCY_PORT="$TENANCY_PORT" \
     BILLING_PORT="$BILLING_PORT" CHAT_PORT="$CHAT_PORT" GATEWAY_ADMIN_PORT="$SUITE_ADMIN_PORT" \
-    SERVICE_TOKEN_SECRET="$SERVICE_SECRET" \
     BCRYPT_COST=10 \
     RATE_LIMIT_TENANT_PER_MINUTE="$NO_LIMIT" TENANT_DEFAULT_RATE_LIMIT_PER_MINUTE=1000000 \
     "$SUITE_BIN"
@@ -567,7 +563,6 @@ GW_ENV=(
     HTTP_HOST="$HOST"
     AUTH_URL="$STATIC_URL" TENANCY_URL="$STATIC_URL" BILLING_URL="$STATIC_URL" CHAT_URL="$STATIC_URL"
     JWKS_URL="http://$HOST:$AUTH_PORT/.well-known/jwks.json"
-    SERVICE_TOKEN_SECRET="$SERVICE_SECRET"
     RATE_LIMIT_PUBLIC_PER_MINUTE="$NO_LIMIT" RATE_LIMIT_AUTH_PER_MINUTE="$NO_LIMIT"
     RATE_LIMIT_TENANT_PER_MINUTE="$NO_LIMIT" RATE_LIMIT_SESSION_PER_MINUTE="$NO_LIMIT"
 )

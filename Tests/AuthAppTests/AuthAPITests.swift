@@ -1,6 +1,8 @@
 import Foundation
+import HTTPTypes
 import InternalAPI
 import JWTKit
+import NIOCore
 import NIOHTTP1
 import PostgresNIO
 import ServiceCore
@@ -156,17 +158,51 @@ struct AuthAPITests {
         }
     }
 
-    @Test func internalRoutesRequireAServiceToken() async throws {
+    /// Owner creation answers tenancy alone, with a fresh token made for auth and for this very request.
+    @Test func ownerCreationAnswersTenancyAlone() async throws {
         try await TestStack.with(.auth) { stack in
-            let body = CreateOwnerRequest(tenantId: UUID(), tenantName: "X", tenantSlug: "x", email: Fixtures.uniqueEmail(), password: Fixtures.password, fullName: nil)
-            let none = try await TestHTTP.send(.POST, stack.url(.auth) + "/internal/owners", json: body)
-            #expect(none.status == 401)
-            #expect(try none.error().code == "SERVICE_TOKEN_REQUIRED")
-            let forged = try await ServiceTokens(secret: String(repeating: "z", count: 40), service: "evil").token()
-            let wrongSecret = try await TestHTTP.send(.POST, stack.url(.auth) + "/internal/owners", headers: ["X-Service-Token": forged], json: body)
-            #expect(wrongSecret.status == 401)
-            let users = try await TestPostgres.count(stack.databases[.auth]!, "SELECT count(*)::int FROM users")
-            #expect(users == 0)
+            let url = stack.url(.auth) + "/internal/owners"
+            let request = CreateOwnerRequest(
+                tenantId: UUID(), tenantName: "X", tenantSlug: "x", email: Fixtures.uniqueEmail(), password: Fixtures.password, fullName: nil
+            )
+            let body = Array(try JSONCoding.encoder.encode(request))
+            let users = { try await TestPostgres.count(stack.databases[.auth]!, "SELECT count(*)::int FROM users") }
+            func refused(_ headers: [String: String], _ why: Comment) async throws {
+                let response = try await TestHTTP.send(.POST, url, headers: headers, bytes: body)
+                #expect(response.status == 401, why)
+                #expect(try response.error().code == "CALLER_NOT_ALLOWED", why)
+                #expect(try await users() == 0, why)
+            }
+            try await refused([:], "no token")
+            for caller in [ServiceName.billing, .chat, .gateway] {
+                try await refused(try await TestStack.callerHeaders(as: caller, to: .auth, .post, url, body: body), "unlisted caller \(caller)")
+            }
+            try await refused(try await TestStack.callerHeaders(as: .tenancy, to: .billing, .post, url, body: body), "a token for another callee")
+            let stranger = try await CallerIdentity(name: "tenancy", privateKeyPEM: CallerIdentity.makeKeyPair().privateKeyPEM)
+            try await refused(
+                ["X-Caller-Token": try await stranger.token(for: "auth", method: .post, target: "/internal/owners", body: ByteBuffer(bytes: body))],
+                "another key claiming to be tenancy"
+            )
+            try await refused(
+                try await TestStack.callerHeaders(as: .tenancy, to: .auth, .post, url, body: Array(#"{"other":"body"}"#.utf8)),
+                "a token made for another body"
+            )
+            try await refused(
+                try await TestStack.callerHeaders(as: .tenancy, to: .auth, .post, stack.url(.auth) + "/internal/tenants/x", body: body),
+                "a token made for another route"
+            )
+            let tenancy = try await CallerIdentity(name: "tenancy", privateKeyPEM: TestStack.serviceKeys[.tenancy]!.privateKeyPEM)
+            let expired = try await tenancy.token(
+                for: "auth", method: .post, target: "/internal/owners", body: ByteBuffer(bytes: body), issued: Date().addingTimeInterval(-60)
+            )
+            try await refused(["X-Caller-Token": expired], "an expired token")
+
+            let good = try await TestStack.callerHeaders(as: .tenancy, to: .auth, .post, url, body: body)
+            #expect(try await TestHTTP.send(.POST, url, headers: good, bytes: body).status == 201)
+            let replayed = try await TestHTTP.send(.POST, url, headers: good, bytes: body)
+            #expect(replayed.status == 401)
+            #expect(try replayed.error().code == "CALLER_NOT_ALLOWED")
+            #expect(try await users() == 1)
         }
     }
 
@@ -174,12 +210,11 @@ struct AuthAPITests {
         try await TestStack.with(.auth) { stack in
             let email = Fixtures.uniqueEmail()
             let request = CreateOwnerRequest(tenantId: UUID(), tenantName: "Gone", tenantSlug: "gone", email: email, password: Fixtures.password, fullName: nil)
-            let token = try await Fixtures.serviceToken()
-            #expect(try await TestHTTP.send(.POST, stack.url(.auth) + "/internal/owners", headers: ["X-Service-Token": token], json: request).status == 201)
-            let path = stack.url(.auth) + "/internal/tenants/\(request.tenantId.uuidString.lowercased())"
-            #expect(try await TestHTTP.send(.DELETE, path, headers: ["X-Service-Token": token]).status == 204)
+            #expect(try await stack.callInternal(.post, .auth, "/internal/owners", as: .tenancy, json: request).status == 201)
+            let path = "/internal/tenants/\(request.tenantId.uuidString.lowercased())"
+            #expect(try await stack.callInternal(.delete, .auth, path, as: .tenancy).status == 204)
             // Idempotent: compensation may be retried.
-            #expect(try await TestHTTP.send(.DELETE, path, headers: ["X-Service-Token": token]).status == 204)
+            #expect(try await stack.callInternal(.delete, .auth, path, as: .tenancy).status == 204)
             #expect(try await TestPostgres.count(stack.databases[.auth]!, "SELECT count(*)::int FROM users") == 0)
             let login = try await TestHTTP.send(.POST, stack.url(.auth) + "/api/auth/login", json: ["email": email, "password": Fixtures.password])
             #expect(login.status == 401)

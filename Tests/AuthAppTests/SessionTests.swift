@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import InternalAPI
 import JWTKit
 import NIOHTTP1
@@ -235,27 +236,27 @@ struct SessionTests {
                 let signed = try await Self.signedIn(stack)
                 #expect(try await TestHTTP.send(.POST, stack.url(.auth) + "/api/auth/logout", headers: Fixtures.bearer(signed.tokens.accessToken)).status == 200)
             }
-            let shared = try await TestHTTP.send(.GET, feed, headers: ["X-Service-Token": try await Fixtures.serviceToken()])
-            #expect(shared.status == 401)
-            #expect(try shared.error().code == "CALLER_NOT_ALLOWED")
+            // tenancy calls auth, but not this route; a key that is not the gateway's; the gateway's token for another service.
+            let tenancy = try await TestStack.callInternal(.get, feed, callee: .auth, as: .tenancy)
+            #expect(tenancy.status == 401)
+            #expect(try tenancy.error().code == "CALLER_NOT_ALLOWED")
             let stranger = try await CallerIdentity(name: "gateway", privateKeyPEM: CallerIdentity.makeKeyPair().privateKeyPEM)
-            #expect(try await TestHTTP.send(.GET, feed, headers: ["X-Caller-Token": try await stranger.token(for: "auth")]).status == 401)
-            let gateway = try await CallerIdentity(name: "gateway", privateKeyPEM: TestStack.gatewayKeys.privateKeyPEM)
-            #expect(try await TestHTTP.send(.GET, feed, headers: ["X-Caller-Token": try await gateway.token(for: "tenancy")]).status == 401)
+            let forged = try await stranger.token(for: "auth", method: .get, target: "/internal/gateway/revocations")
+            #expect(try await TestHTTP.send(.GET, feed, headers: ["X-Caller-Token": forged]).status == 401)
+            #expect(try await TestHTTP.send(.GET, feed, headers: try await TestStack.callerHeaders(as: .gateway, to: .tenancy, .get, feed)).status == 401)
 
-            let token = ["X-Caller-Token": try await gateway.token(for: "auth")]
-            let all = try await TestHTTP.send(.GET, feed, headers: token).json(RevocationPage.self)
+            let get = { (url: String) in try await TestStack.callInternal(.get, url, callee: .auth, as: .gateway) }
+            let all = try await get(feed).json(RevocationPage.self)
             #expect(all.revocations.count == 2 && all.next == nil)
             #expect(all.revocations.allSatisfy { $0.kind == .session && $0.expiresAt > Date() })
-            let first = try await TestHTTP.send(.GET, feed + "?limit=1", headers: token).json(RevocationPage.self)
+            let first = try await get(feed + "?limit=1").json(RevocationPage.self)
             let cursor = try #require(first.next)
             let after = cursor.after.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
-            let second = try await TestHTTP.send(.GET, feed + "?limit=1&changed_since=\(cursor.changedSince)&after=\(after)", headers: token)
-                .json(RevocationPage.self)
+            let second = try await get(feed + "?limit=1&changed_since=\(cursor.changedSince)&after=\(after)").json(RevocationPage.self)
             #expect(second.revocations.count == 1)
             #expect(second.revocations.first?.subject != first.revocations.first?.subject)
             for bad in ["limit=0", "limit=5000", "changed_since=-1", "changed_since=abc", "after=nonsense"] {
-                let response = try await TestHTTP.send(.GET, feed + "?" + bad, headers: token)
+                let response = try await get(feed + "?" + bad)
                 #expect(response.status == 422, "\(bad): \(response.status)")
             }
         }

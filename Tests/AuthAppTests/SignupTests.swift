@@ -119,7 +119,7 @@ struct SignupTests {
 
     static func settings(_ extra: [String: String]) -> Settings {
         Settings.variables(
-            ["DATABASE_URL": "postgres://u@127.0.0.1:5432/db", "TENANCY_URL": "http://127.0.0.1:1", "SERVICE_TOKEN_SECRET": String(repeating: "s", count: 40)]
+            ["DATABASE_URL": "postgres://u@127.0.0.1:5432/db", "TENANCY_URL": "http://127.0.0.1:1", "SERVICE_KEY": TestStack.serviceKeys[.auth]!.privateKeyPEM]
                 .merging(extra) { $1 }
         )
     }

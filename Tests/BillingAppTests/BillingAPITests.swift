@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import InternalAPI
 import NIOHTTP1
 import PostgresNIO
@@ -40,15 +41,13 @@ struct BillingAPITests {
         try await TestStack.with(.auth, .billing) { stack in
             let tenantID = UUID()
             let owner = try await Fixtures.createOwner(authURL: stack.url(.auth), tenantID: tenantID).json(CreatedOwner.self)
-            let service = ["X-Service-Token": try await Fixtures.serviceToken()]
-
             let before = try await TestHTTP.send(.GET, stack.url(.billing) + "/api/payments/subscription", headers: Fixtures.bearer(owner.accessToken))
             #expect(before.status == 404)
             #expect(try before.error().code == "SUBSCRIPTION_NOT_FOUND")
 
-            let first = try await TestHTTP.send(.POST, stack.url(.billing) + "/internal/subscriptions", headers: service, json: StartTrialRequest(tenantId: tenantID))
+            let first = try await stack.callInternal(.post, .billing, "/internal/subscriptions", as: .tenancy, json: StartTrialRequest(tenantId: tenantID))
             #expect(first.status == 201)
-            let again = try await TestHTTP.send(.POST, stack.url(.billing) + "/internal/subscriptions", headers: service, json: StartTrialRequest(tenantId: tenantID))
+            let again = try await stack.callInternal(.post, .billing, "/internal/subscriptions", as: .tenancy, json: StartTrialRequest(tenantId: tenantID))
             #expect(again.status == 200)
             #expect(try first.json(SubscriptionSummary.self).trialEndsAt == again.json(SubscriptionSummary.self).trialEndsAt)
             let rows = try await TestPostgres.count(
@@ -83,28 +82,28 @@ struct BillingAPITests {
         try await TestStack.with(.billing) { stack in
             let url = stack.url(.billing) + "/internal/subscriptions"
             #expect(try await TestHTTP.send(.POST, url, json: StartTrialRequest(tenantId: UUID())).status == 401)
-            let service = ["X-Service-Token": try await Fixtures.serviceToken()]
-            let malformed = try await TestHTTP.send(.POST, url, headers: service, body: "{")
+            let malformed = try await TestStack.callInternal(.post, url, callee: .billing, as: .tenancy, raw: "{")
             #expect(malformed.status == 400)
-            let missing = try await TestHTTP.send(.POST, url, headers: service, body: "{}")
+            let missing = try await TestStack.callInternal(.post, url, callee: .billing, as: .tenancy, raw: "{}")
             #expect(missing.status == 422)
             #expect(try missing.error().fields?["tenant_id"] == ["is required"])
-            let badID = try await TestHTTP.send(.GET, url + "/not-a-uuid", headers: service)
+            let badID = try await TestStack.callInternal(.get, url + "/not-a-uuid", callee: .billing, as: .tenancy)
             #expect(badID.status == 400)
             #expect(try await TestPostgres.count(stack.databases[.billing]!, "SELECT count(*)::int FROM subscriptions") == 0)
         }
     }
 
     @Test func deletingUndoesATrial() async throws {
-        try await TestStack.with(.billing) { stack in
+        try await TestStack.with(.billing) { (stack: TestStack) async throws in
             let tenantID = UUID()
-            let service = ["X-Service-Token": try await Fixtures.serviceToken()]
             let url = stack.url(.billing) + "/internal/subscriptions"
-            #expect(try await TestHTTP.send(.POST, url, headers: service, json: StartTrialRequest(tenantId: tenantID)).status == 201)
+            #expect(try await TestStack.callInternal(.post, url, callee: .billing, as: .tenancy, json: StartTrialRequest(tenantId: tenantID)).status == 201)
             let path = url + "/" + tenantID.uuidString.lowercased()
-            #expect(try await TestHTTP.send(.GET, path, headers: service).status == 200)
-            #expect(try await TestHTTP.send(.DELETE, path, headers: service).status == 204)
-            #expect(try await TestHTTP.send(.GET, path, headers: service).status == 404)
+            // chat reads subscriptions too; only tenancy's registration starts and removes them.
+            #expect(try await TestStack.callInternal(.get, path, callee: .billing, as: .chat).status == 200)
+            #expect(try await TestStack.callInternal(.delete, path, callee: .billing, as: .chat).status == 401)
+            #expect(try await TestStack.callInternal(.delete, path, callee: .billing, as: .tenancy).status == 204)
+            #expect(try await TestStack.callInternal(.get, path, callee: .billing, as: .tenancy).status == 404)
             #expect(try await TestPostgres.count(stack.databases[.billing]!, "SELECT count(*)::int FROM subscriptions") == 0)
         }
     }

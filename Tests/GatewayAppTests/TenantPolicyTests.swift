@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import NIOHTTP1
 import PostgresNIO
 import ServiceCore
@@ -71,27 +72,29 @@ struct TenantPolicyTests {
         try await TestStack.with(.auth, .billing, .tenancy, overrides: Self.overrides) { stack in
             let registered = try await Fixtures.register(at: stack.url(.tenancy))
             let feed = stack.url(.tenancy) + "/internal/gateway/tenant-policies"
-            // The shared service secret is not enough, nor a key that is not the gateway's.
-            let shared = try await TestHTTP.send(.GET, feed, headers: ["X-Service-Token": try await Fixtures.serviceToken()])
-            #expect(shared.status == 401)
-            #expect(try shared.error().code == "CALLER_NOT_ALLOWED")
+            // Another service's own key is not enough (auth calls tenancy, but not this route), nor a key
+            // that is not the gateway's, nor the gateway's token made for another service.
+            let auth = try await TestStack.callInternal(.get, feed, callee: .tenancy, as: .auth)
+            #expect(auth.status == 401)
+            #expect(try auth.error().code == "CALLER_NOT_ALLOWED")
             let stranger = try await CallerIdentity(name: "gateway", privateKeyPEM: CallerIdentity.makeKeyPair().privateKeyPEM)
-            let forged = try await TestHTTP.send(.GET, feed, headers: ["X-Caller-Token": try await stranger.token(for: "tenancy")])
+            let forged = try await TestHTTP.send(
+                .GET, feed, headers: ["X-Caller-Token": try await stranger.token(for: "tenancy", method: .get, target: "/internal/gateway/tenant-policies")]
+            )
             #expect(forged.status == 401)
-            let gateway = try await CallerIdentity(name: "gateway", privateKeyPEM: TestStack.gatewayKeys.privateKeyPEM)
-            let wrongAudience = try await TestHTTP.send(.GET, feed, headers: ["X-Caller-Token": try await gateway.token(for: "billing")])
+            let wrongAudience = try await TestHTTP.send(.GET, feed, headers: try await TestStack.callerHeaders(as: .gateway, to: .billing, .get, feed))
             #expect(wrongAudience.status == 401)
 
-            let token = ["X-Caller-Token": try await gateway.token(for: "tenancy")]
-            let page = try await TestHTTP.send(.GET, feed, headers: token)
+            let get = { (url: String) in try await TestStack.callInternal(.get, url, callee: .tenancy, as: .gateway) }
+            let page = try await get(feed)
             #expect(page.status == 200)
             #expect(page.text.contains(registered.tenantId))
             for bad in ["limit=0", "limit=5000", "changed_since=-1", "changed_since=abc", "after=not-a-uuid"] {
-                let response = try await TestHTTP.send(.GET, feed + "?" + bad, headers: token)
+                let response = try await get(feed + "?" + bad)
                 #expect(response.status == 422, "\(bad): \(response.status)")
             }
             // Paging: one tenant per page, then an empty last page.
-            let one = try await TestHTTP.send(.GET, feed + "?limit=1", headers: token)
+            let one = try await get(feed + "?limit=1")
             #expect(one.text.contains(#""next":{"#))
         }
     }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import HTTPTypes
 import Hummingbird
 import InternalAPI
 import LocalPostgres
@@ -57,7 +58,7 @@ final class ReceiverProbe: Sendable {
     func requestID(of id: UUID) -> String? { state.withLock { $0.requestIDs[id] } }
 }
 
-/// Counts each delivery as it reaches the route (after the service token check) and loses
+/// Counts each delivery as it reaches the route (after the caller token check) and loses
 /// acknowledgements on request: the answer goes out as a 500 though the event was applied.
 struct ProbeMiddleware<Context: RequestContext>: RouterMiddleware {
     let probe: ReceiverProbe
@@ -105,9 +106,10 @@ final class TestSubscriber: Sendable {
     func start() async throws {
         let config = CommonConfig(
             server: ServerConfig(host: "127.0.0.1", port: port, maxBodyBytes: 1 << 20, logLevel: .critical, shutdownGraceSeconds: 5),
-            database: database, serviceTokenSecret: TestStack.serviceSecret
+            database: database, serviceKeyPEM: CallerIdentity.makeKeyPair().privateKeyPEM,
+            callerPublicKeys: [OutboxHarness.source: TestStack.serviceKeys[.billing]!.publicKeyPEM]
         )
-        let foundation = await ServiceFoundation(name: Self.name, config: config)
+        let foundation = try await ServiceFoundation(name: Self.name, config: config)
         let routes = foundation.makeRouter()
         let (probe, delay) = (self.probe, handlerDelay)
         let receiver = EventReceiver(
@@ -124,7 +126,7 @@ final class TestSubscriber: Sendable {
                 }
             ]
         )
-        receiver.addRoutes(to: foundation.internalGroup(routes).add(middleware: ProbeMiddleware(probe: probe)))
+        receiver.addRoutes(to: foundation.internalGroup(routes, accepting: [OutboxHarness.source]).add(middleware: ProbeMiddleware(probe: probe)))
         let app = foundation.makeApplication(routes: routes, migrations: Self.migrations)
         runner.withLock { $0 = ServiceRunner([app]) }
         try await TestHTTP.waitUntilLive(url, timeout: .seconds(20))
@@ -168,8 +170,8 @@ struct OutboxHarness: Sendable {
         let receiverConfig = try await TestPostgres.freshDatabase("outbox_receiver")
         let http = HTTPClient.makeInternal()
         let subscriber = try TestSubscriber(database: receiverConfig, handlerDelay: handlerDelay)
-        let tokens = await ServiceTokens(secret: TestStack.serviceSecret, service: source)
-        let client = InternalClient(service: TestSubscriber.name, baseURL: subscriber.url, http: http, tokens: tokens, timeout: clientTimeout)
+        let identity = try await CallerIdentity(name: source, privateKeyPEM: TestStack.serviceKeys[.billing]!.privateKeyPEM)
+        let client = InternalClient(service: TestSubscriber.name, baseURL: subscriber.url, http: http, identity: identity, timeout: clientTimeout)
         let outbox = Outbox(routes: [CreditGranted.type: [client], "billing.nobody_listens": []])
         do {
             let result = try await TestPostgres.withDatabase(senderConfig) { sender in
@@ -269,9 +271,14 @@ struct OutboxHarness: Sendable {
 
     /// Posts an envelope to the subscriber as a service would.
     func post(_ body: (any Encodable)? = nil, raw: String? = nil, token: Bool = true) async throws -> TestResponse {
-        var headers: [String: String] = [:]
-        if token { headers["X-Service-Token"] = try await ServiceTokens(secret: TestStack.serviceSecret, service: Self.source).token() }
-        return try await TestHTTP.send(.POST, subscriber.url + EventEnvelope.deliveryPath, headers: headers, json: body, body: raw)
+        let url = subscriber.url + EventEnvelope.deliveryPath
+        let bytes = try body.map { Array(try JSONCoding.encoder.encode($0)) } ?? raw.map { Array($0.utf8) }
+        // As billing (the source) signs it, for the subscriber (the audience).
+        let identity = try await CallerIdentity(name: Self.source, privateKeyPEM: TestStack.serviceKeys[.billing]!.privateKeyPEM)
+        let headers = token
+            ? ["X-Caller-Token": try await identity.token(for: TestSubscriber.name, method: .post, target: EventEnvelope.deliveryPath, body: bytes.map { ByteBuffer(bytes: $0) })]
+            : [:]
+        return try await TestHTTP.send(.POST, url, headers: headers, bytes: bytes)
     }
 }
 

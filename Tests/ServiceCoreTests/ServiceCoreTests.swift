@@ -19,11 +19,19 @@ struct ConfigurationTests {
             #expect(error.variable == "DATABASE_URL")
             #expect(error.description.contains("DATABASE_URL"))
         }
-        let badPort = Settings.variables(["HTTP_PORT": "eighty", "DATABASE_URL": "postgres://u@h/db", "SERVICE_TOKEN_SECRET": String(repeating: "s", count: 40)])
+        let key = TestStack.serviceKeys[.auth]!.privateKeyPEM
+        let badPort = Settings.variables(["HTTP_PORT": "eighty", "DATABASE_URL": "postgres://u@h/db", "SERVICE_KEY": key])
         #expect { try CommonConfig(settings: badPort, defaultPort: 1) } throws: { ($0 as? ConfigurationError)?.variable == "HTTP_PORT" }
-        let shortSecret = Settings.variables(["DATABASE_URL": "postgres://u@h/db", "SERVICE_TOKEN_SECRET": "short"])
-        #expect { try CommonConfig(settings: shortSecret, defaultPort: 1) } throws: { ($0 as? ConfigurationError)?.variable == "SERVICE_TOKEN_SECRET" }
-        let badURL = Settings.variables(["DATABASE_URL": "mysql://x", "SERVICE_TOKEN_SECRET": String(repeating: "s", count: 40)])
+        let noKey = Settings.variables(["DATABASE_URL": "postgres://u@h/db"])
+        #expect { try CommonConfig(settings: noKey, defaultPort: 1) } throws: { ($0 as? ConfigurationError)?.variable == "SERVICE_KEY" }
+        let notPEM = Settings.variables(["DATABASE_URL": "postgres://u@h/db", "SERVICE_KEY": key, "TENANCY_PUBLIC_KEY": "secret"])
+        #expect { try CommonConfig(settings: notPEM, defaultPort: 1) } throws: { ($0 as? ConfigurationError)?.variable == "TENANCY_PUBLIC_KEY" }
+        let escaped = Settings.variables(
+            ["DATABASE_URL": "postgres://u@h/db", "SERVICE_KEY": key.replacingOccurrences(of: "\n", with: "\\n"), "CHAT_PUBLIC_KEY": TestStack.serviceKeys[.chat]!.publicKeyPEM]
+        )
+        let parsed = try CommonConfig(settings: escaped, defaultPort: 1)
+        #expect(parsed.serviceKeyPEM == key && parsed.callerPublicKeys.keys.sorted() == ["chat"])
+        let badURL = Settings.variables(["DATABASE_URL": "mysql://x", "SERVICE_KEY": key])
         #expect { try CommonConfig(settings: badURL, defaultPort: 1) } throws: { ($0 as? ConfigurationError)?.variable == "DATABASE_URL" }
         let badLevel = Settings.variables(["LOG_LEVEL": "loud"])
         #expect { try ServerConfig(settings: badLevel, defaultPort: 1) } throws: { ($0 as? ConfigurationError)?.variable == "LOG_LEVEL" }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import HTTPTypes
 import InternalAPI
 import Logging
 import NIOHTTP1
@@ -25,10 +26,7 @@ struct ProvisioningReaperTests {
             )
         }
         #expect(try await Fixtures.createOwner(authURL: stack.url(.auth), tenantID: tenantID).status == 201)
-        let trial = try await TestHTTP.send(
-            .POST, stack.url(.billing) + "/internal/subscriptions", headers: ["X-Service-Token": try await Fixtures.serviceToken()],
-            json: StartTrialRequest(tenantId: tenantID)
-        )
+        let trial = try await stack.callInternal(.post, .billing, "/internal/subscriptions", as: .tenancy, json: StartTrialRequest(tenantId: tenantID))
         #expect(trial.status == 201)
         return tenantID
     }
@@ -46,13 +44,13 @@ struct ProvisioningReaperTests {
             let stuck = try await Self.abandonedRegistration(stack)
             let recent = try await Fixtures.register(at: stack.url(.tenancy))
             let http = HTTPClient.makeInternal()
-            let tokens = await ServiceTokens(secret: TestStack.serviceSecret, service: "tenancy")
+            let tenancy = try await CallerIdentity(name: "tenancy", privateKeyPEM: TestStack.serviceKeys[.tenancy]!.privateKeyPEM)
             try await TestPostgres.withDatabase(stack.databases[.tenancy]!) { database in
                 let tenants = PostgresTenantRepository(client: database)
                 let registration = RegistrationService(
                     tenants: tenants,
-                    auth: InternalClient(service: "auth", baseURL: stack.url(.auth), http: http, tokens: tokens),
-                    billing: InternalClient(service: "billing", baseURL: stack.url(.billing), http: http, tokens: tokens),
+                    auth: InternalClient(service: "auth", baseURL: stack.url(.auth), http: http, identity: tenancy),
+                    billing: InternalClient(service: "billing", baseURL: stack.url(.billing), http: http, identity: tenancy),
                     defaultRateLimitPerMinute: 60
                 )
                 let reaper = ProvisioningReaper(

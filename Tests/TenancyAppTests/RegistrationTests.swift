@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import InternalAPI
 import NIOHTTP1
 import PostgresNIO
@@ -185,19 +186,20 @@ struct OnboardingTests {
     @Test func internalLookupsFindOnlyFinishedTenants() async throws {
         try await TestStack.with(.auth, .billing, .tenancy) { stack in
             let registered = try await Fixtures.register(at: stack.url(.tenancy))
-            let service = ["X-Service-Token": try await Fixtures.serviceToken()]
-            let bySlug = try await TestHTTP.send(.GET, stack.url(.tenancy) + "/internal/tenants/by-slug/\(registered.tenantSlug)", headers: service)
+            let bySlug = try await stack.callInternal(.get, .tenancy, "/internal/tenants/by-slug/\(registered.tenantSlug)", as: .chat)
             #expect(bySlug.status == 200)
             let summary = try bySlug.json(TenantSummary.self)
             #expect(summary.id.uuidString.lowercased() == registered.tenantId)
             #expect(summary.greetingMessage.contains(registered.accountName))
-            #expect(try await TestHTTP.send(.GET, stack.url(.tenancy) + "/internal/tenants/by-slug/nobody", headers: service).status == 404)
+            #expect(try await stack.callInternal(.get, .tenancy, "/internal/tenants/by-slug/nobody", as: .auth).status == 404)
+            // billing has no business reading tenants.
+            #expect(try await stack.callInternal(.get, .tenancy, "/internal/tenants/by-slug/\(registered.tenantSlug)", as: .billing).status == 401)
             #expect(try await TestHTTP.send(.GET, stack.url(.tenancy) + "/internal/tenants/by-slug/\(registered.tenantSlug)").status == 401)
 
             _ = try await TestPostgres.withClient(stack.databases[.tenancy]!) { client in
                 try await client.query("INSERT INTO tenants (id, name, slug, status, rate_limit_per_minute) VALUES (\(UUID()), 'Half', 'half', 'provisioning', 60)")
             }
-            #expect(try await TestHTTP.send(.GET, stack.url(.tenancy) + "/internal/tenants/by-slug/half", headers: service).status == 404)
+            #expect(try await stack.callInternal(.get, .tenancy, "/internal/tenants/by-slug/half", as: .chat).status == 404)
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import InternalAPI
 import NIOHTTP1
 import ServiceCore
@@ -48,12 +49,7 @@ package enum Fixtures {
             tenantId: tenantID, tenantName: "Acme", tenantSlug: "acme-\(UUID().uuidString.prefix(6).lowercased())", email: email,
             password: password, fullName: "Ada Owner"
         )
-        return try await TestHTTP.send(.POST, authURL + "/internal/owners", headers: ["X-Service-Token": try await serviceToken()], json: request)
-    }
-
-    /// A service token, as tenancy or chat would send it.
-    package static func serviceToken() async throws -> String {
-        try await ServiceTokens(secret: TestStack.serviceSecret, service: "tests").token()
+        return try await TestStack.callInternal(.post, authURL + "/internal/owners", callee: .auth, as: .tenancy, json: request)
     }
 
     package static func bearer(_ token: String) -> [String: String] { ["Authorization": "Bearer \(token)"] }

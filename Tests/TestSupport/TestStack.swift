@@ -6,6 +6,9 @@ import Glibc
 #endif
 import Foundation
 import GatewayApp
+import HTTPTypes
+import NIOCore
+import NIOHTTP1
 import LocalPostgres
 import Logging
 import ServiceCore
@@ -21,13 +24,16 @@ package enum ServiceName: String, CaseIterable, Sendable {
     package static var withDatabase: [ServiceName] { [.auth, .billing, .tenancy, .chat] }
 }
 
-/// A set of real services for one test: its own databases, free loopback ports, one service
-/// secret. Services run in this process (`start`) or as the real executables (see `ChildServices`),
+/// A set of real services for one test: its own databases, free loopback ports, a key per
+/// service. Services run in this process (`start`) or as the real executables (see `ChildServices`),
 /// configured by the same environment either way.
 package final class TestStack: Sendable {
-    package static let serviceSecret = "test-service-token-secret-0123456789abcdef"
-    /// The gateway's own key pair: the private half goes to the gateway only, the public to tenancy.
-    package static let gatewayKeys = CallerIdentity.makeKeyPair()
+    /// Each service's own key pair: the private half goes to that service only, the public half to
+    /// every other (each internal route then decides which callers it answers).
+    package static let serviceKeys: [ServiceName: (privateKeyPEM: String, publicKeyPEM: String)] = Dictionary(
+        uniqueKeysWithValues: ServiceName.allCases.map { ($0, CallerIdentity.makeKeyPair()) }
+    )
+    package static var gatewayKeys: (privateKeyPEM: String, publicKeyPEM: String) { serviceKeys[.gateway]! }
 
     package let ports: [ServiceName: Int]
     /// The gateway's admin port (`/metrics`, detailed `/health`).
@@ -65,7 +71,6 @@ package final class TestStack: Sendable {
             "HTTP_HOST": "127.0.0.1",
             "HTTP_PORT": String(ports[service]!),
             "LOG_LEVEL": "warning",
-            "SERVICE_TOKEN_SECRET": Self.serviceSecret,
             "JWKS_URL": url(.auth) + "/.well-known/jwks.json",
             "AUTH_URL": url(.auth),
             "TENANCY_URL": url(.tenancy),
@@ -79,10 +84,9 @@ package final class TestStack: Sendable {
             // Enough for a test; forty stacks at once would otherwise open hundreds.
             "DATABASE_MAX_CONNECTIONS": "6",
         ]
-        switch service {
-        case .gateway: variables["GATEWAY_SERVICE_KEY"] = Self.gatewayKeys.privateKeyPEM
-        case .tenancy, .auth: variables["GATEWAY_PUBLIC_KEY"] = Self.gatewayKeys.publicKeyPEM
-        default: break
+        variables["SERVICE_KEY"] = Self.serviceKeys[service]!.privateKeyPEM
+        for other in ServiceName.allCases where other != service {
+            variables["\(other.rawValue.uppercased())_PUBLIC_KEY"] = Self.serviceKeys[other]!.publicKeyPEM
         }
         if let database = databases[service] {
             let password = database.password.map { ":\($0)" } ?? ""
@@ -151,6 +155,38 @@ package final class TestStack: Sendable {
             await stack.stopAll()
             throw error
         }
+    }
+}
+
+extension TestStack {
+    /// The header of a call to `url` on `callee`'s internal routes made as `caller` makes it: a
+    /// caller token of that service's key for this very request.
+    package static func callerHeaders(
+        as caller: ServiceName, to callee: ServiceName, _ method: HTTPRequest.Method, _ url: String, body: [UInt8]? = nil
+    ) async throws -> [String: String] {
+        let identity = try await CallerIdentity(name: caller.rawValue, privateKeyPEM: serviceKeys[caller]!.privateKeyPEM)
+        let token = try await identity.token(
+            for: callee.rawValue, method: method, target: InternalClient.requestTarget(of: url), body: body.map { ByteBuffer(bytes: $0) }
+        )
+        return ["X-Caller-Token": token]
+    }
+
+    /// Calls `callee`'s internal route `path` as `caller` would, with `json` (or `raw`) as the body.
+    package func callInternal(
+        _ method: HTTPRequest.Method, _ callee: ServiceName, _ path: String, as caller: ServiceName, json: (any Encodable)? = nil,
+        raw: String? = nil
+    ) async throws -> TestResponse {
+        try await Self.callInternal(method, url(callee) + path, callee: callee, as: caller, json: json, raw: raw)
+    }
+
+    /// Calls the internal route at `url` (of `callee`) as `caller` would, with `json` (or `raw`) as the body.
+    package static func callInternal(
+        _ method: HTTPRequest.Method, _ url: String, callee: ServiceName, as caller: ServiceName, json: (any Encodable)? = nil,
+        raw: String? = nil
+    ) async throws -> TestResponse {
+        let body = try json.map { Array(try JSONCoding.encoder.encode($0)) } ?? raw.map { Array($0.utf8) }
+        let headers = try await callerHeaders(as: caller, to: callee, method, url, body: body)
+        return try await TestHTTP.send(HTTPMethod(rawValue: method.rawValue), url, headers: headers, bytes: body)
     }
 }
 

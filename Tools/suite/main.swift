@@ -87,43 +87,38 @@ if givenURLs.count == databases.count {
 }
 let databaseURLs = chosenURLs
 
-// One secret for this run when none is configured: the services only talk to each other here.
-let serviceSecret = environment["SERVICE_TOKEN_SECRET"] ?? (0..<48).map { _ in String("abcdefghijklmnopqrstuvwxyz0123456789".randomElement()!) }.joined()
+// A key pair per service for this run: each service gets its own private key and every other's
+// public key (each internal route then names the callers it answers). Caller tokens live seconds,
+// so nothing needs these keys after the run.
+let serviceKeys = Dictionary(uniqueKeysWithValues: CommonConfig.serviceNames.map { ($0, CallerIdentity.makeKeyPair()) })
+let publicKeys = Dictionary(uniqueKeysWithValues: serviceKeys.map { ("\($0.key.uppercased())_PUBLIC_KEY", $0.value.publicKeyPEM) })
 let authURL = "http://127.0.0.1:\(ports.auth)"
-let shared: [String: String] = [
-    "SERVICE_TOKEN_SECRET": serviceSecret,
+let shared: [String: String] = publicKeys.merging([
     "JWKS_URL": "\(authURL)/.well-known/jwks.json",
     "AUTH_URL": authURL,
     "TENANCY_URL": "http://127.0.0.1:\(ports.tenancy)",
     "BILLING_URL": "http://127.0.0.1:\(ports.billing)",
     "CHAT_URL": "http://127.0.0.1:\(ports.chat)",
-]
-
-/// The gateway's own key pair, unless one is configured: the private half goes to the gateway only,
-/// the public half to tenancy, whose tenant-policy feed answers the gateway alone.
-let gatewayKeys: (privateKeyPEM: String, publicKeyPEM: String) = {
-    if let configured = environment["GATEWAY_SERVICE_KEY"], let publicKey = environment["GATEWAY_PUBLIC_KEY"] { return (configured, publicKey) }
-    return CallerIdentity.makeKeyPair()
-}()
+]) { _, url in url }
 
 /// A service's environment: the suite's own (so LOG_LEVEL, BCRYPT_COST, RATE_LIMIT_* … apply), plus its place in the suite.
-func settings(host: String = "127.0.0.1", port: Int, database: String? = nil, extra: [String: String] = [:]) -> Settings {
+func settings(_ service: String, host: String = "127.0.0.1", port: Int, database: String? = nil) -> Settings {
     var variables = environment.merging(shared) { _, suite in suite }
+    variables["SERVICE_KEY"] = serviceKeys[service]!.privateKeyPEM
     variables["HTTP_HOST"] = host
     variables["HTTP_PORT"] = String(port)
     variables["DATABASE_URL"] = database.flatMap { databaseURLs[$0] }
-    variables.merge(extra) { _, extra in extra }
     return Settings.variables(variables)
 }
 
 let services: [any Service]
 do {
-    let auth = try await buildAuthApplication(config: AuthConfig(settings: settings(port: ports.auth, database: "auth", extra: ["GATEWAY_PUBLIC_KEY": gatewayKeys.publicKeyPEM])))
-    let billing = try await buildBillingApplication(config: BillingConfig(settings: settings(port: ports.billing, database: "billing")))
-    let tenancy = try await buildTenancyApplication(config: TenancyConfig(settings: settings(port: ports.tenancy, database: "tenancy", extra: ["GATEWAY_PUBLIC_KEY": gatewayKeys.publicKeyPEM])))
-    let chat = try await buildChatApplication(config: ChatConfig(settings: settings(port: ports.chat, database: "chat")))
+    let auth = try await buildAuthApplication(config: AuthConfig(settings: settings("auth", port: ports.auth, database: "auth")))
+    let billing = try await buildBillingApplication(config: BillingConfig(settings: settings("billing", port: ports.billing, database: "billing")))
+    let tenancy = try await buildTenancyApplication(config: TenancyConfig(settings: settings("tenancy", port: ports.tenancy, database: "tenancy")))
+    let chat = try await buildChatApplication(config: ChatConfig(settings: settings("chat", port: ports.chat, database: "chat")))
     let gateway = try await buildGatewayApplication(
-        config: GatewayConfig(settings: settings(host: gatewayHost, port: ports.gateway, extra: ["GATEWAY_SERVICE_KEY": gatewayKeys.privateKeyPEM]))
+        config: GatewayConfig(settings: settings("gateway", host: gatewayHost, port: ports.gateway))
     ) { _ in
         let url = "http://\(gatewayHost == "0.0.0.0" ? "127.0.0.1" : gatewayHost):\(ports.gateway)"
         say(

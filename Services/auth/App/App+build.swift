@@ -4,7 +4,7 @@ import ServiceCore
 
 /// Builds the auth service: users, credentials, signing keys and the JWKS.
 package func buildAuthApplication(config: AuthConfig) async throws -> some ApplicationProtocol {
-    let foundation = await ServiceFoundation(name: "auth", config: config.common)
+    let foundation = try await ServiceFoundation(name: "auth", config: config.common)
     let users = PostgresUserRepository(client: foundation.database)
     let hasher = PasswordHasher(cost: config.bcryptCost)
     let issuer = TokenIssuer(lifetimeSeconds: config.accessTokenLifetimeSeconds)
@@ -42,14 +42,10 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
         auth: auth, administration: PostgresUserAdministration(client: foundation.database, accessLifetime: .seconds(config.accessTokenLifetimeSeconds))
     ).addRoutes(to: routes.group("api/auth"))
     JWKSController(issuer: issuer).addRoutes(to: routes)
+    // Owners are made and removed by tenancy's registration alone.
     InternalUsersController(users: users, issuer: issuer, auth: auth, emails: emails)
-        .addRoutes(to: foundation.internalGroup(routes))
-    // Not under the shared-secret group: this feed is the gateway's alone.
-    GatewayRevocationsController(sessions: sessions).addRoutes(
-        to: routes.group("internal/gateway").add(
-            middleware: try await RequireCaller(audience: "auth", callers: config.gatewayPublicKey.map { ["gateway": $0] } ?? [:])
-        )
-    )
+        .addRoutes(to: foundation.internalGroup(routes, accepting: ["tenancy"]))
+    GatewayRevocationsController(sessions: sessions).addRoutes(to: foundation.internalGroup(routes, "gateway", accepting: ["gateway"]))
 
     let pruner = SessionPruner(sessions: sessions, interval: .seconds(3_600), logger: foundation.logger)
     let relay = OutboxRelay(outbox: outbox, database: foundation.database, metrics: foundation.metrics, logger: foundation.logger)

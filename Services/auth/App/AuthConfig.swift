@@ -13,8 +13,6 @@ package struct AuthConfig: Sendable {
     /// How long a rotated refresh token still gets its successor (two tabs refreshing at once)
     /// before presenting it counts as reuse and ends the session.
     package var refreshReuseIntervalSeconds: Int
-    /// The gateway's public key (PEM): only the gateway may read the revocation feed.
-    package var gatewayPublicKey: String?
     /// Failed sign-ins in a row, per email, before it is locked.
     package var maxLoginAttempts: Int
     package var lockoutMinutes: Int
@@ -28,7 +26,7 @@ package struct AuthConfig: Sendable {
 
     package init(
         common: CommonConfig, bcryptCost: Int = 12, accessTokenLifetimeSeconds: Int = 86_400, signingKeyPEM: String? = nil,
-        refreshTokenLifetimeSeconds: Int = 30 * 86_400, refreshReuseIntervalSeconds: Int = 10, gatewayPublicKey: String? = nil,
+        refreshTokenLifetimeSeconds: Int = 30 * 86_400, refreshReuseIntervalSeconds: Int = 10,
         maxLoginAttempts: Int = 5, lockoutMinutes: Int = 15, tenancyURL: String, appBaseURL: String = "http://localhost:8080",
         mail: MailConfig
     ) {
@@ -43,7 +41,6 @@ package struct AuthConfig: Sendable {
         self.signingKeyPEM = signingKeyPEM
         self.refreshTokenLifetimeSeconds = refreshTokenLifetimeSeconds
         self.refreshReuseIntervalSeconds = refreshReuseIntervalSeconds
-        self.gatewayPublicKey = gatewayPublicKey
     }
 
     package init(settings: Settings) throws {
@@ -53,7 +50,6 @@ package struct AuthConfig: Sendable {
         self.signingKeyPEM = settings.optionalString("JWT_SIGNING_KEY", isSecret: true)
         self.refreshTokenLifetimeSeconds = try settings.int("REFRESH_TOKEN_TTL_DAYS", default: 30, range: 1...365) * 86_400
         self.refreshReuseIntervalSeconds = try settings.int("REFRESH_REUSE_INTERVAL_SECONDS", default: 10, range: 0...60)
-        self.gatewayPublicKey = try settings.pem("GATEWAY_PUBLIC_KEY")
         self.maxLoginAttempts = try settings.int("MAX_LOGIN_ATTEMPTS", default: 5, range: 1...100)
         self.lockoutMinutes = try settings.int("LOCKOUT_DURATION_MINUTES", default: 15, range: 1...1_440)
         self.tenancyURL = try settings.url("TENANCY_URL")

@@ -3,13 +3,15 @@ import ServiceCore
 
 /// Builds the billing service: plans, subscriptions and trials.
 package func buildBillingApplication(config: BillingConfig) async throws -> some ApplicationProtocol {
-    let foundation = await ServiceFoundation(name: "billing", config: config.common)
+    let foundation = try await ServiceFoundation(name: "billing", config: config.common)
     let repository = PostgresBillingRepository(client: foundation.database)
     let verifier = foundation.accessTokenVerifier(jwksURL: config.jwksURL)
 
     let routes = foundation.makeRouter()
     PaymentsController(repository: repository, verifier: verifier).addRoutes(to: routes.group("api/payments"))
-    InternalSubscriptionsController(repository: repository, trialDays: config.trialDays)
-        .addRoutes(to: foundation.internalGroup(routes))
+    InternalSubscriptionsController(repository: repository, trialDays: config.trialDays).addRoutes(
+        provisioning: foundation.internalGroup(routes, accepting: ["tenancy"]),
+        lookups: foundation.internalGroup(routes, accepting: ["tenancy", "chat"])
+    )
     return foundation.makeApplication(routes: routes, migrations: BillingMigrations.all)
 }

@@ -3,7 +3,7 @@ import ServiceCore
 
 /// Builds the chat service: widget sessions and the streaming chat endpoint.
 package func buildChatApplication(config: ChatConfig) async throws -> some ApplicationProtocol {
-    let foundation = await ServiceFoundation(name: "chat", config: config.common)
+    let foundation = try await ServiceFoundation(name: "chat", config: config.common)
     let sessions = PostgresSessionRepository(client: foundation.database)
     let directory = TenantDirectory(
         tenancy: foundation.client(for: "tenancy", baseURL: config.tenancyURL),

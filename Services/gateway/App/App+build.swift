@@ -61,7 +61,7 @@ package func buildGatewayApplication(
         ]
     } else {
         logger.notice(
-            "GATEWAY_SERVICE_KEY is not set: every tenant gets the default rate limit, suspensions are enforced by the services alone, and the gateway does not see logouts"
+            "SERVICE_KEY is not set: every tenant gets the default rate limit, suspensions are enforced by the services alone, and the gateway does not see logouts"
         )
     }
     let plane = DataPlane(

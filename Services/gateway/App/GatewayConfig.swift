@@ -95,7 +95,7 @@ package struct GatewayConfig: Sendable {
             sessionPerMinute: try settings.int("RATE_LIMIT_SESSION_PER_MINUTE", default: 10, range: 1...1_000_000_000)
         )
         self.rateLimitMaxKeys = try settings.int("RATE_LIMIT_MAX_KEYS", default: 100_000, range: 64...10_000_000)
-        self.serviceKey = try settings.pem("GATEWAY_SERVICE_KEY", isSecret: true)
+        self.serviceKey = try settings.pem("SERVICE_KEY", isSecret: true)
         self.tenantPolicyRefreshSeconds = try settings.int("TENANT_POLICY_REFRESH_SECONDS", default: 5, range: 1...10)
         self.revocationRefreshSeconds = try settings.int("REVOCATION_REFRESH_SECONDS", default: 2, range: 1...4)
         let databaseURL = settings.string("GATEWAY_DATABASE_URL", default: "")

@@ -5,7 +5,7 @@ import ServiceCore
 
 /// Builds the tenancy service: tenants, onboarding and agent configuration.
 package func buildTenancyApplication(config: TenancyConfig) async throws -> some ApplicationProtocol {
-    let foundation = await ServiceFoundation(name: "tenancy", config: config.common)
+    let foundation = try await ServiceFoundation(name: "tenancy", config: config.common)
     let tenants = PostgresTenantRepository(client: foundation.database)
     let verifier = foundation.accessTokenVerifier(jwksURL: config.jwksURL)
     let auth = foundation.client(for: "auth", baseURL: config.authURL)
@@ -17,7 +17,8 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
     let routes = foundation.makeRouter()
     OnboardingController(registration: registration, tenants: tenants, billing: billing, verifier: verifier)
         .addRoutes(to: routes.group("api/onboarding"))
-    InternalTenantsController(tenants: tenants).addRoutes(to: foundation.internalGroup(routes))
+    // Tenant facts: auth (sign-up, suspension at login) and chat (widget sessions).
+    InternalTenantsController(tenants: tenants).addRoutes(to: foundation.internalGroup(routes, accepting: ["auth", "chat"]))
     // Events from other services' outboxes, each applied once.
     EventReceiver(
         database: foundation.database,
@@ -29,13 +30,8 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
                 )
             }
         ]
-    ).addRoutes(to: foundation.internalGroup(routes))
-    // Not under the shared-secret group: this feed is the gateway's alone.
-    GatewayPoliciesController(tenants: tenants).addRoutes(
-        to: routes.group("internal/gateway").add(
-            middleware: try await RequireCaller(audience: "tenancy", callers: config.gatewayPublicKey.map { ["gateway": $0] } ?? [:])
-        )
-    )
+    ).addRoutes(to: foundation.internalGroup(routes, accepting: ["auth"]))
+    GatewayPoliciesController(tenants: tenants).addRoutes(to: foundation.internalGroup(routes, "gateway", accepting: ["gateway"]))
     let reaper = ProvisioningReaper(
         tenants: tenants, registration: registration, abandonedAfter: .seconds(config.abandonedRegistrationSeconds),
         interval: .seconds(60), logger: foundation.logger

@@ -10,9 +10,6 @@ package struct TenancyConfig: Sendable {
     package var defaultRateLimitPerMinute: Int
     /// A registration still `provisioning` after this long is abandoned and gets cleaned up.
     package var abandonedRegistrationSeconds: Int
-    /// The gateway's public key (PEM): the only caller of the tenant-policy feed. Without it the feed
-    /// answers no one.
-    package var gatewayPublicKey: String?
 
     package init(
         common: CommonConfig, jwksURL: String, authURL: String, billingURL: String, defaultRateLimitPerMinute: Int = 60,
@@ -24,7 +21,6 @@ package struct TenancyConfig: Sendable {
         self.billingURL = billingURL
         self.defaultRateLimitPerMinute = defaultRateLimitPerMinute
         self.abandonedRegistrationSeconds = abandonedRegistrationSeconds
-        self.gatewayPublicKey = nil
     }
 
     package init(settings: Settings) throws {
@@ -35,6 +31,5 @@ package struct TenancyConfig: Sendable {
         self.defaultRateLimitPerMinute = try settings.int("TENANT_DEFAULT_RATE_LIMIT_PER_MINUTE", default: 60, range: 1...1_000_000)
         // Longer than the slowest registration (three calls of at most 10 s each).
         self.abandonedRegistrationSeconds = try settings.int("ABANDONED_REGISTRATION_SECONDS", default: 300, range: 60...86_400)
-        self.gatewayPublicKey = try settings.pem("GATEWAY_PUBLIC_KEY")
     }
 }

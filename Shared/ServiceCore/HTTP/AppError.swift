@@ -71,7 +71,7 @@ extension AppError {
         AppError(.unauthorized, code: code, detail: detail, headers: [.wwwAuthenticate: "Bearer"])
     }
 
-    /// 401 for credentials that are not a bearer token (a password, a widget session, a service token).
+    /// 401 for credentials that are not a bearer token (a password, a widget session, a caller token).
     package static func rejectedCredentials(_ detail: String, code: String) -> AppError {
         AppError(.unauthorized, code: code, detail: detail)
     }

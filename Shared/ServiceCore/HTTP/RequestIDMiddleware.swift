@@ -7,7 +7,6 @@ extension HTTPField.Name {
     package static let xRequestID = HTTPField.Name("X-Request-ID")!
     package static let xSessionID = HTTPField.Name("X-Session-ID")!
     package static let xTenantSlug = HTTPField.Name("X-Tenant-Slug")!
-    package static let xServiceToken = HTTPField.Name("X-Service-Token")!
 }
 
 /// Logger metadata key under which every log line carries the request id.

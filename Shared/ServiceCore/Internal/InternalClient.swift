@@ -43,19 +43,20 @@ package enum InternalCallError: Error, CustomStringConvertible {
 }
 
 /// JSON over HTTP to another service's `/internal/*` routes: pooled connections, a deadline,
-/// the caller's service token and the request id of the request being served.
+/// a caller token made for each request (see `CallerIdentity`) and the request id of the
+/// request being served.
 package struct InternalClient: Sendable {
     package let service: String
     let baseURL: String
     let http: HTTPClient
-    let tokens: ServiceTokens
+    let identity: CallerIdentity
     let timeout: TimeAmount
 
-    package init(service: String, baseURL: String, http: HTTPClient, tokens: ServiceTokens, timeout: TimeAmount = .seconds(10)) {
+    package init(service: String, baseURL: String, http: HTTPClient, identity: CallerIdentity, timeout: TimeAmount = .seconds(10)) {
         self.service = service
         self.baseURL = baseURL
         self.http = http
-        self.tokens = tokens
+        self.identity = identity
         self.timeout = timeout
     }
 
@@ -83,22 +84,26 @@ package struct InternalClient: Sendable {
     }
 
     private func exchange(_ method: HTTPRequest.Method, _ path: String, body: (some Encodable)?, logger: Logger) async throws -> Data {
-        var request = HTTPClientRequest(url: baseURL + path)
+        let url = baseURL + path
+        var request = HTTPClientRequest(url: url)
         request.method = HTTPMethod(rawValue: method.rawValue)
-        request.headers.add(name: "X-Service-Token", value: try await tokens.token())
         request.headers.add(name: "Accept", value: "application/json")
         if let requestID = logger[metadataKey: RequestID.metadataKey]?.description {
             request.headers.add(name: "X-Request-ID", value: requestID)
         }
+        var bytes: ByteBuffer?
         if let body {
+            bytes = ByteBuffer(bytes: try JSONCoding.encoder.encode(body))
             request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: try JSONCoding.encoder.encode(body)))
+            request.body = .bytes(bytes!)
         }
+        let token = try await identity.token(for: service, method: method, target: Self.requestTarget(of: url), body: bytes)
+        request.headers.add(name: "X-Caller-Token", value: token)
         let response: HTTPClientResponse
-        let bytes: ByteBuffer
+        let answer: ByteBuffer
         do {
             response = try await http.execute(request, timeout: timeout, logger: logger)
-            bytes = try await response.body.collect(upTo: 4 << 20)
+            answer = try await response.body.collect(upTo: 4 << 20)
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             throw InternalCallError.timedOut(service: service)
         } catch where Self.isConnectFailure(error) {
@@ -106,7 +111,7 @@ package struct InternalClient: Sendable {
         } catch {
             throw InternalCallError.unavailable(service: service, reason: "\(error)")
         }
-        let data = Data(bytes.readableBytesView)
+        let data = Data(answer.readableBytesView)
         guard (200..<300).contains(response.status.code) else {
             throw InternalCallError.rejected(
                 service: service,
@@ -119,6 +124,13 @@ package struct InternalClient: Sendable {
 }
 
 extension InternalClient {
+    /// The path and query of `url` as they go on the wire: what the callee sees and the caller token covers.
+    package static func requestTarget(of url: String) -> String {
+        guard let components = URLComponents(string: url) else { return "/" }
+        let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+        return components.percentEncodedQuery.map { "\(path)?\($0)" } ?? path
+    }
+
     /// Errors raised before a connection existed, so the peer cannot have seen the request.
     static func isConnectFailure(_ error: any Error) -> Bool {
         if let error = error as? HTTPClientError { return error == .connectTimeout }

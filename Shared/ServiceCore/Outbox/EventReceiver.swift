@@ -21,8 +21,8 @@ package struct EventReceiver: Sendable {
     }
 
     /// Adds `POST events` to `group`, which should be the service's internal group
-    /// (`ServiceFoundation.internalGroup`), so only callers with a service token get in and the
-    /// route is `EventEnvelope.deliveryPath`.
+    /// (`ServiceFoundation.internalGroup`, accepting the services whose events it handles), so
+    /// the route is `EventEnvelope.deliveryPath` and only those services get in.
     package func addRoutes<Context: RequestContext>(to group: RouterGroup<Context>) {
         group.post("events") { request, context -> JSONResponse<EventReceipt> in
             let event = try await request.decodeJSON(as: EventEnvelope.self, context: context)

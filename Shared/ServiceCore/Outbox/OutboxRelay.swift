@@ -6,7 +6,7 @@ import PostgresNIO
 import ServiceLifecycle
 
 /// Delivers the events `Outbox.enqueue` wrote to each subscriber's `POST /internal/events`, with
-/// the service token and the request id of the request that caused the event, until each answers
+/// a caller token and the request id of the request that caused the event, until each answers
 /// 2xx: at least once, never lost, retried with backoff (`OutboxRetryPolicy`). Run one in every
 /// replica of a publishing service, among the application's services.
 ///

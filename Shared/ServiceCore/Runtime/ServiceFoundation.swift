@@ -5,7 +5,8 @@ import PostgresNIO
 import ServiceLifecycle
 
 /// The parts every database-backed service assembles the same way: logger, metrics, database
-/// pool, internal HTTP client and service tokens, the standard middleware stack and health routes.
+/// pool, internal HTTP client, its caller identity and the keys of its callers, the standard
+/// middleware stack and health routes.
 package struct ServiceFoundation: Sendable {
     package let name: String
     package let config: CommonConfig
@@ -15,9 +16,12 @@ package struct ServiceFoundation: Sendable {
     /// The pool behind a monitor; what repositories use.
     package let database: Database
     package let http: HTTPClient
-    package let tokens: ServiceTokens
+    /// What this service signs its calls to others with.
+    package let identity: CallerIdentity
+    /// Who may call this service's internal routes (each route then names which of them it accepts).
+    package let callers: CallerKeys
 
-    package init(name: String, config: CommonConfig) async {
+    package init(name: String, config: CommonConfig) async throws {
         var logger = Logger(label: name)
         logger.logLevel = config.server.logLevel
         self.name = name
@@ -27,12 +31,13 @@ package struct ServiceFoundation: Sendable {
         self.postgres = PostgresClient(configuration: config.database.clientConfiguration, backgroundLogger: logger)
         self.database = Database(client: postgres, monitor: DatabaseMonitor(database: config.database, logger: logger))
         self.http = HTTPClient.makeInternal()
-        self.tokens = await ServiceTokens(secret: config.serviceTokenSecret, service: name)
+        self.identity = try await CallerIdentity(name: name, privateKeyPEM: config.serviceKeyPEM)
+        self.callers = try await CallerKeys(audience: name, publicKeys: config.callerPublicKeys)
     }
 
     /// A client for another service's `/internal/*` routes.
     package func client(for service: String, baseURL: String) -> InternalClient {
-        InternalClient(service: service, baseURL: baseURL, http: http, tokens: tokens)
+        InternalClient(service: service, baseURL: baseURL, http: http, identity: identity)
     }
 
     /// Verifies access tokens against auth's JWKS at `url`.
@@ -54,9 +59,19 @@ package struct ServiceFoundation: Sendable {
         return routes
     }
 
-    /// Routes under `/internal`, reachable only with a service token.
-    package func internalGroup<Context: ServiceRequestContext>(_ routes: RouteTable<Context>) -> RouterGroup<Context> {
-        routes.group("internal").add(middleware: InternalAuthMiddleware(tokens: tokens))
+    /// Routes under `/internal/<path>` that answer only `callers`, each by its own key.
+    package func internalGroup<Context: ServiceRequestContext>(
+        _ routes: RouteTable<Context>, _ path: String = "", accepting callers: Set<String>
+    ) -> RouterGroup<Context> {
+        for caller in callers.subtracting(self.callers.known).sorted() {
+            logger.notice(
+                "no public key for a caller: its calls will be refused", metadata: ["caller": "\(caller)", "routes": "/internal/\(path)"]
+            )
+        }
+        let group = path.isEmpty ? "internal" : "internal/\(path)"
+        return routes.group(RouterPath(group)).add(
+            middleware: RequireCaller(callers, keys: self.callers, maxBodyBytes: config.server.maxBodyBytes)
+        )
     }
 
     /// The application: database and HTTP client run as services, migrations run before the server listens.

@@ -9,10 +9,13 @@ struct InternalSubscriptionsController: Sendable {
     let repository: any BillingRepository
     let trialDays: Int
 
-    func addRoutes(to group: RouterGroup<AppRequestContext>) {
-        group.post("subscriptions", use: startTrial)
-        group.get("subscriptions/:tenantID", use: show)
-        group.delete("subscriptions/:tenantID", use: delete)
+    /// - Parameters:
+    ///   - provisioning: starting and removing trials (tenancy's registration).
+    ///   - lookups: reading a tenant's subscription (entitlement checks).
+    func addRoutes(provisioning: RouterGroup<AppRequestContext>, lookups: RouterGroup<AppRequestContext>) {
+        provisioning.post("subscriptions", use: startTrial)
+        lookups.get("subscriptions/:tenantID", use: show)
+        provisioning.delete("subscriptions/:tenantID", use: delete)
     }
 
     @Sendable func startTrial(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<SubscriptionSummary> {

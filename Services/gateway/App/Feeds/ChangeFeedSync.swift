@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import HTTPTypes
 import InternalAPI
 import Logging
 import NIOCore
@@ -53,8 +54,10 @@ struct ChangeFeedSync<Page: ChangeFeedPage>: Service {
         var newest = since
         while true {
             let after = cursor.after.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
-            var request = HTTPClientRequest(url: "\(url)?changed_since=\(cursor.changedSince)&after=\(after)&limit=1000")
-            request.headers.add(name: "X-Caller-Token", value: try await identity.token(for: service))
+            let pageURL = "\(url)?changed_since=\(cursor.changedSince)&after=\(after)&limit=1000"
+            var request = HTTPClientRequest(url: pageURL)
+            let token = try await identity.token(for: service, method: .get, target: InternalClient.requestTarget(of: pageURL))
+            request.headers.add(name: "X-Caller-Token", value: token)
             let response = try await http.execute(request, timeout: .seconds(5), logger: logger)
             let body = try await response.body.collect(upTo: 16 << 20)
             guard response.status == .ok else {

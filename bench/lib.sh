@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Shell helpers shared by the bench scripts (sourced, not run). The sourcing script defines
-# log() and sets CHILD_PID="" before using them.
+# log() and die(), sets CHILD_PID="" and the arrays BG_NAMES, BG_PIDS and BG_LOGS (the background
+# processes its cleanup stops) before using them.
 
 # True while the process exists and is not a zombie.
 proc_running() {
@@ -56,4 +57,82 @@ postmaster_pid() {
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
     grep -qF -- "$dir/postgres/data" "/proc/$pid/cmdline" 2>/dev/null || return 1
     echo "$pid"
+}
+
+# start_bg NAME LOG_FILE COMMAND...: starts COMMAND in the background and registers it for cleanup.
+# Prints nothing; the pid is in LAST_PID.
+start_bg() {
+    local name="$1" logfile="$2"
+    shift 2
+    "$@" >"$logfile" 2>&1 &
+    LAST_PID=$!
+    BG_NAMES+=("$name")
+    BG_PIDS+=("$LAST_PID")
+    BG_LOGS+=("$logfile")
+}
+
+# wait_for_port PORT PID NAME TIMEOUT_SECONDS
+wait_for_port() {
+    local port="$1" pid="$2" name="$3" timeout="$4" deadline=$((SECONDS + $4))
+    while port_free "$port"; do
+        proc_running "$pid" || die "$name exited before listening on port $port"
+        (( SECONDS < deadline )) || die "$name not listening on port $port after ${timeout}s"
+        sleep 0.2
+    done
+}
+
+# wait_for_http URL PID NAME TIMEOUT_SECONDS: until URL answers 2xx.
+wait_for_http() {
+    local url="$1" pid="$2" name="$3" timeout="$4" deadline=$((SECONDS + $4))
+    until curl -fsS --max-time 10 -o /dev/null "$url" 2>/dev/null; do
+        proc_running "$pid" || die "$name exited during start-up"
+        (( SECONDS < deadline )) || die "$name did not answer $url within ${timeout}s"
+        sleep 0.5
+    done
+}
+
+# nginx_common DIR WORKERS: the lines every nginx instance here needs (all files under DIR).
+# These nginx helpers use NGINX_BIN and HOST.
+nginx_common() {
+    local dir="$1" workers="$2"
+    # Workers would otherwise run as nobody and could not use the 0700 temp dir.
+    if (( EUID == 0 )); then echo "user root;"; fi
+    cat <<EOF
+worker_processes $workers;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+
+events {
+    worker_connections 4096;
+}
+EOF
+}
+
+nginx_temp_paths() {
+    local dir="$1"
+    cat <<EOF
+    access_log off;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+EOF
+}
+
+# start_nginx NAME DIR PORT...: checks DIR/nginx.conf, starts nginx, waits for the ports.
+start_nginx() {
+    local name="$1" dir="$2" pid port
+    shift 2
+    local args=(-p "$dir/" -c "$dir/nginx.conf")
+    # -e (nginx >= 1.19.5) keeps start-up messages out of /var/log/nginx.
+    if "$NGINX_BIN" -h 2>&1 | grep -q -- '-e filename'; then
+        args+=(-e "$dir/error.log")
+    fi
+    "$NGINX_BIN" "${args[@]}" -t -q || die "nginx rejected $dir/nginx.conf"
+    start_bg "$name" "$dir/stderr.log" "$NGINX_BIN" "${args[@]}" -g 'daemon off;'
+    pid=$LAST_PID
+    for port in "$@"; do
+        wait_for_port "$port" "$pid" "$name" 10
+    done
 }

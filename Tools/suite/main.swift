@@ -16,6 +16,20 @@ import UnixSignals
 
 let environment = ProcessInfo.processInfo.environment
 
+// `suite bcrypt-time [ROUNDS]`: seconds one password hash takes at BCRYPT_COST (default 12) on one
+// core, as sign-in hashes; prints the number and exits (bench/auth.sh's ceiling for logins).
+if CommandLine.arguments.dropFirst().first == "bcrypt-time" {
+    let cost = Int(environment["BCRYPT_COST"] ?? "12") ?? 12
+    let rounds = CommandLine.arguments.dropFirst(2).first.flatMap { Int($0) } ?? 8
+    guard (4...31).contains(cost), rounds > 0 else {
+        FileHandle.standardError.write(Data("suite: bcrypt-time needs BCRYPT_COST 4-31 and a positive number of rounds\n".utf8))
+        exit(2)
+    }
+    _ = measurePasswordHash(cost: cost, rounds: 1)  // warm-up
+    print(String(format: "%.6f", measurePasswordHash(cost: cost, rounds: rounds).inSeconds))
+    exit(0)
+}
+
 /// Writes straight to standard output (not through `print`'s buffer), so lines appear in order with the logs.
 func say(_ message: String) {
     FileHandle.standardOutput.write(Data((message + "\n").utf8))

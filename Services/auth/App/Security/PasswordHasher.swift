@@ -49,3 +49,15 @@ final class PasswordHasher: Sendable {
         _ = try await verify(password, against: hash)
     }
 }
+
+/// How long one password hash takes at `cost` on this thread: the mean of `rounds` hashes, done the
+/// way sign-in does them (SHA-256 prehash, then bcrypt). `bench/auth.sh` divides the cores by it to
+/// get the most sign-ins per second the machine can do (`suite bcrypt-time`).
+package func measurePasswordHash(cost: Int, rounds: Int) -> Duration {
+    let clock = ContinuousClock()
+    let input = Data(SHA256.hash(data: Data("correct horse battery staple".utf8))).base64EncodedString()
+    let elapsed = clock.measure {
+        for _ in 0..<rounds { _ = Bcrypt.hash(input, cost: UInt8(cost)) }
+    }
+    return elapsed / rounds
+}

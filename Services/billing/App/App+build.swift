@@ -5,11 +5,11 @@ import ServiceCore
 package func buildBillingApplication(config: BillingConfig) async throws -> some ApplicationProtocol {
     let foundation = await ServiceFoundation(name: "billing", config: config.common)
     let repository = PostgresBillingRepository(client: foundation.database)
-    let verifier = foundation.accessTokenVerifier(jwksURL: config.jwksURL)
+    let verifier = foundation.accessTokenVerifier(jwksURL: config.jwksURL, refreshSeconds: config.jwksRefreshSeconds)
 
     let routes = foundation.makeRouter()
     PaymentsController(repository: repository, verifier: verifier).addRoutes(to: routes.group("api/payments"))
     InternalSubscriptionsController(repository: repository, trialDays: config.trialDays)
         .addRoutes(to: foundation.internalGroup(routes))
-    return foundation.makeApplication(routes: routes, migrations: BillingMigrations.all)
+    return foundation.makeApplication(routes: routes, migrations: BillingMigrations.all, services: [verifier])
 }

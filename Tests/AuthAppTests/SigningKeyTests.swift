@@ -162,7 +162,11 @@ struct SigningKeyTests {
                 "UPDATE signing_keys SET activates_at = now() - interval '1 second' WHERE kid = \(rotation.kid)", logger: Self.logger
             )
             try await database.query(
-                "UPDATE signing_keys SET retired_at = now() - interval '1 second' WHERE kid <> \(rotation.kid)", logger: Self.logger
+                """
+                UPDATE signing_keys SET retired_at = now() - interval '1 second', activates_at = now() - interval '1 hour'
+                WHERE kid <> \(rotation.kid)
+                """,
+                logger: Self.logger
             )
             try await issuer.reload(logger: Self.logger)
             let after = try await issuer.issue(Self.claims())

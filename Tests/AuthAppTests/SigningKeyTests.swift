@@ -45,12 +45,6 @@ struct SigningKeyTests {
         return key.kid
     }
 
-    static func kid(of token: String) throws -> String {
-        struct Header: Decodable { var kid: String }
-        let part = try #require(token.split(separator: ".").first)
-        return try JSONDecoder().decode(Header.self, from: try #require(Data(base64URLEncoded: part))).kid
-    }
-
     static func claims() -> AccessTokenClaims {
         AccessTokenClaims(userID: UUID(), tenantID: UUID(), email: "a@example.com", role: .owner, issuedAt: Date(), lifetime: 60)
     }
@@ -79,7 +73,7 @@ struct SigningKeyTests {
 
             let published = try await issuer.fetchJWKS().keys.compactMap { $0.keyIdentifier?.string }
             #expect(Set(published) == [retiring, active, pending])
-            #expect(try Self.kid(of: try await issuer.issue(Self.claims())) == active)
+            #expect(try TokenForge.keyID(of: try await issuer.issue(Self.claims())) == active)
             let states = try await repository.published(retention: issuer.retention, logger: Self.logger).map { ($0.kid, $0.state(at: Date())) }
             #expect(states.map(\.0) == [retiring, active, pending])
             #expect(states.map(\.1) == [.retiring, .active, .pending])
@@ -100,7 +94,7 @@ struct SigningKeyTests {
                 logger: Self.logger
             )
             try await issuer.reload(logger: Self.logger)
-            #expect(try Self.kid(of: try await issuer.issue(Self.claims())) == pending)
+            #expect(try TokenForge.keyID(of: try await issuer.issue(Self.claims())) == pending)
             #expect(Set(try await issuer.fetchJWKS().keys.compactMap { $0.keyIdentifier?.string }) == [active, pending])
             #expect(try await repository.prune(retention: issuer.retention, logger: Self.logger) == 1)
         }
@@ -139,7 +133,7 @@ struct SigningKeyTests {
             // Published at once, signing only later.
             try await issuer.reload(logger: Self.logger)
             #expect(Set(try await issuer.fetchJWKS().keys.compactMap { $0.keyIdentifier?.string }) == [first, rotation.kid])
-            #expect(try Self.kid(of: try await issuer.issue(Self.claims())) == first)
+            #expect(try TokenForge.keyID(of: try await issuer.issue(Self.claims())) == first)
             // A restart finds the keys and makes none.
             try await repository.ensureKey(logger: Self.logger)
             #expect(try await TestPostgres.count(config, "SELECT count(*)::int FROM signing_keys") == 2)
@@ -170,11 +164,11 @@ struct SigningKeyTests {
             )
             try await issuer.reload(logger: Self.logger)
             let after = try await issuer.issue(Self.claims())
-            #expect(try Self.kid(of: after) == rotation.kid)
+            #expect(try TokenForge.keyID(of: after) == rotation.kid)
             try await Task.sleep(for: .milliseconds(1_100))
             #expect(try await verifier.verify(after).role == .owner)
             // …which also made it sign with the new key, and the old token still verifies.
-            #expect(try Self.kid(of: try await replica.issue(Self.claims())) == rotation.kid)
+            #expect(try TokenForge.keyID(of: try await replica.issue(Self.claims())) == rotation.kid)
             #expect(try await verifier.verify(before).role == .owner)
         }
     }
@@ -231,7 +225,7 @@ struct SigningKeyTests {
             #expect(jwks.text.contains(rotation.kid) && jwks.text.contains(first))
             // Until the moment, the old key signs.
             let fresh = try await UserManagementTests.login(stack, email, password)
-            #expect(try Self.kid(of: fresh.token) == first)
+            #expect(try TokenForge.keyID(of: fresh.token) == first)
         }
     }
 
@@ -250,7 +244,7 @@ struct SigningKeyTests {
         try await TestStack.with(.auth, overrides: overrides) { stack in
             let root = try await UserManagementTests.login(stack, email, password)
             let kids = try [signing.publicKey, next.publicKey, previous.publicKey].map { try TokenIssuer.keyID(of: $0) }
-            #expect(try Self.kid(of: root.token) == kids[0])
+            #expect(try TokenForge.keyID(of: root.token) == kids[0])
             let rotated = try await TestHTTP.send(.POST, stack.url(.auth) + "/api/auth/signing-keys/rotate", headers: Fixtures.bearer(root.token))
             #expect(rotated.status == 409)
             #expect(try rotated.error().code == "SIGNING_KEY_CONFIGURED")

@@ -12,12 +12,6 @@ struct SigningKeyRotationTests {
     struct Login: Decodable { var accessToken: String }
     struct Rotated: Decodable { var kid: String; var activatesAt: Date; var retiringKid: String? }
 
-    static func kid(of token: String) throws -> String {
-        struct Header: Decodable { var kid: String }
-        let part = try #require(token.split(separator: ".").first)
-        return try JSONDecoder().decode(Header.self, from: try #require(Data(base64URLEncoded: part))).kid
-    }
-
     static func login(_ baseURL: String, _ email: String, _ password: String) async throws -> String {
         let answer = try await TestHTTP.send(.POST, baseURL + "/api/auth/login", json: ["email": email, "password": password])
         #expect(answer.status == 200, "login at \(baseURL): \(answer.text)")
@@ -60,8 +54,8 @@ struct SigningKeyRotationTests {
         let registered = try await Fixtures.register(at: gateway)
         let before = registered.accessToken
         let fromReplicaBefore = try await login(replica, registered.email, Fixtures.password)
-        let oldKid = try kid(of: before)
-        #expect(try kid(of: fromReplicaBefore) == oldKid)
+        let oldKid = try TokenForge.keyID(of: before)
+        #expect(try TokenForge.keyID(of: fromReplicaBefore) == oldKid)
         #expect(try await refusals(stack, before).isEmpty)
 
         let rootToken = try await login(gateway, root.email, root.password)
@@ -78,7 +72,7 @@ struct SigningKeyRotationTests {
         }
         #expect(replicaPublishes != nil, "the replica did not publish the new key within 2 s")
         if Date() < rotation.activatesAt.addingTimeInterval(-0.5) {
-            #expect(try kid(of: try await login(gateway, registered.email, Fixtures.password)) == oldKid)
+            #expect(try TokenForge.keyID(of: try await login(gateway, registered.email, Fixtures.password)) == oldKid)
         }
         #expect(try await refusals(stack, before).isEmpty)
 
@@ -87,12 +81,12 @@ struct SigningKeyRotationTests {
         if wait > 0 { try await Task.sleep(for: .milliseconds(Int(wait * 1_000))) }
         let after = try await login(gateway, registered.email, Fixtures.password)
         let fromReplicaAfter = try await login(replica, registered.email, Fixtures.password)
-        #expect(try kid(of: after) == rotation.kid)
-        #expect(try kid(of: fromReplicaAfter) == rotation.kid)
+        #expect(try TokenForge.keyID(of: after) == rotation.kid)
+        #expect(try TokenForge.keyID(of: fromReplicaAfter) == rotation.kid)
 
         // Every token, old or new, from either replica, opens auth, tenancy and billing through the gateway.
         for token in [before, fromReplicaBefore, after, fromReplicaAfter] {
-            let (refused, tokenKid) = (try await refusals(stack, token), try kid(of: token))
+            let (refused, tokenKid) = (try await refusals(stack, token), try TokenForge.keyID(of: token))
             #expect(refused.isEmpty, "kid \(tokenKid): \(refused)")
         }
         // Each replica verifies the other's new tokens, and the old ones.

@@ -23,6 +23,15 @@ package struct TokenForge: Sendable {
         return TokenForge(keys: await JWTKeyCollection().add(ecdsa: key, kid: JWKIdentifier(string: kid)), kid: kid)
     }
 
+    /// The `kid` in a token's header: which key signed it.
+    package static func keyID(of token: String) throws -> String {
+        struct Header: Decodable { var kid: String }
+        guard let part = token.split(separator: ".").first, let data = Data(base64URLEncoded: part) else {
+            throw FixtureError(description: "not a JWT: \(token.prefix(20))…")
+        }
+        return try JSONDecoder().decode(Header.self, from: data).kid
+    }
+
     /// A random key that auth never published, under a `kid` nobody knows.
     package static func stranger() async -> TokenForge {
         TokenForge(keys: await JWTKeyCollection().add(ecdsa: ES256PrivateKey(), kid: "stranger"), kid: "stranger")

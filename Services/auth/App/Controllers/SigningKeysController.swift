@@ -68,8 +68,13 @@ struct SigningKeysController: Sendable {
         let issuer = auth.issuer
         guard case .database(let repository) = issuer.source else { throw Self.configured }
         let rotation = try await repository.rotate(delay: issuer.activationDelay, logger: context.logger)
-        // This replica publishes the new key at once; the others within their reload interval.
-        try await issuer.reload(logger: context.logger)
+        // This replica publishes the new key at once; the others within their reload interval. The
+        // rotation is committed: should this reload fail, the next periodic one picks it up.
+        do {
+            try await issuer.reload(logger: context.logger)
+        } catch {
+            context.logger.warning("could not reload the signing keys after a rotation", metadata: ["error": "\(error)"])
+        }
         context.logger.notice(
             "signing key rotated",
             metadata: [

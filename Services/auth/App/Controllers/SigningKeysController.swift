@@ -59,7 +59,7 @@ struct SigningKeysController: Sendable {
                     publishedUntil: key.retiredAt.map { $0 + issuer.retention.inSeconds }
                 )
             }
-            return JSONResponse(KeyList(source: "database", keys: Array(keys)))
+            return JSONResponse(KeyList(source: "database", keys: keys))
         }
     }
 

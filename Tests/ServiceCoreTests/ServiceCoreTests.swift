@@ -131,19 +131,29 @@ struct MigrationTests {
     }
 }
 
-/// A JWKS source the verifier can be pointed at: counts fetches and serves the keys it is given.
+/// A JWKS source the verifier can be pointed at: counts fetches and serves the keys it is given,
+/// or fails while `failing` is set.
 final class CountingJWKSSource: JWKSSource {
     let keys = Mutex<JWKS>(JWKS(keys: []))
     let fetches = Mutex(0)
+    let failing = Mutex(false)
 
     func fetchJWKS() async throws -> JWKS {
         fetches.withLock { $0 += 1 }
+        if failing.withLock({ $0 }) { throw AppError.unavailable("auth is down") }
         return keys.withLock { $0 }
     }
 
     func publish(_ key: ES256PrivateKey, kid: String) {
-        let parameters = key.parameters!
-        keys.withLock { $0 = JWKS(keys: [JWK.ecdsa(.es256, identifier: JWKIdentifier(string: kid), x: parameters.x, y: parameters.y, curve: .p256)]) }
+        publish([(key, kid)])
+    }
+
+    func publish(_ published: [(key: ES256PrivateKey, kid: String)]) {
+        let jwks = published.map { key, kid in
+            let parameters = key.parameters!
+            return JWK.ecdsa(.es256, identifier: JWKIdentifier(string: kid), x: parameters.x, y: parameters.y, curve: .p256)
+        }
+        keys.withLock { $0 = JWKS(keys: jwks) }
     }
 }
 
@@ -180,6 +190,41 @@ struct VerifierTests {
         try await Task.sleep(for: .milliseconds(250))
         #expect(try await verifier.verify(try await token(new, kid: "new")).role == .admin)
         #expect(source.fetches.withLock { $0 } == 2)
+    }
+
+    @Test func aPollingVerifierLearnsKeysAheadAndKeepsThemWhenAPollFails() async throws {
+        let source = CountingJWKSSource()
+        let old = ES256PrivateKey()
+        let new = ES256PrivateKey()
+        source.publish(old, kid: "old")
+        // The unknown-kid fetch is held off for the whole test: only the poll can teach it a key.
+        let verifier = AccessTokenVerifier(
+            source: source, minimumRefreshInterval: .seconds(3_600), refreshInterval: .milliseconds(100), logger: Logger(label: "test")
+        )
+        #expect(try await verifier.verify(try await token(old, kid: "old")).role == .admin)
+        let polling = Task { try await verifier.run() }
+        defer { polling.cancel() }
+        let pause = Duration.milliseconds(350)
+
+        // A key published ahead of use (a rotation) is known before its first token arrives.
+        source.publish([(old, "old"), (new, "new")])
+        try await Task.sleep(for: pause)
+        #expect(try await verifier.verify(try await token(new, kid: "new")).role == .admin)
+
+        // A failed poll, and an answer with no key, keep the keys it had.
+        source.failing.withLock { $0 = true }
+        try await Task.sleep(for: pause)
+        #expect(try await verifier.verify(try await token(old, kid: "old")).role == .admin)
+        source.failing.withLock { $0 = false }
+        source.keys.withLock { $0 = JWKS(keys: []) }
+        try await Task.sleep(for: pause)
+        #expect(try await verifier.verify(try await token(new, kid: "new")).role == .admin)
+
+        // A key auth no longer publishes is dropped at the next poll.
+        source.publish(new, kid: "new")
+        try await Task.sleep(for: pause)
+        await #expect { try await verifier.verify(try await token(old, kid: "old")) } throws: { ($0 as? AppError)?.code == "INVALID_TOKEN" }
+        #expect(try await verifier.verify(try await token(new, kid: "new")).role == .admin)
     }
 
     @Test func expiredAndWrongAlgorithmTokensAreRefused() async throws {

@@ -98,18 +98,37 @@ package final class TestStack: Sendable {
     /// Builds the services in this process, starts them and waits until each answers `/live`.
     package func start(_ services: ServiceName...) async throws {
         for service in services {
-            let settings = Settings.variables(environment(for: service))
-            let app: any Service
-            switch service {
-            case .auth: app = try await buildAuthApplication(config: AuthConfig(settings: settings))
-            case .billing: app = try await buildBillingApplication(config: BillingConfig(settings: settings))
-            case .tenancy: app = try await buildTenancyApplication(config: TenancyConfig(settings: settings))
-            case .chat: app = try await buildChatApplication(config: ChatConfig(settings: settings))
-            case .gateway: app = try await buildGatewayApplication(config: GatewayConfig(settings: settings))
-            }
-            let runner = ServiceRunner([app])
+            let runner = ServiceRunner([try await Self.build(service, environment: environment(for: service))])
             running.withLock { $0[service] = runner }
             try await TestHTTP.waitUntilLive(url(service))
+        }
+    }
+
+    /// Starts one more replica of `service` in this process, on a port of its own but otherwise
+    /// configured as the stack's (its database included); the caller stops it.
+    package func startReplica(of service: ServiceName) async throws -> (url: String, runner: ServiceRunner) {
+        let port = try TestPorts.next()
+        var variables = environment(for: service)
+        variables["HTTP_PORT"] = String(port)
+        let runner = ServiceRunner([try await Self.build(service, environment: variables)])
+        let url = "http://127.0.0.1:\(port)"
+        do {
+            try await TestHTTP.waitUntilLive(url)
+        } catch {
+            await runner.stop()
+            throw error
+        }
+        return (url, runner)
+    }
+
+    private static func build(_ service: ServiceName, environment: [String: String]) async throws -> any Service {
+        let settings = Settings.variables(environment)
+        switch service {
+        case .auth: return try await buildAuthApplication(config: AuthConfig(settings: settings))
+        case .billing: return try await buildBillingApplication(config: BillingConfig(settings: settings))
+        case .tenancy: return try await buildTenancyApplication(config: TenancyConfig(settings: settings))
+        case .chat: return try await buildChatApplication(config: ChatConfig(settings: settings))
+        case .gateway: return try await buildGatewayApplication(config: GatewayConfig(settings: settings))
         }
     }
 

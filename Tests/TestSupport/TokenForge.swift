@@ -9,11 +9,11 @@ package struct TokenForge: Sendable {
     let keys: JWTKeyCollection
     package let kid: String
 
-    /// Loads auth's current signing key from auth's database.
+    /// Loads auth's current signing key (the newest active one) from auth's database.
     package static func fromAuthDatabase(_ database: DatabaseConfig) async throws -> TokenForge {
         let (kid, pem) = try await TestPostgres.withClient(database) { client in
-            for try await row in try await client.query("SELECT kid, private_key_pem FROM signing_keys WHERE retired_at IS NULL")
-                .decode((String, String).self)
+            let query: PostgresQuery = "SELECT kid, private_key_pem FROM signing_keys WHERE activates_at <= now() ORDER BY activates_at DESC LIMIT 1"
+            for try await row in try await client.query(query).decode((String, String).self)
             {
                 return row
             }
@@ -21,6 +21,15 @@ package struct TokenForge: Sendable {
         }
         let key = try ES256PrivateKey(pem: pem)
         return TokenForge(keys: await JWTKeyCollection().add(ecdsa: key, kid: JWKIdentifier(string: kid)), kid: kid)
+    }
+
+    /// The `kid` in a token's header: which key signed it.
+    package static func keyID(of token: String) throws -> String {
+        struct Header: Decodable { var kid: String }
+        guard let part = token.split(separator: ".").first, let data = Data(base64URLEncoded: part) else {
+            throw FixtureError(description: "not a JWT: \(token.prefix(20))…")
+        }
+        return try JSONDecoder().decode(Header.self, from: data).kid
     }
 
     /// A random key that auth never published, under a `kid` nobody knows.

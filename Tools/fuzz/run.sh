@@ -8,7 +8,8 @@
 # Starts the suite (its own throwaway PostgreSQL under a temp DATA_DIR, free loopback ports, rate limits
 # raised so the fuzzer reaches the handlers, BCRYPT_COST=4), registers an owner to get a bearer token, then
 # runs every schemathesis phase (examples, coverage, fuzzing, stateful) with every check against the
-# gateway, for a fixed time budget. Exits non-zero on any finding; the suite is stopped whatever happens.
+# gateway, for a fixed time budget; the super_admin-only operations get a short pass of their own with a
+# super_admin's token. Exits non-zero on any finding; the suite is stopped whatever happens.
 #
 # Environment (all optional):
 #   SUITE_BIN        suite executable                       (.build/debug/suite)
@@ -67,6 +68,8 @@ export RATE_LIMIT_TENANT_PER_MINUTE=1000000 RATE_LIMIT_SESSION_PER_MINUTE=100000
 # Tenants registered during the run carry their own limit (tenancy's default), which the gateway applies.
 export TENANT_DEFAULT_RATE_LIMIT_PER_MINUTE=1000000
 export BCRYPT_COST=4 CHAT_STREAM_TOKEN_DELAY_MS=0 LOG_LEVEL=${LOG_LEVEL:-info} HEALTH_CHECK_INTERVAL_SECONDS=1
+# A super_admin for the operations only one may call (the owner's token meets their 403 in the main run).
+export SUPER_ADMIN_EMAIL=fuzz-root@example.com SUPER_ADMIN_PASSWORD=Fuzz-Root-$RANDOM$RANDOM
 gateway=http://127.0.0.1:$GATEWAY_PORT
 
 stop_suite() {
@@ -137,17 +140,21 @@ session=$(curl -sS --max-time 30 -X POST "$gateway/api/sessions/init" -H "X-Tena
 FUZZ_SESSION_ID=$(printf '%s' "$session" | json_field session_id) || { echo "fuzz: session init failed: $session" >&2; exit 1; }
 export FUZZ_SESSION_ID
 echo "fuzz: tenant $slug, widget session ${FUZZ_SESSION_ID:0:12}…"
+root=$(curl -sS --max-time 30 -X POST "$gateway/api/auth/login" -H 'Content-Type: application/json' \
+    -d "{\"email\":\"$SUPER_ADMIN_EMAIL\",\"password\":\"$SUPER_ADMIN_PASSWORD\"}")
+root_token=$(printf '%s' "$root" | json_field access_token) || { echo "fuzz: super_admin login failed: $root" >&2; exit 1; }
 
 # Run from the temp dir: schemathesis and hypothesis keep their caches (.schemathesis, .hypothesis) in the cwd.
 cd "$work"
-# fuzz MAX_TIME PHASES [st filter args...]: one schemathesis run against the suite.
+# fuzz MAX_TIME PHASES [st filter args...]: one schemathesis run against the suite, as the owner
+# (or as whoever's token is in $bearer).
 fuzz() {
     local max_time="$1" phases="$2"
     shift 2
     # shellcheck disable=SC2086 # FUZZ_ST_ARGS is meant to be word-split
     "$ST" --config-file "$repo/Tools/fuzz/schemathesis.toml" run "$repo/docs/openapi.yaml" \
         --url "$gateway" \
-        -H "Authorization: Bearer $token" \
+        -H "Authorization: Bearer ${bearer:-$token}" \
         --checks all \
         --phases "$phases" \
         --mode all \
@@ -167,6 +174,12 @@ fuzz() {
 set +e
 fuzz "$FUZZ_MAX_TIME" examples,coverage,fuzzing,stateful --exclude-operation-id logout --exclude-operation-id logoutEverywhere
 status=$?
+# The signing-key operations as a super_admin: a rotation, then 409 ROTATION_PENDING while its key waits.
+mkdir -p "$report_dir/signing-keys"
+bearer=$root_token report_dir="$report_dir/signing-keys" fuzz 30 examples,coverage,fuzzing \
+    --include-operation-id listSigningKeys --include-operation-id rotateSigningKey
+keys_status=$?
+(( status == 0 )) && status=$keys_status
 mkdir -p "$report_dir/logout"
 # (Their stateful phase has nothing to chain: no link leads to or from them.)
 report_dir="$report_dir/logout" fuzz 30 examples,coverage,fuzzing \

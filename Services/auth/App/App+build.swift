@@ -1,15 +1,23 @@
 import Hummingbird
 import InternalAPI
 import ServiceCore
+import ServiceLifecycle
 
 /// Builds the auth service: users, credentials, signing keys and the JWKS.
 package func buildAuthApplication(config: AuthConfig) async throws -> some ApplicationProtocol {
     let foundation = try await ServiceFoundation(name: "auth", config: config.common)
     let users = PostgresUserRepository(client: foundation.database)
     let hasher = PasswordHasher(cost: config.bcryptCost)
-    let issuer = TokenIssuer(lifetimeSeconds: config.accessTokenLifetimeSeconds)
-    // auth verifies its own tokens from its own key, through the same verifier every service uses.
-    let verifier = AccessTokenVerifier(source: issuer, minimumRefreshInterval: .seconds(1), logger: foundation.logger)
+    let signingKeys = PostgresSigningKeyRepository(client: foundation.database)
+    let issuer = TokenIssuer(
+        lifetimeSeconds: config.accessTokenLifetimeSeconds,
+        source: config.signingKeyPEM.map { .configured(privateKeyPEM: $0, additionalPublicKeyPEMs: config.additionalPublicKeyPEMs) }
+            ?? .database(signingKeys),
+        activationDelay: .seconds(config.signingKeyActivationDelaySeconds)
+    )
+    // auth verifies its own tokens from its own keys, through the same verifier every service uses;
+    // an unknown `kid` (another replica's new key) reads the table again first.
+    let verifier = AccessTokenVerifier(source: issuer.reloadingSource(logger: foundation.logger), minimumRefreshInterval: .seconds(1), logger: foundation.logger)
 
     let sessions = PostgresSessionRepository(
         client: foundation.database, refreshLifetime: .seconds(config.refreshTokenLifetimeSeconds),
@@ -41,6 +49,7 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
     UsersController(
         auth: auth, administration: PostgresUserAdministration(client: foundation.database, accessLifetime: .seconds(config.accessTokenLifetimeSeconds))
     ).addRoutes(to: routes.group("api/auth"))
+    SigningKeysController(auth: auth).addRoutes(to: routes.group("api/auth"))
     JWKSController(issuer: issuer).addRoutes(to: routes)
     // Owners are made and removed by tenancy's registration alone.
     InternalUsersController(users: users, issuer: issuer, auth: auth, emails: emails)
@@ -52,13 +61,15 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
     let mailSender = MailSender(
         database: foundation.database, transport: config.mail.makeTransport(), metrics: foundation.metrics, logger: foundation.logger
     )
-    var app = foundation.makeApplication(routes: routes, migrations: AuthMigrations.all, services: [pruner, relay, mailSender])
-    let postgres = foundation.postgres
+    var services: [any Service] = [pruner, relay, mailSender]
+    if config.signingKeyPEM == nil {
+        services.append(SigningKeyMaintenance(issuer: issuer, repository: signingKeys, logger: foundation.logger))
+    }
+    var app = foundation.makeApplication(routes: routes, migrations: AuthMigrations.all, services: services)
     let logger = foundation.logger
-    let configuredKey = config.signingKeyPEM
     let superAdmin = config.superAdmin
     app.beforeServerStarts {
-        try await issuer.load(configuredPEM: configuredKey, postgres: postgres, logger: logger)
+        try await issuer.load(logger: logger)
         if let superAdmin {
             try await SuperAdminBootstrap(users: users, hasher: hasher).ensure(email: superAdmin.email, password: superAdmin.password, logger: logger)
         }

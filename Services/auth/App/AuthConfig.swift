@@ -1,3 +1,5 @@
+import Foundation
+import JWTKit
 import ServiceCore
 
 /// Everything auth reads from its environment.
@@ -8,6 +10,12 @@ package struct AuthConfig: Sendable {
     package var accessTokenLifetimeSeconds: Int
     /// A PEM-encoded P-256 private key; when absent one is generated at first start and kept in the database.
     package var signingKeyPEM: String?
+    /// P-256 public keys (PEM) published beside `signingKeyPEM`: the next key before a switch, the
+    /// previous one until its tokens have expired (`JWT_ADDITIONAL_PUBLIC_KEYS`).
+    package var additionalPublicKeyPEMs: [String]
+    /// How long a key made by a rotation is published before it signs: every verifier must have
+    /// fetched the JWKS by then (`SIGNING_KEY_ACTIVATION_DELAY_SECONDS`).
+    package var signingKeyActivationDelaySeconds: Int
     /// A refresh token's life in seconds; every rotation starts a new one.
     package var refreshTokenLifetimeSeconds: Int
     /// How long a rotated refresh token still gets its successor (two tabs refreshing at once)
@@ -28,8 +36,10 @@ package struct AuthConfig: Sendable {
         common: CommonConfig, bcryptCost: Int = 12, accessTokenLifetimeSeconds: Int = 86_400, signingKeyPEM: String? = nil,
         refreshTokenLifetimeSeconds: Int = 30 * 86_400, refreshReuseIntervalSeconds: Int = 10,
         maxLoginAttempts: Int = 5, lockoutMinutes: Int = 15, tenancyURL: String, appBaseURL: String = "http://localhost:8080",
-        mail: MailConfig
+        mail: MailConfig, signingKeyActivationDelaySeconds: Int = 180
     ) {
+        self.additionalPublicKeyPEMs = []
+        self.signingKeyActivationDelaySeconds = signingKeyActivationDelaySeconds
         self.tenancyURL = tenancyURL
         self.appBaseURL = appBaseURL
         self.mail = mail
@@ -48,6 +58,14 @@ package struct AuthConfig: Sendable {
         self.bcryptCost = try settings.int("BCRYPT_COST", default: 12, range: 4...31)
         self.accessTokenLifetimeSeconds = try settings.int("ACCESS_TOKEN_TTL_SECONDS", default: 86_400, range: 60...2_592_000)
         self.signingKeyPEM = settings.optionalString("JWT_SIGNING_KEY", isSecret: true)
+        self.additionalPublicKeyPEMs = try Self.publicKeys(settings, "JWT_ADDITIONAL_PUBLIC_KEYS")
+        if !additionalPublicKeyPEMs.isEmpty && signingKeyPEM == nil {
+            throw ConfigurationError(
+                variable: "JWT_ADDITIONAL_PUBLIC_KEYS",
+                problem: "is for JWT_SIGNING_KEY only: keys kept in the database rotate with POST /api/auth/signing-keys/rotate"
+            )
+        }
+        self.signingKeyActivationDelaySeconds = try settings.int("SIGNING_KEY_ACTIVATION_DELAY_SECONDS", default: 180, range: 1...86_400)
         self.refreshTokenLifetimeSeconds = try settings.int("REFRESH_TOKEN_TTL_DAYS", default: 30, range: 1...365) * 86_400
         self.refreshReuseIntervalSeconds = try settings.int("REFRESH_REUSE_INTERVAL_SECONDS", default: 10, range: 0...60)
         self.maxLoginAttempts = try settings.int("MAX_LOGIN_ATTEMPTS", default: 5, range: 1...100)
@@ -69,6 +87,20 @@ package struct AuthConfig: Sendable {
             self.superAdmin = (email, password)
         default:
             throw ConfigurationError(variable: "SUPER_ADMIN_EMAIL", problem: "and SUPER_ADMIN_PASSWORD go together: set both or neither")
+        }
+    }
+
+    /// One or more PEM public keys in one variable, one block after the other; each must be P-256.
+    private static func publicKeys(_ settings: Settings, _ variable: String) throws -> [String] {
+        guard let text = try settings.pem(variable) else { return [] }
+        let end = "-----END PUBLIC KEY-----"
+        let blocks = text.components(separatedBy: end).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+        return try blocks.map { block in
+            let pem = block + "\n" + end
+            guard (try? ES256PublicKey(pem: pem)) != nil else {
+                throw ConfigurationError(variable: variable, problem: "must hold P-256 public keys, each a PEM block (-----BEGIN PUBLIC KEY----- … \(end))")
+            }
+            return pem
         }
     }
 }

@@ -5,7 +5,7 @@ import ServiceCore
 package func buildBillingApplication(config: BillingConfig) async throws -> some ApplicationProtocol {
     let foundation = try await ServiceFoundation(name: "billing", config: config.common)
     let repository = PostgresBillingRepository(client: foundation.database)
-    let verifier = foundation.accessTokenVerifier(jwksURL: config.jwksURL)
+    let verifier = foundation.accessTokenVerifier(jwksURL: config.jwksURL, refreshSeconds: config.jwksRefreshSeconds)
 
     let routes = foundation.makeRouter()
     PaymentsController(repository: repository, verifier: verifier).addRoutes(to: routes.group("api/payments"))
@@ -13,5 +13,5 @@ package func buildBillingApplication(config: BillingConfig) async throws -> some
         provisioning: foundation.internalGroup(routes, accepting: ["tenancy"]),
         lookups: foundation.internalGroup(routes, accepting: ["tenancy", "chat"])
     )
-    return foundation.makeApplication(routes: routes, migrations: BillingMigrations.all)
+    return foundation.makeApplication(routes: routes, migrations: BillingMigrations.all, services: [verifier])
 }

@@ -27,10 +27,12 @@ package func buildGatewayApplication(
     let monitor = UpstreamMonitor(
         upstreams: config.upstreams, http: http, interval: .seconds(config.healthCheckIntervalSeconds), logger: logger
     )
-    let verifier = AccessTokenVerifier(source: HTTPJWKSSource(url: config.jwksURL, client: http), logger: logger)
+    let verifier = AccessTokenVerifier(
+        source: HTTPJWKSSource(url: config.jwksURL, client: http), refreshInterval: .seconds(config.jwksRefreshSeconds), logger: logger
+    )
     let localLimiter = RateLimiter(maxKeys: config.rateLimitMaxKeys)
     var limiter: any RequestLimiter = localLimiter
-    var services: [any Service] = [HTTPClientService(client: http), monitor]
+    var services: [any Service] = [HTTPClientService(client: http), monitor, verifier]
     if let databaseConfig = config.sharedLimitsDatabase {
         let postgres = PostgresClient(configuration: databaseConfig.clientConfiguration, backgroundLogger: logger)
         let database = Database(client: postgres, monitor: DatabaseMonitor(database: databaseConfig, logger: logger))

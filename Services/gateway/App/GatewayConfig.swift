@@ -5,6 +5,8 @@ package struct GatewayConfig: Sendable {
     package var server: ServerConfig
     package var upstreams: [Upstream]
     package var jwksURL: String
+    /// How often the JWKS is refetched (`JWKS_REFRESH_SECONDS`).
+    package var jwksRefreshSeconds: Int
     package var corsOrigins: [String]
     package var limits: RateLimits
     /// Most distinct keys (IPs, tenants, sessions) the limiter remembers; older windows are evicted first.
@@ -52,6 +54,7 @@ package struct GatewayConfig: Sendable {
         self.server = server
         self.upstreams = upstreams
         self.jwksURL = jwksURL
+        self.jwksRefreshSeconds = AccessTokenVerifier.defaultRefreshSeconds
         self.corsOrigins = corsOrigins
         self.limits = limits
         self.rateLimitMaxKeys = rateLimitMaxKeys
@@ -87,6 +90,7 @@ package struct GatewayConfig: Sendable {
             Upstream(name: .chat, baseURL: try settings.url("CHAT_URL")),
         ]
         self.jwksURL = try settings.url("JWKS_URL", default: auth + "/.well-known/jwks.json")
+        self.jwksRefreshSeconds = try settings.jwksRefreshSeconds()
         self.corsOrigins = settings.list("CORS_ORIGINS")
         self.limits = RateLimits(
             publicPerMinute: try settings.int("RATE_LIMIT_PUBLIC_PER_MINUTE", default: 100, range: 1...1_000_000_000),

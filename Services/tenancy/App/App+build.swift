@@ -7,7 +7,7 @@ import ServiceCore
 package func buildTenancyApplication(config: TenancyConfig) async throws -> some ApplicationProtocol {
     let foundation = try await ServiceFoundation(name: "tenancy", config: config.common)
     let tenants = PostgresTenantRepository(client: foundation.database)
-    let verifier = foundation.accessTokenVerifier(jwksURL: config.jwksURL)
+    let verifier = foundation.accessTokenVerifier(jwksURL: config.jwksURL, refreshSeconds: config.jwksRefreshSeconds)
     let auth = foundation.client(for: "auth", baseURL: config.authURL)
     let billing = foundation.client(for: "billing", baseURL: config.billingURL)
     let registration = RegistrationService(
@@ -36,5 +36,5 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
         tenants: tenants, registration: registration, abandonedAfter: .seconds(config.abandonedRegistrationSeconds),
         interval: .seconds(60), logger: foundation.logger
     )
-    return foundation.makeApplication(routes: routes, migrations: TenancyMigrations.all, services: [reaper])
+    return foundation.makeApplication(routes: routes, migrations: TenancyMigrations.all, services: [reaper, verifier])
 }

@@ -4,6 +4,8 @@ import ServiceCore
 package struct TenancyConfig: Sendable {
     package var common: CommonConfig
     package var jwksURL: String
+    /// How often the JWKS is refetched (`JWKS_REFRESH_SECONDS`).
+    package var jwksRefreshSeconds: Int
     package var authURL: String
     package var billingURL: String
     /// Requests per minute a new tenant may make through the gateway.
@@ -17,6 +19,7 @@ package struct TenancyConfig: Sendable {
     ) {
         self.common = common
         self.jwksURL = jwksURL
+        self.jwksRefreshSeconds = AccessTokenVerifier.defaultRefreshSeconds
         self.authURL = authURL
         self.billingURL = billingURL
         self.defaultRateLimitPerMinute = defaultRateLimitPerMinute
@@ -26,6 +29,7 @@ package struct TenancyConfig: Sendable {
     package init(settings: Settings) throws {
         self.common = try CommonConfig(settings: settings, defaultPort: 8082)
         self.jwksURL = try settings.url("JWKS_URL")
+        self.jwksRefreshSeconds = try settings.jwksRefreshSeconds()
         self.authURL = try settings.url("AUTH_URL")
         self.billingURL = try settings.url("BILLING_URL")
         self.defaultRateLimitPerMinute = try settings.int("TENANT_DEFAULT_RATE_LIMIT_PER_MINUTE", default: 60, range: 1...1_000_000)

@@ -53,6 +53,8 @@ package enum PublicRoutes {
         .init(.get, "/api/auth/users", .auth, .authenticated),
         .init(.put, "/api/auth/users/:userID/role", .auth, .authenticated),
         .init(.delete, "/api/auth/users/:userID", .auth, .authenticated),
+        .init(.get, "/api/auth/signing-keys", .auth, .authenticated),
+        .init(.post, "/api/auth/signing-keys/rotate", .auth, .authenticated),
         .init(.get, "/.well-known/jwks.json", .auth, .open),
         .init(.post, "/api/onboarding/register", .tenancy, .credentials),
         .init(.get, "/api/onboarding/status", .tenancy, .authenticated),

@@ -40,9 +40,10 @@ package struct ServiceFoundation: Sendable {
         InternalClient(service: service, baseURL: baseURL, http: http, identity: identity)
     }
 
-    /// Verifies access tokens against auth's JWKS at `url`.
-    package func accessTokenVerifier(jwksURL url: String) -> AccessTokenVerifier {
-        AccessTokenVerifier(source: HTTPJWKSSource(url: url, client: http), logger: logger)
+    /// Verifies access tokens against auth's JWKS at `url`; add it to the application's services
+    /// so it refetches the keys every `refreshSeconds` (`JWKS_REFRESH_SECONDS`).
+    package func accessTokenVerifier(jwksURL url: String, refreshSeconds: Int) -> AccessTokenVerifier {
+        AccessTokenVerifier(source: HTTPJWKSSource(url: url, client: http), refreshInterval: .seconds(refreshSeconds), logger: logger)
     }
 
     /// Router with request ids, metrics, error rendering and the body limit, plus the health routes.

@@ -4,6 +4,7 @@ import JWTKit
 import Logging
 import NIOCore
 import NIOHTTP1
+import ServiceLifecycle
 import Synchronization
 
 /// Where the verifier gets the public keys: auth's JWKS over HTTP, or auth's own key store.
@@ -32,7 +33,11 @@ package struct HTTPJWKSSource: JWKSSource {
 /// Verifies access tokens against a JWKS: ES256 only, keys cached, refetched when an unknown
 /// `kid` shows up but at most once per `minimumRefreshInterval`, so garbage tokens cannot
 /// turn into a flood of JWKS requests. Verified tokens are cached until they expire.
-package final class AccessTokenVerifier: Sendable {
+///
+/// Run as a service, it also refetches the set every `refreshInterval`: auth publishes a new key
+/// well before it signs with it (`SIGNING_KEY_ACTIVATION_DELAY_SECONDS`), so a polling verifier
+/// knows the key before the first token signed with it arrives, and drops keys auth retired.
+package final class AccessTokenVerifier: Service, Sendable {
     private struct State {
         var keys = JWTKeyCollection()
         var knownKeyIDs: Set<String> = []
@@ -45,6 +50,7 @@ package final class AccessTokenVerifier: Sendable {
 
     private let source: any JWKSSource
     private let minimumRefreshInterval: Duration
+    private let refreshInterval: Duration
     private let cacheLimit: Int
     private let logger: Logger
     private let state = Mutex(State())
@@ -52,11 +58,13 @@ package final class AccessTokenVerifier: Sendable {
     package init(
         source: any JWKSSource,
         minimumRefreshInterval: Duration = .seconds(5),
+        refreshInterval: Duration = .seconds(AccessTokenVerifier.defaultRefreshSeconds),
         cacheLimit: Int = 10_000,
         logger: Logger
     ) {
         self.source = source
         self.minimumRefreshInterval = minimumRefreshInterval
+        self.refreshInterval = refreshInterval
         self.cacheLimit = cacheLimit
         self.logger = logger
     }
@@ -109,13 +117,33 @@ package final class AccessTokenVerifier: Sendable {
         return claims
     }
 
+    /// `JWKS_REFRESH_SECONDS`' default: well inside auth's default activation delay (180 s).
+    package static let defaultRefreshSeconds = 60
+
+    /// Refetches the JWKS every `refreshInterval` until shutdown. The first fetch waits for the
+    /// first token or the first interval, whichever comes first: at start auth may not be up yet.
+    package func run() async throws {
+        await repeatUntilShutdown(every: refreshInterval) {
+            // A failure is logged in `loadKeys` and leaves the keys as they were.
+            try? await refresh(throttled: false)
+        }
+    }
+
     /// Refetches the JWKS unless it was fetched less than `minimumRefreshInterval` ago;
     /// concurrent callers share one fetch.
     package func refreshKeys() async throws {
+        try await refresh(throttled: true)
+    }
+
+    /// The periodic poll is not throttled and does not count as a refresh for the throttle: an
+    /// unknown `kid` right after a poll may still fetch once.
+    private func refresh(throttled: Bool) async throws {
         let task: Task<Void, any Error>? = state.withLock { state in
             if let running = state.refresh { return running }
-            if let last = state.lastRefresh, ContinuousClock.now - last < minimumRefreshInterval { return nil }
-            state.lastRefresh = .now
+            if throttled {
+                if let last = state.lastRefresh, ContinuousClock.now - last < minimumRefreshInterval { return nil }
+                state.lastRefresh = .now
+            }
             let task = Task { try await self.loadKeys() }
             state.refresh = task
             return task
@@ -138,6 +166,9 @@ package final class AccessTokenVerifier: Sendable {
                 try await collection.add(jwk: key, isDefault: false)
                 ids.insert(kid.string)
             }
+            // auth always publishes its signing key: an empty set is a broken answer, not a reason
+            // to refuse every token.
+            guard !ids.isEmpty else { throw AppError.unavailable("JWKS has no usable key") }
             state.withLock { state in
                 state.keys = collection
                 state.knownKeyIDs = ids
@@ -168,6 +199,14 @@ package final class AccessTokenVerifier: Sendable {
             throw AppError.unauthorized("Token algorithm not allowed", code: "INVALID_TOKEN")
         }
         return header
+    }
+}
+
+extension Settings {
+    /// `JWKS_REFRESH_SECONDS`: how often a verifier refetches auth's JWKS. Must stay well below
+    /// auth's `SIGNING_KEY_ACTIVATION_DELAY_SECONDS`, so a new key is known before it signs.
+    package func jwksRefreshSeconds() throws -> Int {
+        try int("JWKS_REFRESH_SECONDS", default: AccessTokenVerifier.defaultRefreshSeconds, range: 1...3_600)
     }
 }
 

@@ -148,5 +148,17 @@ enum AuthMigrations {
         ),
         Migration(7, "create_mail_outbox", MailSchema.statements),
         Migration(8, "create_event_outbox", OutboxSchema.senderStatements),
+        Migration(
+            9,
+            "signing_key_activation",
+            [
+                // A rotated-in key is published at once but signs only from `activates_at`, once
+                // every verifier has fetched it; the key it replaces gets `retired_at` = that moment.
+                "ALTER TABLE signing_keys ADD COLUMN activates_at timestamptz",
+                "UPDATE signing_keys SET activates_at = created_at",
+                "ALTER TABLE signing_keys ALTER COLUMN activates_at SET NOT NULL",
+                "ALTER TABLE signing_keys ALTER COLUMN activates_at SET DEFAULT now()",
+            ]
+        ),
     ]
 }

@@ -183,6 +183,13 @@ struct InvitationTests {
             let first = try asAdmin.json(Invitation.self)
             let firstToken = try await Self.token(stack, to: email)
             #expect(try await Self.invite(stack, as: owner, ["email": Fixtures.uniqueEmail("co-owner"), "role": "owner"]).status == 201)
+            // null is as good as absent: the caller's own tenant, by mail.
+            let nulls = try await TestHTTP.send(
+                .POST, stack.url(.auth) + "/api/auth/invite", headers: Fixtures.bearer(owner.token),
+                body: #"{"email":"\#(Fixtures.uniqueEmail("nulls"))","role":"user","full_name":null,"tenant_id":null,"send_invite_email":null}"#
+            )
+            #expect(nulls.status == 201, "\(nulls.text)")
+            #expect(try nulls.json(Invitation.self).tenantId == tenant.id.uuidString.lowercased())
 
             // Inviting a pending email again replaces its invitation, within the rules for the one replaced:
             // an admin cannot turn the owner's admin invitation into a user one.
@@ -271,6 +278,9 @@ struct InvitationTests {
                 #expect(answer.status == 401)
                 #expect(try answer.error().code == "INVITATION_ERROR")
             }
+            #expect(try await Self.count(stack, "SELECT count(*)::int FROM users") == 1)
+            // The address rule is the one every new account meets: one the mail outbox can take.
+            #expect(try await Fixtures.createOwner(authURL: stack.url(.auth), email: "(x)@example.com").status == 422)
             #expect(try await Self.count(stack, "SELECT count(*)::int FROM users") == 1)
         }
     }

@@ -15,36 +15,10 @@ import Testing
 struct InvitationTests {
     typealias Member = UserManagementTests.Member
 
-    struct Invitation: Decodable {
-        var invitationId: String
-        var tenantId: String
-        var email: String
-        var fullName: String?
-        var role: String
-        var status: String
-        var invitedBy: String?
-        var userId: String?
-        var expiresAt: Date
-        var acceptedAt: Date?
-        var revokedAt: Date?
-        var inviteSent: Bool?
-    }
-
-    struct InvitationList: Decodable {
-        var invitations: [Invitation]
-        var total: Int
-        var limit: Int
-        var offset: Int
-    }
-
-    struct Accepted: Decodable {
-        var accessToken: String
-        var refreshToken: String
-        var userId: String
-        var email: String
-        var role: String
-        var tenantId: String
-    }
+    // The service's own wire types: the fuzzer holds them to docs/openapi.yaml.
+    typealias Invitation = InvitationsController.InvitationView
+    typealias InvitationList = InvitationsController.InvitationList
+    typealias Accepted = AuthController.LoginResponse
 
     static func invite(_ stack: TestStack, as member: Member, _ body: [String: String]) async throws -> TestResponse {
         try await UserManagementTests.send(stack, .POST, "/api/auth/invite", as: member, json: body)
@@ -71,6 +45,14 @@ struct InvitationTests {
     }
 
     static let password = "Inv1ted-Passw0rd"
+
+    /// A tenant with an owner, an admin and a user; and another tenant.
+    static func cast(_ stack: TestStack) async throws -> (UserManagementTests.Tenant, admin: Member, user: Member, other: UserManagementTests.Tenant) {
+        let tenant = try await UserManagementTests.tenant(stack)
+        let admin = try await UserManagementTests.add(stack, to: tenant, role: .admin)
+        let user = try await UserManagementTests.add(stack, to: tenant, role: .user)
+        return (tenant, admin, user, try await UserManagementTests.tenant(stack))
+    }
 
     @Test func anAdminInvitesAndTheInviteeJoinsOnceWithAVerifiedAccount() async throws {
         try await TestStack.with(.auth, overrides: ["APP_BASE_URL": "https://app.example.com/"]) { stack in
@@ -148,11 +130,8 @@ struct InvitationTests {
 
     @Test func theRoleRulesAndTheTenantBoundWhoMayInviteWhom() async throws {
         try await TestStack.with(.auth) { stack in
-            let tenant = try await UserManagementTests.tenant(stack)
+            let (tenant, admin, user, other) = try await Self.cast(stack)
             let owner = tenant.owner
-            let admin = try await UserManagementTests.add(stack, to: tenant, role: .admin)
-            let user = try await UserManagementTests.add(stack, to: tenant, role: .user)
-            let other = try await UserManagementTests.tenant(stack)
             let email = Fixtures.uniqueEmail("new")
 
             // A user invites nobody; an admin invites no admin or owner; nobody invites above their own role.
@@ -287,11 +266,8 @@ struct InvitationTests {
 
     @Test func expiredRevokedAndForeignInvitations() async throws {
         try await TestStack.with(.auth) { stack in
-            let tenant = try await UserManagementTests.tenant(stack)
+            let (tenant, admin, user, other) = try await Self.cast(stack)
             let owner = tenant.owner
-            let admin = try await UserManagementTests.add(stack, to: tenant, role: .admin)
-            let user = try await UserManagementTests.add(stack, to: tenant, role: .user)
-            let other = try await UserManagementTests.tenant(stack)
 
             // Expired (aged in the database rather than waited for): refused, listed as expired.
             let late = Fixtures.uniqueEmail("late")

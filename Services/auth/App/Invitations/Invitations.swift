@@ -90,14 +90,6 @@ struct PostgresInvitations: Invitations {
                 throw AppError.unauthorized("User no longer exists", code: "INVALID_TOKEN")
             }
             guard let tenantName else { throw Self.tenantNotFound }
-            let members = try await connection.query(
-                "SELECT tenant_id FROM users WHERE lower(email) = \(invitation.email) AND deleted_at IS NULL", logger: logger
-            ).collect()
-            if let tenant = try members.first?.decode(UUID.self) {
-                throw tenant == invitation.tenantID
-                    ? AppError.conflict("This email already belongs to a member of the tenant", code: "ALREADY_MEMBER")
-                    : PostgresUserRepository.emailTaken
-            }
             let open = try await connection.query(
                 """
                 SELECT id, role FROM invitations
@@ -107,6 +99,15 @@ struct PostgresInvitations: Invitations {
                 logger: logger
             ).collect()
             let replaced = try open.first?.decode((UUID, String).self)
+            // After the lock on the open invitation: an acceptance of it that committed meanwhile is seen here.
+            let members = try await connection.query(
+                "SELECT tenant_id FROM users WHERE lower(email) = \(invitation.email) AND deleted_at IS NULL", logger: logger
+            ).collect()
+            if let tenant = try members.first?.decode(UUID.self) {
+                throw tenant == invitation.tenantID
+                    ? AppError.conflict("This email already belongs to a member of the tenant", code: "ALREADY_MEMBER")
+                    : PostgresUserRepository.emailTaken
+            }
             if let refusal = RoleRules.refusal(
                 actor: actor.role, current: replaced.flatMap { Role(rawValue: $0.1) } ?? invitation.role, new: invitation.role
             ) {

@@ -26,9 +26,9 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
 
     // auth's events and who receives them.
     let outbox = Outbox(routes: [EmailVerified.type: [foundation.client(for: "tenancy", baseURL: config.tenancyURL)]])
+    let appBaseURL = config.appBaseURL.hasSuffix("/") ? String(config.appBaseURL.dropLast()) : config.appBaseURL
     let emails = AccountEmails(
-        client: foundation.database, outbox: outbox,
-        appBaseURL: config.appBaseURL.hasSuffix("/") ? String(config.appBaseURL.dropLast()) : config.appBaseURL,
+        client: foundation.database, outbox: outbox, appBaseURL: appBaseURL,
         verificationLifetime: .seconds(86_400), resetLifetime: .seconds(3_600), resendInterval: .seconds(60),
         accessLifetime: .seconds(config.accessTokenLifetimeSeconds)
     )
@@ -50,6 +50,9 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
         auth: auth, administration: PostgresUserAdministration(client: foundation.database, accessLifetime: .seconds(config.accessTokenLifetimeSeconds))
     ).addRoutes(to: routes.group("api/auth"))
     SigningKeysController(auth: auth).addRoutes(to: routes.group("api/auth"))
+    InvitationsController(
+        auth: auth, invitations: PostgresInvitations(client: foundation.database, appBaseURL: appBaseURL, lifetime: .seconds(7 * 86_400))
+    ).addRoutes(to: routes.group("api/auth"))
     JWKSController(issuer: issuer).addRoutes(to: routes)
     // Owners are made and removed by tenancy's registration alone.
     InternalUsersController(users: users, issuer: issuer, auth: auth, emails: emails)

@@ -71,7 +71,7 @@ struct AuthController: Sendable {
         try await attempts.succeeded(email: email, logger: context.logger)
         // Only after the password: a deleted account's status is no one else's business.
         guard user.deletedAt == nil else { throw AppError(.forbidden, code: "ACCOUNT_DELETED", detail: "This account has been deleted") }
-        try await refuseSuspendedTenant(of: user, logger: context.logger)
+        try await refuseSuspendedTenant(user.tenantID, logger: context.logger)
 
         let tokens = try await signIn(user, logger: context.logger)
         context.logger.info("login succeeded", metadata: ["user_id": "\(user.id)", "session_id": "\(tokens.session)"])
@@ -140,11 +140,11 @@ struct AuthController: Sendable {
         )
     }
 
-    /// 403 when tenancy says the user's tenant is suspended. When tenancy cannot be asked, sign-in
-    /// goes on (logged): the gateway refuses a suspended tenant's traffic anyway, from its own copy.
-    func refuseSuspendedTenant(of user: UserRecord, logger: Logger) async throws {
+    /// 403 when tenancy says the tenant is suspended. When tenancy cannot be asked, sign-in goes on
+    /// (logged): the gateway refuses a suspended tenant's traffic anyway, from its own copy.
+    func refuseSuspendedTenant(_ tenantID: UUID, logger: Logger) async throws {
         do {
-            if try await directory.tenant(id: user.tenantID, logger: logger)?.status == "suspended" { throw Self.tenantSuspended }
+            if try await directory.tenant(id: tenantID, logger: logger)?.status == "suspended" { throw Self.tenantSuspended }
         } catch let error as AppError where error.status != .forbidden {
             logger.warning("could not ask tenancy for the tenant's status; sign-in allowed", metadata: ["error": "\(error.detail)"])
         }

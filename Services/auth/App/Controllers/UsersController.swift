@@ -77,14 +77,7 @@ struct UsersController: Sendable {
         guard RoleRules.mayManageUsers(actor.role) else { throw Self.managersOnly }
         let query = request.uri.queryParameters
         var problems: [String: [String]] = [:]
-        var limit = 50
-        if let raw = query["limit"] {
-            if let value = Int(String(raw)), (1...200).contains(value) { limit = value } else { problems["limit"] = ["must be 1 to 200"] }
-        }
-        var offset = 0
-        if let raw = query["offset"] {
-            if let value = Int(String(raw)), (0...1_000_000).contains(value) { offset = value } else { problems["offset"] = ["must be 0 to 1000000"] }
-        }
+        let listing = ListingQuery(request, actor: actor, problems: &problems)
         var role: Role?
         if let raw = query["role"] {
             role = Role(rawValue: String(raw))
@@ -95,18 +88,11 @@ struct UsersController: Sendable {
             status = UserStatus(rawValue: String(raw))
             if status == nil { problems["status"] = ["must be active or unverified"] }
         }
-        var tenant: UUID?
-        if let raw = query["tenant_id"] {
-            tenant = UUID(uuidString: String(raw))
-            if tenant == nil { problems["tenant_id"] = ["must be a tenant id"] }
-        }
         guard problems.isEmpty else { throw AppError.validation(problems) }
-        // Everyone but a super_admin sees their own tenant only, whatever they ask for.
-        let scope = actor.role == .superAdmin ? tenant : actor.tenantID
         let page = try await administration.list(
-            UserFilter(tenant: scope, role: role, status: status, limit: limit, offset: offset), logger: context.logger
+            UserFilter(tenant: listing.tenant, role: role, status: status, limit: listing.limit, offset: listing.offset), logger: context.logger
         )
-        return JSONResponse(UserList(users: page.users.map(UserView.init), total: page.total, limit: limit, offset: offset))
+        return JSONResponse(UserList(users: page.users.map(UserView.init), total: page.total, limit: listing.limit, offset: listing.offset))
     }
 
     @Sendable func changeRole(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<UserView> {

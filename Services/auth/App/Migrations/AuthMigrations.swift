@@ -160,5 +160,35 @@ enum AuthMigrations {
                 "ALTER TABLE signing_keys ALTER COLUMN activates_at SET DEFAULT now()",
             ]
         ),
+        Migration(
+            10,
+            "create_invitations",
+            [
+                // An invitation to join a tenant with a role: its token is random and kept only as
+                // SHA-256, expires, and is used once. Accepted and revoked ones stay as the record of
+                // who invited whom.
+                """
+                CREATE TABLE invitations (
+                    id uuid PRIMARY KEY,
+                    tenant_id uuid NOT NULL REFERENCES tenant_directory (tenant_id) ON DELETE CASCADE,
+                    email text NOT NULL,
+                    role text NOT NULL CHECK (role IN ('user', 'admin', 'owner', 'super_admin')),
+                    full_name text,
+                    invited_by uuid REFERENCES users (id) ON DELETE SET NULL,
+                    token_hash bytea NOT NULL UNIQUE,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    expires_at timestamptz NOT NULL,
+                    accepted_at timestamptz,
+                    accepted_user_id uuid REFERENCES users (id) ON DELETE SET NULL,
+                    revoked_at timestamptz,
+                    CHECK (accepted_at IS NULL OR revoked_at IS NULL)
+                )
+                """,
+                // At most one open (neither accepted nor revoked) invitation of an email per tenant:
+                // inviting it again replaces it.
+                "CREATE UNIQUE INDEX invitations_open_key ON invitations (tenant_id, email) WHERE accepted_at IS NULL AND revoked_at IS NULL",
+                "CREATE INDEX invitations_tenant_idx ON invitations (tenant_id, created_at)",
+            ]
+        ),
     ]
 }

@@ -56,9 +56,8 @@ struct PostgresUserRepository: UserRepository {
     static let selectUser = "SELECT \(userColumns) FROM users u JOIN tenant_directory t ON t.tenant_id = u.tenant_id"
 
     func create(_ owner: NewUser, logger: Logger) async throws -> UserRecord {
-        let id = UUID()
         do {
-            let createdAt = try await client.transaction(logger: logger) { connection in
+            return try await client.transaction(logger: logger) { connection in
                 try await connection.query(
                     """
                     INSERT INTO tenant_directory (tenant_id, name, slug) VALUES (\(owner.tenantID), \(owner.tenantName), \(owner.tenantSlug))
@@ -66,26 +65,34 @@ struct PostgresUserRepository: UserRepository {
                     """,
                     logger: logger
                 )
-                let rows = try await connection.query(
-                    """
-                    INSERT INTO users (id, tenant_id, email, password_hash, role, full_name)
-                    VALUES (\(id), \(owner.tenantID), \(owner.email), \(owner.passwordHash), \(owner.role.rawValue), \(owner.fullName))
-                    RETURNING created_at
-                    """,
-                    logger: logger
-                )
-                for try await createdAt in rows.decode(Date.self) { return createdAt }
-                throw AppError.internalError("insert returned no row")
+                return try await Self.insert(owner, emailVerified: false, on: connection, logger: logger)
             }
-            return UserRecord(
-                id: id, tenantID: owner.tenantID, email: owner.email, passwordHash: owner.passwordHash, role: owner.role,
-                fullName: owner.fullName, tenantName: owner.tenantName, tenantSlug: owner.tenantSlug, createdAt: createdAt,
-                tokenVersion: 0, emailVerifiedAt: nil, deletedAt: nil, lastLoginAt: nil
-            )
         } catch where error.isUniqueViolation {
-            throw AppError.conflict("An account with this email already exists", code: "EMAIL_TAKEN")
+            throw Self.emailTaken
         }
     }
+
+    /// Inserts `user` in a transaction on `connection` (its tenant already in the directory); a
+    /// taken email fails the statement with a unique violation (`emailTaken` for the caller to answer).
+    static func insert(_ user: NewUser, emailVerified: Bool, on connection: PostgresConnection, logger: Logger) async throws -> UserRecord {
+        let id = UUID()
+        let rows = try await connection.query(
+            """
+            INSERT INTO users (id, tenant_id, email, password_hash, role, full_name, email_verified_at)
+            VALUES (\(id), \(user.tenantID), \(user.email), \(user.passwordHash), \(user.role.rawValue), \(user.fullName), CASE WHEN \(emailVerified) THEN now() END)
+            RETURNING created_at, email_verified_at
+            """,
+            logger: logger
+        ).collect()
+        guard let (createdAt, verifiedAt) = try rows.first?.decode((Date, Date?).self) else { throw AppError.internalError("insert returned no row") }
+        return UserRecord(
+            id: id, tenantID: user.tenantID, email: user.email, passwordHash: user.passwordHash, role: user.role, fullName: user.fullName,
+            tenantName: user.tenantName, tenantSlug: user.tenantSlug, createdAt: createdAt, tokenVersion: 0, emailVerifiedAt: verifiedAt,
+            deletedAt: nil, lastLoginAt: nil
+        )
+    }
+
+    static let emailTaken = AppError.conflict("An account with this email already exists", code: "EMAIL_TAKEN")
 
     func find(email: String, logger: Logger) async throws -> UserRecord? {
         try await first(

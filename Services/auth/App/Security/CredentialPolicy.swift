@@ -1,4 +1,5 @@
 import Foundation
+import ServiceCore
 
 /// The rules for emails and passwords (seed 000: at least 8 characters with an upper-case
 /// letter, a lower-case letter and a digit; and, as OWASP ASVS asks, none of the most common
@@ -13,7 +14,10 @@ enum CredentialPolicy {
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
         guard email.unicodeScalars.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."),
             !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
-            !email.contains(where: { $0.isWhitespace || $0 == "," || $0 == ";" })
+            !email.contains(where: { $0.isWhitespace || $0 == "," || $0 == ";" }),
+            // And one the mail outbox takes (plain ASCII, no quoting): an account whose verification
+            // or invitation mail could not be written would fail the request that makes it.
+            (try? MailAddress(address: email)) != nil
         else {
             return ["must be a valid email address"]
         }

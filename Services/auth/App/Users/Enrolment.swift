@@ -12,7 +12,7 @@ struct Enrolment: Sendable {
     /// `user`'s password hash is ignored; `password` is hashed here.
     func enrol(_ user: NewUser, password: String, logger: Logger) async throws -> (UserRecord, AuthController.Tokens) {
         if let existing = try await auth.users.find(email: user.email, logger: logger), existing.deletedAt == nil {
-            throw AppError.conflict("An account with this email already exists", code: "EMAIL_TAKEN")
+            throw PostgresUserRepository.emailTaken
         }
         var user = user
         user.passwordHash = try await auth.hasher.hash(password)

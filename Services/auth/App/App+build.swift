@@ -41,15 +41,19 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
     UsersController(
         auth: auth, administration: PostgresUserAdministration(client: foundation.database, accessLifetime: .seconds(config.accessTokenLifetimeSeconds))
     ).addRoutes(to: routes.group("api/auth"))
+    // A token minted for an API key lives at most five minutes: the gateway asks again that often.
+    let apiKeyTokenLifetime = Duration.seconds(min(300, config.accessTokenLifetimeSeconds))
+    let apiKeys = PostgresAPIKeyRepository(client: foundation.database, tokenLifetime: apiKeyTokenLifetime)
+    APIKeysController(verifier: verifier, keys: apiKeys, perTenantLimit: config.apiKeysPerTenant).addRoutes(to: routes.group("api/auth"))
     JWKSController(issuer: issuer).addRoutes(to: routes)
     InternalUsersController(users: users, issuer: issuer, auth: auth, emails: emails)
         .addRoutes(to: foundation.internalGroup(routes))
-    // Not under the shared-secret group: this feed is the gateway's alone.
-    GatewayRevocationsController(sessions: sessions).addRoutes(
-        to: routes.group("internal/gateway").add(
-            middleware: try await RequireCaller(audience: "auth", callers: config.gatewayPublicKey.map { ["gateway": $0] } ?? [:])
-        )
+    // Not under the shared-secret group: these routes are the gateway's alone.
+    let gatewayOnly = routes.group("internal/gateway").add(
+        middleware: try await RequireCaller(audience: "auth", callers: config.gatewayPublicKey.map { ["gateway": $0] } ?? [:])
     )
+    GatewayRevocationsController(sessions: sessions).addRoutes(to: gatewayOnly)
+    GatewayAPIKeysController(keys: apiKeys, issuer: issuer, tokenLifetime: apiKeyTokenLifetime).addRoutes(to: gatewayOnly)
 
     let pruner = SessionPruner(sessions: sessions, interval: .seconds(3_600), logger: foundation.logger)
     let relay = OutboxRelay(outbox: outbox, database: foundation.database, metrics: foundation.metrics, logger: foundation.logger)

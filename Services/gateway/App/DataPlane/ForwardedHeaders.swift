@@ -19,8 +19,9 @@ enum ForwardedHeaders {
         "proxy-connection",
     ]
 
-    /// Set by the gateway on requests, or never to be accepted from outside.
-    static let replacedOnRequests = ["host", "content-length", "x-service-token", "x-request-id", "expect"]
+    /// Set by the gateway on requests, or never to be accepted from outside. An API key never goes
+    /// further than the gateway: services are sent its access token instead.
+    static let replacedOnRequests = ["host", "content-length", "x-service-token", "x-request-id", "expect", "x-api-key"]
 
     /// Set by the gateway on answers: an upstream's own values would contradict the gateway's.
     static let replacedOnResponses = [
@@ -73,8 +74,9 @@ enum ForwardedHeaders {
     /// whole, nil for a relayed (chunked) one, 0 for none.
     static func request(
         _ head: HTTPRequestHead, target: String, upstream: UpstreamAddress, requestID: String, peer: String,
-        peerIsTrusted: Bool, bodyLength: Int?
+        peerIsTrusted: Bool, bodyLength: Int?, authorization: Admission.UpstreamAuthorization = .asSent
     ) -> HTTPRequestHead {
+        let replacesAuthorization = authorization != .asSent
         var headers: [(String, String)] = []
         headers.reserveCapacity(head.headers.count + 8)
         let connectionTokens = connectionTokens(head.headers)
@@ -96,8 +98,10 @@ enum ForwardedHeaders {
             }
             if !connectionTokens.isEmpty && connectionTokens.contains(where: { matches(name, $0) }) { continue }
             if matches(name, "x-forwarded-host") { continue }
+            if replacesAuthorization && matches(name, "authorization") { continue }
             headers.append((name, value))
         }
+        if case .replaced(let value) = authorization { headers.append(("authorization", value)) }
         headers.append(("host", upstream.authority))
         headers.append(("x-request-id", requestID))
         headers.append(("x-forwarded-for", forwardedFor.map { "\($0), \(peer)" } ?? peer))

@@ -105,7 +105,7 @@ extension ProxyHandler {
         if let query { target += "?" + query }
         var head = ForwardedHeaders.request(
             exchange.head, target: target, upstream: address, requestID: exchange.requestID, peer: peer,
-            peerIsTrusted: peerIsTrusted, bodyLength: bodyLength
+            peerIsTrusted: peerIsTrusted, bodyLength: bodyLength, authorization: exchange.plan!.authorization
         )
         if exchange.webSocket { upgradeHeaders(&head, exchange) }
         return head

@@ -66,6 +66,9 @@ export RATE_LIMIT_PUBLIC_PER_MINUTE=1000000 RATE_LIMIT_AUTH_PER_MINUTE=1000000
 export RATE_LIMIT_TENANT_PER_MINUTE=1000000 RATE_LIMIT_SESSION_PER_MINUTE=1000000
 # Tenants registered during the run carry their own limit (tenancy's default), which the gateway applies.
 export TENANT_DEFAULT_RATE_LIMIT_PER_MINUTE=1000000
+# Likewise API keys: past the tenant's limit every new key is 409, and the stateful phase would never
+# get one to use or revoke.
+export API_KEYS_PER_TENANT=10000
 export BCRYPT_COST=4 CHAT_STREAM_TOKEN_DELAY_MS=0 LOG_LEVEL=${LOG_LEVEL:-info} HEALTH_CHECK_INTERVAL_SECONDS=1
 gateway=http://127.0.0.1:$GATEWAY_PORT
 

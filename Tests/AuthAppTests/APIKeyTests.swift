@@ -14,22 +14,8 @@ import Testing
 struct APIKeyTests {
     typealias Member = UserManagementTests.Member
 
-    struct Key: Decodable {
-        var id: String
-        var name: String
-        var role: String
-        var prefix: String
-        var lastFour: String
-        var createdBy: String
-        var createdAt: Date
-        var expiresAt: Date?
-        var lastUsedAt: Date?
-        var secret: String?
-    }
-
-    struct KeyList: Decodable {
-        var apiKeys: [Key]
-    }
+    typealias Key = APIKeysController.APIKeyView
+    typealias KeyList = APIKeysController.APIKeyList
 
     static func create(_ stack: TestStack, as member: Member, _ body: [String: any Encodable & Sendable]) async throws -> TestResponse {
         try await TestHTTP.send(

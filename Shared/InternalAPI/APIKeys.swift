@@ -28,10 +28,10 @@ package enum APIKeyFormat {
     package static let prefix = "sk_live_"
 
     /// Whether a bearer credential is meant as an API key: access tokens (JWTs) start with `eyJ`,
-    /// never with `sk_`, so three bytes tell them apart.
+    /// never with `sk_`. Asked of every bearer token, so a JWT is told apart by its first byte.
     @inline(__always)
     package static func isAPIKey(_ credential: String) -> Bool {
-        credential.utf8.starts(with: "sk_".utf8)
+        credential.utf8.first == UInt8(ascii: "s") && credential.utf8.starts(with: "sk_".utf8)
     }
 
     package static func isWellFormed(_ raw: String) -> Bool {

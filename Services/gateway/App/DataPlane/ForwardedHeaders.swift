@@ -19,9 +19,8 @@ enum ForwardedHeaders {
         "proxy-connection",
     ]
 
-    /// Set by the gateway on requests, or never to be accepted from outside. An API key never goes
-    /// further than the gateway: services are sent its access token instead.
-    static let replacedOnRequests = ["host", "content-length", "x-service-token", "x-request-id", "expect", "x-api-key"]
+    /// Set by the gateway on requests, or never to be accepted from outside.
+    static let replacedOnRequests = ["host", "content-length", "x-service-token", "x-request-id", "expect"]
 
     /// Set by the gateway on answers: an upstream's own values would contradict the gateway's.
     static let replacedOnResponses = [
@@ -71,10 +70,12 @@ enum ForwardedHeaders {
     }
 
     /// The request head the upstream is sent. `bodyLength` is the exact length of a body read
-    /// whole, nil for a relayed (chunked) one, 0 for none.
+    /// whole, nil for a relayed (chunked) one, 0 for none. An API key never goes further than the
+    /// gateway: with `hasAPIKeyHeader`, `X-API-Key` is dropped, and `authorization` says what
+    /// becomes of `Authorization`. Neither costs a request without a key anything per header.
     static func request(
         _ head: HTTPRequestHead, target: String, upstream: UpstreamAddress, requestID: String, peer: String,
-        peerIsTrusted: Bool, bodyLength: Int?, authorization: Admission.UpstreamAuthorization = .asSent
+        peerIsTrusted: Bool, bodyLength: Int?, authorization: Admission.UpstreamAuthorization = .asSent, hasAPIKeyHeader: Bool = false
     ) -> HTTPRequestHead {
         let replacesAuthorization = authorization != .asSent
         var headers: [(String, String)] = []
@@ -99,6 +100,7 @@ enum ForwardedHeaders {
             if !connectionTokens.isEmpty && connectionTokens.contains(where: { matches(name, $0) }) { continue }
             if matches(name, "x-forwarded-host") { continue }
             if replacesAuthorization && matches(name, "authorization") { continue }
+            if hasAPIKeyHeader && matches(name, "x-api-key") { continue }
             headers.append((name, value))
         }
         if case .replaced(let value) = authorization { headers.append(("authorization", value)) }

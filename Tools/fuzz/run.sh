@@ -67,6 +67,9 @@ export RATE_LIMIT_PUBLIC_PER_MINUTE=1000000 RATE_LIMIT_AUTH_PER_MINUTE=1000000
 export RATE_LIMIT_TENANT_PER_MINUTE=1000000 RATE_LIMIT_SESSION_PER_MINUTE=1000000
 # Tenants registered during the run carry their own limit (tenancy's default), which the gateway applies.
 export TENANT_DEFAULT_RATE_LIMIT_PER_MINUTE=1000000
+# Likewise API keys: past the tenant's limit every new key is 409, and the stateful phase would never
+# get one to use or revoke.
+export API_KEYS_PER_TENANT=10000
 export BCRYPT_COST=4 CHAT_STREAM_TOKEN_DELAY_MS=0 LOG_LEVEL=${LOG_LEVEL:-info} HEALTH_CHECK_INTERVAL_SECONDS=1
 # A super_admin for the operations only one may call (the owner's token meets their 403 in the main run).
 export SUPER_ADMIN_EMAIL=fuzz-root@example.com SUPER_ADMIN_PASSWORD=Fuzz-Root-$RANDOM$RANDOM

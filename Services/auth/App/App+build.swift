@@ -53,11 +53,18 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
     InvitationsController(
         auth: auth, invitations: PostgresInvitations(client: foundation.database, appBaseURL: appBaseURL, lifetime: .seconds(7 * 86_400))
     ).addRoutes(to: routes.group("api/auth"))
+    // A token minted for an API key lives at most five minutes: the gateway asks again that often.
+    let apiKeyTokenLifetime = Duration.seconds(min(300, config.accessTokenLifetimeSeconds))
+    let apiKeys = PostgresAPIKeyRepository(client: foundation.database, tokenLifetime: apiKeyTokenLifetime)
+    APIKeysController(verifier: verifier, keys: apiKeys, perTenantLimit: config.apiKeysPerTenant).addRoutes(to: routes.group("api/auth"))
     JWKSController(issuer: issuer).addRoutes(to: routes)
     // Owners are made and removed by tenancy's registration alone.
     InternalUsersController(users: users, issuer: issuer, auth: auth, emails: emails)
         .addRoutes(to: foundation.internalGroup(routes, accepting: ["tenancy"]))
-    GatewayRevocationsController(sessions: sessions).addRoutes(to: foundation.internalGroup(routes, "gateway", accepting: ["gateway"]))
+    // The gateway's alone: its revocation feed and the API-key exchange.
+    let gatewayOnly = foundation.internalGroup(routes, "gateway", accepting: ["gateway"])
+    GatewayRevocationsController(sessions: sessions).addRoutes(to: gatewayOnly)
+    GatewayAPIKeysController(keys: apiKeys, issuer: issuer, tokenLifetime: apiKeyTokenLifetime).addRoutes(to: gatewayOnly)
 
     let pruner = SessionPruner(sessions: sessions, interval: .seconds(3_600), logger: foundation.logger)
     let relay = OutboxRelay(outbox: outbox, database: foundation.database, metrics: foundation.metrics, logger: foundation.logger)

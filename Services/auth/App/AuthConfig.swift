@@ -29,6 +29,8 @@ package struct AuthConfig: Sendable {
     /// The dashboard's address: verification and reset links point at its pages.
     package var appBaseURL: String
     package var mail: MailConfig
+    /// API keys in use (neither revoked nor expired) one tenant may have at once.
+    package var apiKeysPerTenant: Int
     /// The first super_admin, made at start when no account has the email (`SUPER_ADMIN_EMAIL`, `SUPER_ADMIN_PASSWORD`).
     package var superAdmin: (email: String, password: String)?
 
@@ -36,10 +38,11 @@ package struct AuthConfig: Sendable {
         common: CommonConfig, bcryptCost: Int = 12, accessTokenLifetimeSeconds: Int = 86_400, signingKeyPEM: String? = nil,
         refreshTokenLifetimeSeconds: Int = 30 * 86_400, refreshReuseIntervalSeconds: Int = 10,
         maxLoginAttempts: Int = 5, lockoutMinutes: Int = 15, tenancyURL: String, appBaseURL: String = "http://localhost:8080",
-        mail: MailConfig, signingKeyActivationDelaySeconds: Int = 180
+        mail: MailConfig, signingKeyActivationDelaySeconds: Int = 180, apiKeysPerTenant: Int = 50
     ) {
         self.additionalPublicKeyPEMs = []
         self.signingKeyActivationDelaySeconds = signingKeyActivationDelaySeconds
+        self.apiKeysPerTenant = apiKeysPerTenant
         self.tenancyURL = tenancyURL
         self.appBaseURL = appBaseURL
         self.mail = mail
@@ -73,6 +76,7 @@ package struct AuthConfig: Sendable {
         self.tenancyURL = try settings.url("TENANCY_URL")
         self.appBaseURL = try settings.url("APP_BASE_URL", default: "http://localhost:8080")
         self.mail = try MailConfig(settings: settings)
+        self.apiKeysPerTenant = try settings.int("API_KEYS_PER_TENANT", default: 50, range: 1...10_000)
         let adminEmail = settings.optionalString("SUPER_ADMIN_EMAIL").map(CredentialPolicy.normalizedEmail)
         let adminPassword = settings.optionalString("SUPER_ADMIN_PASSWORD", isSecret: true)
         switch (adminEmail, adminPassword) {

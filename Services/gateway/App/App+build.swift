@@ -49,6 +49,8 @@ package func buildGatewayApplication(
         admission.tenantPolicies = policies
         admission.revocations = revocations
         let upstream = { (name: PublicService) in config.upstreams.first { $0.name == name }!.baseURL }
+        let keyExchange = APIKeyExchangeClient(authURL: upstream(.auth), identity: identity, http: http, timeout: .seconds(5), logger: logger)
+        admission.apiKeys = APIKeyTokens(exchange: { try await keyExchange.exchange($0) }, verifier: verifier)
         services += [
             ChangeFeedSync<TenantPolicyPage>(
                 name: "tenant policies", service: "tenancy", url: "\(upstream(.tenancy))/internal/gateway/tenant-policies",
@@ -63,7 +65,7 @@ package func buildGatewayApplication(
         ]
     } else {
         logger.notice(
-            "SERVICE_KEY is not set: every tenant gets the default rate limit, suspensions are enforced by the services alone, and the gateway does not see logouts"
+            "SERVICE_KEY is not set: every tenant gets the default rate limit, suspensions are enforced by the services alone, the gateway does not see logouts, and API keys are refused"
         )
     }
     let plane = DataPlane(

@@ -190,5 +190,31 @@ enum AuthMigrations {
                 "CREATE INDEX invitations_tenant_idx ON invitations (tenant_id, created_at)",
             ]
         ),
+        Migration(
+            11,
+            "create_api_keys",
+            [
+                // A tenant's API keys. Only a SHA-256 of the secret is kept; `prefix` and `last_four`
+                // let people tell their keys apart. A key acts for its creator (`user_id`), never with
+                // more than their current role; revoked keys stay for the record until pruned.
+                """
+                CREATE TABLE api_keys (
+                    id uuid PRIMARY KEY,
+                    tenant_id uuid NOT NULL REFERENCES tenant_directory (tenant_id) ON DELETE CASCADE,
+                    user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                    name text NOT NULL,
+                    role text NOT NULL CHECK (role IN ('user', 'admin', 'owner', 'super_admin')),
+                    prefix text NOT NULL,
+                    last_four text NOT NULL,
+                    secret_hash bytea NOT NULL UNIQUE,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    expires_at timestamptz,
+                    last_used_at timestamptz,
+                    revoked_at timestamptz
+                )
+                """,
+                "CREATE INDEX api_keys_tenant_idx ON api_keys (tenant_id, created_at) WHERE revoked_at IS NULL",
+            ]
+        ),
     ]
 }

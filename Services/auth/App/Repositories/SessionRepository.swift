@@ -157,6 +157,11 @@ struct PostgresSessionRepository: SessionRepository {
                 "DELETE FROM refresh_tokens WHERE expires_at < now() - interval '1 day'",
                 // Sign-in failures a day old count for nothing any more (the lock period is shorter).
                 "DELETE FROM login_failures WHERE last_failure_at < now() - interval '1 day' AND (locked_until IS NULL OR locked_until < now())",
+                // API keys 30 days past their revocation, their expiry or their maker's deletion (expired ones are listed until then).
+                """
+                DELETE FROM api_keys WHERE revoked_at < now() - interval '30 days' OR expires_at < now() - interval '30 days'
+                    OR user_id IN (SELECT id FROM users WHERE deleted_at < now() - interval '30 days')
+                """,
             ] {
                 removed += try await connection.query(statement, logger: logger).collect().count
             }

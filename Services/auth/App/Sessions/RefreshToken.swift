@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import InternalAPI
 
 /// An opaque refresh token: `rt_` and 32 random bytes, base64url. Only its SHA-256 is stored.
 ///
@@ -9,8 +10,6 @@ import Foundation
 /// alone reveals neither: it holds hashes and ciphertexts whose keys it never sees.
 struct RefreshToken: Sendable, Equatable {
     static let prefix = "rt_"
-    /// 32 bytes of randomness as unpadded base64url.
-    private static let encodedLength = 43
 
     let value: String
 
@@ -25,19 +24,7 @@ struct RefreshToken: Sendable, Equatable {
 
     /// A string shaped like one of our tokens, or nil; anything else is refused before any lookup.
     static func parse(_ raw: String) -> RefreshToken? {
-        guard raw.hasPrefix(prefix), raw.utf8.count == prefix.utf8.count + encodedLength,
-            raw.utf8.dropFirst(prefix.utf8.count).allSatisfy(Self.isBase64URL)
-        else { return nil }
-        return RefreshToken(value: raw)
-    }
-
-    private static func isBase64URL(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-            UInt8(ascii: "-"), UInt8(ascii: "_"):
-            true
-        default: false
-        }
+        OpaqueSecret.isWellFormed(raw, prefix: prefix) ? RefreshToken(value: raw) : nil
     }
 
     /// What the database keys the token by.

@@ -2,7 +2,8 @@ import Logging
 import ServiceLifecycle
 
 /// Removes, every `interval`, the rows that can no longer matter: expired refresh tokens and
-/// sessions (a day after their end) and revocations past the life of every token they void.
+/// sessions (a day after their end), revocations past the life of every token they void, and
+/// API keys a month after they stopped working.
 struct SessionPruner: Service {
     let sessions: any SessionRepository
     let interval: Duration

@@ -7,6 +7,10 @@ import ServiceCore
 enum RoleRules {
     static func mayManageUsers(_ actor: Role) -> Bool { actor >= .admin }
 
+    /// API keys are the tenant's: its admins and above make, list and revoke them, and a key never
+    /// gets a role above its maker's.
+    static func mayManageAPIKeys(_ actor: Role) -> Bool { actor >= .admin }
+
     /// Why `actor` may not change a user of role `current` to `new` (nil: delete), or nil when it may.
     static func refusal(actor: Role, current: Role, new: Role?) -> String? {
         guard mayManageUsers(actor) else { return "Only admins, owners and super_admins manage users" }

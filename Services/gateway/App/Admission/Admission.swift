@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import InternalAPI
 import ServiceCore
 
 /// Everything the gateway decides about a request before anything goes upstream: the route, the
@@ -13,6 +14,8 @@ struct Admission: Sendable {
     var tenantPolicies: TenantPolicies? = nil
     /// Sessions and users auth has voided; nil when the gateway has no key to ask for them.
     var revocations: Revocations? = nil
+    /// Access tokens for API keys, from auth; nil when the gateway has no key to ask auth with.
+    var apiKeys: APIKeyTokens? = nil
 
     /// The parts of a request admission looks at.
     struct Request: Sendable {
@@ -21,6 +24,8 @@ struct Admission: Sendable {
         var path: String
         var sessionID: String?
         var authorization: String?
+        /// `X-API-Key`, used when no `Authorization` is sent.
+        var apiKey: String? = nil
         /// The key the limiter counts the client by (`ClientAddress.limiterKey`: IPv6 by /64).
         var clientKey: String
     }
@@ -34,6 +39,16 @@ struct Admission: Sendable {
         var limit: RateLimitDecision
         /// The limiter scope the request counted against, named in `RateLimit-Policy`.
         var policy: String
+        var authorization = UpstreamAuthorization.asSent
+    }
+
+    /// The `Authorization` the upstream is sent: services see access tokens, never API keys.
+    enum UpstreamAuthorization: Sendable, Equatable {
+        case asSent
+        /// An API key's access token, as `Bearer …`.
+        case replaced(String)
+        /// An API key on a route that asks for no credential.
+        case removed
     }
 
     enum Outcome: Sendable {
@@ -88,37 +103,44 @@ struct Admission: Sendable {
     /// do not buy unlimited attempts.
     private func admit(_ request: Request, service: PublicService, path: String, access: Access) -> Step {
         let address = request.clientKey
-        let forward: @Sendable (String, RateLimitDecision) -> Step = { policy, limit in
+        let forward: @Sendable (String, RateLimitDecision, UpstreamAuthorization) -> Step = { policy, limit, authorization in
             .done(
                 limit.allowed
-                    ? .forward(Forward(service: service, path: path, access: access, limit: limit, policy: policy))
+                    ? .forward(Forward(service: service, path: path, access: access, limit: limit, policy: policy, authorization: authorization))
                     : .refuse(Self.limited(limit, policy: policy))
             )
         }
+        // A route that asks for no credential is not sent an API key someone sent anyway.
+        let unasked: UpstreamAuthorization =
+            access != .authenticated && request.authorization.map(Self.isBearerAPIKey) == true ? .removed : .asSent
         switch access {
         case .credentials:
-            return count("auth|\(address)", limits.authPerMinute) { forward("auth", $0) }
+            return count("auth|\(address)", limits.authPerMinute) { forward("auth", $0, unasked) }
         case .open:
-            return count("ip|\(address)", limits.publicPerMinute) { forward("ip", $0) }
+            return count("ip|\(address)", limits.publicPerMinute) { forward("ip", $0, unasked) }
         case .session(let sessionID):
             return count("ip|\(address)", limits.publicPerMinute) { byAddress in
                 guard byAddress.allowed else { return .done(.refuse(Self.limited(byAddress, policy: "ip"))) }
-                return count("session|\(sessionID.prefix(128))", limits.sessionPerMinute) { forward("session", $0) }
+                return count("session|\(sessionID.prefix(128))", limits.sessionPerMinute) { forward("session", $0, unasked) }
             }
         case .authenticated:
-            guard let token = JWTAuthMiddleware<GatewayRequestContext>.bearerToken(request.authorization) else {
-                return refused(.unauthorized(), address: address)
-            }
-            let verified: @Sendable (AccessTokenClaims) -> Step = { claims in
+            let verified: @Sendable (AccessTokenClaims, UpstreamAuthorization) -> Step = { claims, authorization in
                 if revocations?.voids(claims) == true { return refused(Self.revoked, address: address) }
                 let policy = tenantPolicies?.policy(for: claims.tenantID)
                 if policy?.suspended == true { return .done(.refuse(Self.suspended)) }
-                return count("tenant|\(claims.tenantID)", policy?.rateLimitPerMinute ?? limits.tenantPerMinute) { forward("tenant", $0) }
+                return count("tenant|\(claims.tenantID)", policy?.rateLimitPerMinute ?? limits.tenantPerMinute) {
+                    forward("tenant", $0, authorization)
+                }
             }
-            if let claims = verifier.cachedClaims(token) { return verified(claims) }
+            guard let token = JWTAuthMiddleware<GatewayRequestContext>.bearerToken(request.authorization) else {
+                if let key = request.apiKey { return admit(apiKey: key, address: address, then: verified) }
+                return refused(.unauthorized(), address: address)
+            }
+            if APIKeyFormat.isAPIKey(token) { return admit(apiKey: token, address: address, then: verified) }
+            if let claims = verifier.cachedClaims(token) { return verified(claims, .asSent) }
             return .suspended {
                 do {
-                    return verified(try await verifier.verify(token))
+                    return verified(try await verifier.verify(token), .asSent)
                 } catch let error as AppError where error.status == .unauthorized {
                     return refused(error, address: address)
                 } catch {
@@ -126,6 +148,33 @@ struct Admission: Sendable {
                 }
             }
         }
+    }
+
+    /// An API key goes on as its access token, from memory or from auth (off the event loop).
+    private func admit(
+        apiKey key: String, address: String, then verified: @escaping @Sendable (AccessTokenClaims, UpstreamAuthorization) -> Step
+    ) -> Step {
+        guard let apiKeys else { return .done(.refuse(Self.apiKeysUnavailable)) }
+        guard APIKeyFormat.isWellFormed(key) else { return refused(APIKeyTokens.invalid, address: address) }
+        let answered: @Sendable (APIKeyTokens.Answer) -> Step = { answer in
+            switch answer {
+            case .granted(let grant): verified(grant.claims, .replaced("Bearer \(grant.token)"))
+            case .refused(let error) where error.status == .unauthorized: refused(error, address: address)
+            case .refused(let error): .done(.refuse(error))
+            }
+        }
+        let fingerprint = APIKeyTokens.fingerprint(key)
+        if let answer = apiKeys.cached(fingerprint) {
+            // A token voided since (the key revoked, its maker's role changed): auth is asked again.
+            guard case .granted(let grant) = answer, revocations?.voids(grant.claims) == true else { return answered(answer) }
+            apiKeys.forget(fingerprint, token: grant.token)
+        }
+        return .suspended { answered(await apiKeys.answer(for: key, fingerprint: fingerprint)) }
+    }
+
+    /// Whether an `Authorization` header carries an API key (`Bearer sk_…`).
+    static func isBearerAPIKey(_ authorization: String) -> Bool {
+        JWTAuthMiddleware<GatewayRequestContext>.bearerToken(authorization).map(APIKeyFormat.isAPIKey) ?? false
     }
 
     /// Counts a request against `key`'s limit, now or after the limiter's round trip.
@@ -148,6 +197,9 @@ struct Admission: Sendable {
 
     /// The token is well signed and unexpired, but auth has voided it (logout, and the like).
     static let revoked = AppError.unauthorized("This session has ended; sign in again", code: "TOKEN_REVOKED")
+
+    /// API keys need the gateway's own key (`SERVICE_KEY`) to be exchanged with auth.
+    static let apiKeysUnavailable = AppError.unavailable("API keys cannot be checked by this gateway", code: "API_KEYS_UNAVAILABLE")
 
     /// The token is good but its tenant is suspended.
     static let suspended = AppError(.forbidden, code: "TENANT_SUSPENDED", detail: "This account is suspended")

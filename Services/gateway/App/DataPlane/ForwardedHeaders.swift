@@ -70,11 +70,14 @@ enum ForwardedHeaders {
     }
 
     /// The request head the upstream is sent. `bodyLength` is the exact length of a body read
-    /// whole, nil for a relayed (chunked) one, 0 for none.
+    /// whole, nil for a relayed (chunked) one, 0 for none. An API key never goes further than the
+    /// gateway: with `hasAPIKeyHeader`, `X-API-Key` is dropped, and `authorization` says what
+    /// becomes of `Authorization`. Neither costs a request without a key anything per header.
     static func request(
         _ head: HTTPRequestHead, target: String, upstream: UpstreamAddress, requestID: String, peer: String,
-        peerIsTrusted: Bool, bodyLength: Int?
+        peerIsTrusted: Bool, bodyLength: Int?, authorization: Admission.UpstreamAuthorization = .asSent, hasAPIKeyHeader: Bool = false
     ) -> HTTPRequestHead {
+        let replacesAuthorization = authorization != .asSent
         var headers: [(String, String)] = []
         headers.reserveCapacity(head.headers.count + 8)
         let connectionTokens = connectionTokens(head.headers)
@@ -96,8 +99,11 @@ enum ForwardedHeaders {
             }
             if !connectionTokens.isEmpty && connectionTokens.contains(where: { matches(name, $0) }) { continue }
             if matches(name, "x-forwarded-host") { continue }
+            if replacesAuthorization && matches(name, "authorization") { continue }
+            if hasAPIKeyHeader && matches(name, "x-api-key") { continue }
             headers.append((name, value))
         }
+        if case .replaced(let value) = authorization { headers.append(("authorization", value)) }
         headers.append(("host", upstream.authority))
         headers.append(("x-request-id", requestID))
         headers.append(("x-forwarded-for", forwardedFor.map { "\($0), \(peer)" } ?? peer))

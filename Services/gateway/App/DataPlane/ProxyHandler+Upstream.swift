@@ -105,7 +105,8 @@ extension ProxyHandler {
         if let query { target += "?" + query }
         var head = ForwardedHeaders.request(
             exchange.head, target: target, upstream: address, requestID: exchange.requestID, peer: peer,
-            peerIsTrusted: peerIsTrusted, bodyLength: bodyLength
+            peerIsTrusted: peerIsTrusted, bodyLength: bodyLength, authorization: exchange.plan!.authorization,
+            hasAPIKeyHeader: exchange.facts.apiKey != nil
         )
         if exchange.webSocket { upgradeHeaders(&head, exchange) }
         return head

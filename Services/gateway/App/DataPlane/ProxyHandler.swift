@@ -234,7 +234,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         }
         let request = Admission.Request(
             method: method, path: path, sessionID: facts.sessionID,
-            authorization: authorization, clientKey: clientKey(head)
+            authorization: authorization, apiKey: facts.apiKey, clientKey: clientKey(head)
         )
         switch plane.admission.begin(request) {
         case .done(let outcome):

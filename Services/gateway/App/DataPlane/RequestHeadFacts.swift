@@ -6,6 +6,7 @@ struct RequestHeadFacts {
     var requestID: String?
     var origin: String?
     var authorization: String?
+    var apiKey: String?
     var sessionID: String?
     var contentLength: String?
     var transferEncoding: String?
@@ -18,6 +19,7 @@ struct RequestHeadFacts {
             case 6 where ForwardedHeaders.matches(name, "origin"): origin = origin ?? value
             case 6 where ForwardedHeaders.matches(name, "expect"): expect = value
             case 7 where ForwardedHeaders.matches(name, "upgrade"): upgrade = true
+            case 9 where ForwardedHeaders.matches(name, "x-api-key"): apiKey = apiKey ?? value
             case 12 where ForwardedHeaders.matches(name, "x-request-id"): requestID = requestID ?? value
             case 12 where ForwardedHeaders.matches(name, "x-session-id"): sessionID = sessionID ?? value
             case 13 where ForwardedHeaders.matches(name, "authorization"): authorization = authorization ?? value

@@ -15,8 +15,8 @@
 # 4. Revocation at the gateway: two separate gateway processes whose upstreams are a static nginx
 #    (so the proxy is the bottleneck, as in bench/gateway.sh's gw-static-auth row), both checking
 #    the same real JWT against the suite's JWKS. `plain` has no SERVICE_KEY (no revocation or
-#    tenant-policy checks); `revoking` has one, and its revocation feed (served by the static nginx)
-#    holds REVOCATIONS entries, one of them the session of a second real token, which it must
+#    tenant-policy checks); `revoking` has one, and its revocation feed (served by the static nginx:
+#    everything on the first read, nothing new after) holds REVOCATIONS entries, one of them the session of a second real token, which it must
 #    refuse (401 TOKEN_REVOKED) before anything is measured. wrk -t THREADS -c CONNECTIONS on
 #    GET /api/auth/me, plain / revoking / plain / revoking: req/s and p99 ratios (goal: ~1.0).
 #
@@ -194,17 +194,19 @@ else:
     print("%.2f" % (float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]))
 PY
 }
-me() { # me NAME: hey at ME_RATE for DURATION seconds on /me through the gateway; prints p99 (ms)
+me() { # me NAME BASE_URL: hey at ME_RATE for DURATION seconds on BASE_URL/api/auth/me; prints p99 (ms)
     local file="$OUT_DIR/$STAMP-auth-$1.txt"
     hey -z "${DURATION}s" -c "$ME_CONNECTIONS" -q "$((ME_RATE / ME_CONNECTIONS))" -H "Authorization: Bearer $TOKEN" \
-        "$GATEWAY/api/auth/me" >"$file"
+        "$2/api/auth/me" >"$file"
     hey_p99 "$file"
 }
+AUTH="http://$HOST:$AUTH_PORT"
 
 # --- 2 and 3: /me idle, then logins with /me beside them ---------------------------------
 log "warm-up, then /me idle at $ME_RATE req/s for ${DURATION}s"
 hey -z "${WARMUP}s" -c "$ME_CONNECTIONS" -H "Authorization: Bearer $TOKEN" "$GATEWAY/api/auth/me" >/dev/null
-ME_IDLE="$(me me-idle)"
+ME_IDLE="$(me me-idle "$GATEWAY")"
+ME_DIRECT_IDLE="$(me me-direct-idle "$AUTH")"
 {
     echo 'local bodies = {'
     printf "    '%s',\n" "${LOGIN_BODIES[@]}"
@@ -226,12 +228,13 @@ end
 EOF
 } >"$TMP_DIR/login.lua"
 LOGIN_FILE="$OUT_DIR/$STAMP-auth-logins.txt"
-log "logins: wrk -t2 -c$LOGIN_CONNECTIONS for $((DURATION + 2 * WARMUP))s, /me at $ME_RATE req/s in the middle ${DURATION}s"
-wrk -t2 -c"$LOGIN_CONNECTIONS" -d"$((DURATION + 2 * WARMUP))s" --timeout 30s --latency -s "$TMP_DIR/login.lua" \
+log "logins: wrk -t2 -c$LOGIN_CONNECTIONS for $((2 * DURATION + 2 * WARMUP))s, /me at $ME_RATE req/s in the middle (gateway, then auth)"
+wrk -t2 -c"$LOGIN_CONNECTIONS" -d"$((2 * DURATION + 2 * WARMUP))s" --timeout 30s --latency -s "$TMP_DIR/login.lua" \
     "$GATEWAY/api/auth/login" >"$LOGIN_FILE" &
 CHILD_PID=$!
 sleep "$WARMUP"
-ME_LOADED="$(me me-loaded)"
+ME_LOADED="$(me me-loaded "$GATEWAY")"
+ME_DIRECT_LOADED="$(me me-direct-loaded "$AUTH")"
 wait "$CHILD_PID"
 CHILD_PID=""
 LOGIN_RPS="$(wrk_field "$LOGIN_FILE" rps)"
@@ -260,7 +263,13 @@ $(nginx_temp_paths "$STATIC_DIR")
     server {
         listen $HOST:$STATIC_PORT;
         default_type application/json;
-        location = /internal/gateway/revocations { alias $STATIC_DIR/revocations.json; }
+        # As auth's feed does: everything on the first read (changed_since=0), then only what changed
+        # since (here: nothing), so the gateway is not re-reading 10,000 rows every pass.
+        location = /internal/gateway/revocations {
+            if (\$arg_changed_since = "0") { rewrite ^ /revocations-full.json last; }
+            return 200 '{"revocations":[],"next":null}';
+        }
+        location = /revocations-full.json { internal; alias $STATIC_DIR/revocations.json; }
         location = /internal/gateway/tenant-policies { return 200 '{"policies":[],"next":null}'; }
         location / { return 200 '{"ok":true}'; }
     }
@@ -324,6 +333,7 @@ out "auth benchmark $STAMP: $CORES cores, BCRYPT_COST=$BCRYPT_COST, runs of ${DU
 out "1. one password hash: $(awk -v t="$HASH_SECONDS" 'BEGIN { printf "%.1f", t * 1000 }') ms on one core; ceiling = $CORES / that = $CEILING logins/s"
 out "2. logins through the gateway (wrk -c$LOGIN_CONNECTIONS): $LOGIN_RPS/s = $LOGIN_RATIO of the ceiling (goal >= 0.90: $(verdict "$LOGIN_RATIO" 0.90 '>='))"
 out "3. GET /api/auth/me p99 at $ME_RATE req/s: idle $ME_IDLE ms, during logins $ME_LOADED ms = ${ME_RATIO}x (goal <= 1.5: $(verdict "$ME_RATIO" 1.5 '<='))"
+out "   the same straight to auth (no gateway): idle $ME_DIRECT_IDLE ms, during logins $ME_DIRECT_LOADED ms = $(ratio "$ME_DIRECT_LOADED" "$ME_DIRECT_IDLE")x"
 out "4. gateway GET /api/auth/me, static upstream, wrk -t$THREADS -c$CONNECTIONS, two rounds each:"
 out "   plain (no revocation checks)        req/s:${RPS[plain]}  p99 ms:${P99[plain]}"
 out "   revoking ($REVOCATIONS revocations) req/s:${RPS[revoking]}  p99 ms:${P99[revoking]}"

@@ -60,7 +60,7 @@ package func buildGatewayApplication(
             ChangeFeedSync<RevocationPage>(
                 name: "revocations", service: "auth", url: "\(upstream(.auth))/internal/gateway/revocations", identity: identity,
                 http: http, interval: .seconds(config.revocationRefreshSeconds), logger: logger, firstKey: "",
-                apply: { revocations.apply($0.revocations) }
+                apply: { revocations.apply($0.revocations) }, caughtUp: { revocations.markCaughtUp() }
             ),
         ]
     } else {

@@ -140,7 +140,11 @@ struct Admission: Sendable {
             if let claims = verifier.cachedClaims(token) { return verified(claims, .asSent) }
             return .suspended {
                 do {
-                    return verified(try await verifier.verify(token), .asSent)
+                    let claims = try await verifier.verify(token)
+                    // A token first seen by a gateway that has not read the revocation feed yet waits
+                    // for it: a restart must not let a revoked token through. Later ones are cached.
+                    await revocations?.untilCaughtUp()
+                    return verified(claims, .asSent)
                 } catch let error as AppError where error.status == .unauthorized {
                     return refused(error, address: address)
                 } catch {

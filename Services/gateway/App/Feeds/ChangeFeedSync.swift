@@ -25,6 +25,8 @@ struct ChangeFeedSync<Page: ChangeFeedPage>: Service {
     /// Where a cursor starts before every row.
     let firstKey: String
     let apply: @Sendable (Page) -> Void
+    /// Called after every read of the feed to its end (the first one is what matters).
+    var caughtUp: @Sendable () -> Void = {}
 
     /// Read again on every pass: a change committed late with an earlier timestamp is still seen.
     static var overlapMicroseconds: Int64 { 5_000_000 }
@@ -36,6 +38,7 @@ struct ChangeFeedSync<Page: ChangeFeedPage>: Service {
             do {
                 let newest = try await pull(since: max(0, since - (since == 0 ? 0 : Self.overlapMicroseconds)))
                 since = max(since, newest)
+                caughtUp()
                 if failing { logger.notice("\(name): \(service) answers again") }
                 failing = false
             } catch {

@@ -17,6 +17,47 @@ final class Revocations: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Until the first full read of the feed, a token this gateway has never seen waits for it (at
+    /// most `catchUpWait`): a gateway that has just started knows no revocation yet.
+    private let caughtUp = Mutex<(done: Bool, waiters: [UUID: CheckedContinuation<Void, Never>])>((false, [:]))
+    private let catchUpWait: Duration
+
+    init(catchUpWait: Duration = .seconds(5)) {
+        self.catchUpWait = catchUpWait
+    }
+
+    /// The feed has been read to its end once: nothing waits any more.
+    func markCaughtUp() {
+        let waiters = caughtUp.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard !state.done else { return [] }
+            state.done = true
+            defer { state.waiters.removeAll() }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    var isCaughtUp: Bool { caughtUp.withLock { $0.done } }
+
+    /// Returns once the feed has been read to its end once, or after `catchUpWait` (auth may be
+    /// down when the gateway starts; then tokens pass as before, unchecked until the first read).
+    func untilCaughtUp() async {
+        guard !isCaughtUp else { return }
+        let id = UUID()
+        let wait = catchUpWait
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let added = caughtUp.withLock { state -> Bool in
+                guard !state.done else { return false }
+                state.waiters[id] = continuation
+                return true
+            }
+            guard added else { return continuation.resume() }
+            Task {
+                try? await Task.sleep(for: wait)
+                self.caughtUp.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+            }
+        }
+    }
 
     /// Whether the token has been voided.
     func voids(_ claims: AccessTokenClaims) -> Bool {

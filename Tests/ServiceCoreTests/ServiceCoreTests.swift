@@ -204,25 +204,34 @@ struct VerifierTests {
         #expect(try await verifier.verify(try await token(old, kid: "old")).role == .admin)
         let polling = Task { try await verifier.run() }
         defer { polling.cancel() }
-        let pause = Duration.milliseconds(350)
+        // Until a whole poll has run since now: a second one has begun (a fixed pause is not enough on
+        // a machine busy with every other test).
+        func pause() async throws {
+            let start = source.fetches.withLock { $0 }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while source.fetches.withLock({ $0 }) < start + 2 {
+                guard ContinuousClock.now < deadline else { throw TimeoutError() }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
 
         // A key published ahead of use (a rotation) is known before its first token arrives.
         source.publish([(old, "old"), (new, "new")])
-        try await Task.sleep(for: pause)
+        try await pause()
         #expect(try await verifier.verify(try await token(new, kid: "new")).role == .admin)
 
         // A failed poll, and an answer with no key, keep the keys it had.
         source.failing.withLock { $0 = true }
-        try await Task.sleep(for: pause)
+        try await pause()
         #expect(try await verifier.verify(try await token(old, kid: "old")).role == .admin)
         source.failing.withLock { $0 = false }
         source.keys.withLock { $0 = JWKS(keys: []) }
-        try await Task.sleep(for: pause)
+        try await pause()
         #expect(try await verifier.verify(try await token(new, kid: "new")).role == .admin)
 
         // A key auth no longer publishes is dropped at the next poll.
         source.publish(new, kid: "new")
-        try await Task.sleep(for: pause)
+        try await pause()
         await #expect { try await verifier.verify(try await token(old, kid: "old")) } throws: { ($0 as? AppError)?.code == "INVALID_TOKEN" }
         #expect(try await verifier.verify(try await token(new, kid: "new")).role == .admin)
     }

@@ -91,11 +91,10 @@ package struct InternalClient: Sendable {
         if let requestID = logger[metadataKey: RequestID.metadataKey]?.description {
             request.headers.add(name: "X-Request-ID", value: requestID)
         }
-        var bytes: ByteBuffer?
-        if let body {
-            bytes = ByteBuffer(bytes: try JSONCoding.encoder.encode(body))
+        let bytes = try body.map { ByteBuffer(bytes: try JSONCoding.encoder.encode($0)) }
+        if let bytes {
             request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(bytes!)
+            request.body = .bytes(bytes)
         }
         let token = try await identity.token(for: service, method: method, target: Self.requestTarget(of: url), body: bytes)
         request.headers.add(name: "X-Caller-Token", value: token)

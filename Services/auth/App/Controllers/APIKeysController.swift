@@ -83,7 +83,7 @@ struct APIKeysController: Sendable {
         }
         guard problems.isEmpty else { throw AppError.validation(problems) }
         guard role <= actor.role else {
-            throw AppError(.forbidden, code: "ROLE_NOT_ALLOWED", detail: "A key cannot have a role above your own")
+            throw RoleRules.notAllowed("A key cannot have a role above your own")
         }
         // A key that could make keys would outlive its own revocation through them.
         if let session = identity.sid.flatMap(UUID.init(uuidString:)), try await keys.isKey(session, logger: context.logger) {
@@ -126,7 +126,7 @@ struct APIKeysController: Sendable {
     static let maxNameLength = 100
     static let maxLifetimeDays = 365
 
-    static let managersOnly = AppError(.forbidden, code: "ROLE_NOT_ALLOWED", detail: "Only admins, owners and super_admins manage API keys")
+    static let managersOnly = RoleRules.notAllowed("Only admins, owners and super_admins manage API keys")
 
     static let notFound = AppError(.notFound, code: "API_KEY_NOT_FOUND", detail: "API key not found")
 }

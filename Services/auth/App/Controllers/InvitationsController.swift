@@ -86,7 +86,7 @@ struct InvitationsController: Sendable {
         if !emailProblems.isEmpty { problems["email"] = emailProblems }
         let role = Role(rawValue: input.role)
         if role == nil { problems["role"] = ["must be one of \(UsersController.roleNames)"] }
-        if let fullName, fullName.unicodeScalars.count > 200 { problems["full_name"] = ["must be at most 200 characters"] }
+        if let problem = CredentialPolicy.fullNameProblems(fullName).first { problems["full_name"] = [problem] }
         if input.sendInviteEmail == false { problems["send_invite_email"] = ["must be true: invitations are delivered by mail"] }
         let asked = input.tenantId.map { UUID(uuidString: $0) }
         if asked == .some(nil) { problems["tenant_id"] = ["must be a tenant id"] }
@@ -96,7 +96,7 @@ struct InvitationsController: Sendable {
         let tenant = asked.flatMap { $0 } ?? actor.tenantID
         guard tenant == actor.tenantID || actor.role == .superAdmin else { throw PostgresInvitations.tenantNotFound }
         if let refusal = RoleRules.refusal(actor: actor.role, current: role, new: role) {
-            throw AppError(.forbidden, code: "ROLE_NOT_ALLOWED", detail: refusal)
+            throw RoleRules.notAllowed(refusal)
         }
         // super_admins belong to the platform, not to a customer's tenant.
         if role == .superAdmin, tenant != SuperAdminBootstrap.platformTenantID {
@@ -148,7 +148,7 @@ struct InvitationsController: Sendable {
         let policy = CredentialPolicy.passwordProblems(input.password)
         if !policy.isEmpty { problems["password"] = policy }
         if fullName.isEmpty { problems["full_name"] = ["is required"] }
-        if fullName.unicodeScalars.count > 200 { problems["full_name"] = ["must be at most 200 characters"] }
+        if let problem = CredentialPolicy.fullNameProblems(fullName).first { problems["full_name"] = [problem] }
         guard problems.isEmpty else { throw AppError.validation(problems) }
 
         // 401 without `WWW-Authenticate`, as for a reset link: the refused credential is the mailed token.

@@ -103,7 +103,7 @@ struct SigningKeysController: Sendable {
         return user.id
     }
 
-    static let superAdminsOnly = AppError(.forbidden, code: "ROLE_NOT_ALLOWED", detail: "Only a super_admin manages signing keys")
+    static let superAdminsOnly = RoleRules.notAllowed("Only a super_admin manages signing keys")
 
     static let configured = AppError(
         .conflict, code: "SIGNING_KEY_CONFIGURED",

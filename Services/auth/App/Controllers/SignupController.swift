@@ -32,7 +32,7 @@ struct SignupController: Sendable {
         let passwordProblems = CredentialPolicy.passwordProblems(input.password)
         if !passwordProblems.isEmpty { problems["password"] = passwordProblems }
         if input.tenantSlug.isEmpty { problems["tenant_slug"] = ["is required"] }
-        if let fullName, fullName.unicodeScalars.count > 200 { problems["full_name"] = ["must be at most 200 characters"] }
+        if let problem = CredentialPolicy.fullNameProblems(fullName).first { problems["full_name"] = [problem] }
         guard problems.isEmpty else { throw AppError.validation(problems) }
 
         guard let tenant = try await directory.tenant(slug: input.tenantSlug, logger: context.logger) else {

@@ -119,7 +119,8 @@ struct UsersController: Sendable {
         let identity = try context.requireIdentity()
         let input = try await request.decodeJSON(as: ProfileChange.self, context: context)
         let fullName = input.fullName?.trimmingCharacters(in: .whitespacesAndNewlines)
-        if let fullName, fullName.unicodeScalars.count > 200 { throw AppError.validation(["full_name": ["must be at most 200 characters"]]) }
+        let problems = CredentialPolicy.fullNameProblems(fullName)
+        guard problems.isEmpty else { throw AppError.validation(["full_name": problems]) }
         guard let user = try await administration.updateProfile(of: identity.userUUID, fullName: fullName?.isEmpty == true ? nil : fullName, logger: context.logger)
         else { throw AppError.unauthorized("User no longer exists", code: "INVALID_TOKEN") }
         return JSONResponse(auth.meResponse(user))
@@ -167,5 +168,5 @@ struct UsersController: Sendable {
 
     static let roleNames = Role.allCases.map(\.rawValue).joined(separator: ", ")
 
-    static let managersOnly = AppError(.forbidden, code: "ROLE_NOT_ALLOWED", detail: "Only admins, owners and super_admins manage users")
+    static let managersOnly = RoleRules.notAllowed("Only admins, owners and super_admins manage users")
 }

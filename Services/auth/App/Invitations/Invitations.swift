@@ -111,7 +111,7 @@ struct PostgresInvitations: Invitations {
             if let refusal = RoleRules.refusal(
                 actor: actor.role, current: replaced.flatMap { Role(rawValue: $0.1) } ?? invitation.role, new: invitation.role
             ) {
-                throw AppError(.forbidden, code: "ROLE_NOT_ALLOWED", detail: refusal)
+                throw RoleRules.notAllowed(refusal)
             }
             if let replaced {
                 try await connection.query("UPDATE invitations SET revoked_at = now() WHERE id = \(replaced.0)", logger: logger)
@@ -168,7 +168,7 @@ struct PostgresInvitations: Invitations {
             // Another tenant's invitation is as unknown as one that never existed.
             guard let invitation = try rows.first.map(Self.invitation(from:)) else { throw Self.notFound }
             if let refusal = RoleRules.refusal(actor: actor.role, current: invitation.role, new: nil) {
-                throw AppError(.forbidden, code: "ROLE_NOT_ALLOWED", detail: refusal)
+                throw RoleRules.notAllowed(refusal)
             }
             switch invitation.status {
             case .accepted:

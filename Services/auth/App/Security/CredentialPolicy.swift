@@ -24,6 +24,14 @@ enum CredentialPolicy {
         return []
     }
 
+    static let maxFullNameLength = 200
+
+    /// What is wrong with a full name (already trimmed); an absent or empty one is fine here.
+    static func fullNameProblems(_ fullName: String?) -> [String] {
+        guard let fullName, fullName.unicodeScalars.count > maxFullNameLength else { return [] }
+        return ["must be at most \(maxFullNameLength) characters"]
+    }
+
     /// Long enough for any passphrase; the bound keeps hashing work per request small.
     static let maxPasswordLength = 128
 

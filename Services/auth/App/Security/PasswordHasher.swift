@@ -32,7 +32,7 @@ final class PasswordHasher: Sendable {
         return try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(input, hash: bcrypt) }
     }
 
-    private static func prehash(_ password: String) -> String {
+    fileprivate static func prehash(_ password: String) -> String {
         Data(SHA256.hash(data: Data(password.utf8))).base64EncodedString()
     }
 
@@ -55,7 +55,7 @@ final class PasswordHasher: Sendable {
 /// get the most sign-ins per second the machine can do (`suite bcrypt-time`).
 package func measurePasswordHash(cost: Int, rounds: Int) -> Duration {
     let clock = ContinuousClock()
-    let input = Data(SHA256.hash(data: Data("correct horse battery staple".utf8))).base64EncodedString()
+    let input = PasswordHasher.prehash("correct horse battery staple")
     let elapsed = clock.measure {
         for _ in 0..<rounds { _ = Bcrypt.hash(input, cost: UInt8(cost)) }
     }

@@ -1,4 +1,5 @@
 import Logging
+import ServiceCore
 import ServiceLifecycle
 
 /// Removes, every `interval`, the rows that can no longer matter: expired refresh tokens and
@@ -10,10 +11,8 @@ struct SessionPruner: Service {
     let logger: Logger
 
     func run() async throws {
-        // Sleep first: at start-up the migrations may not have run yet.
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            guard !Task.isShuttingDownGracefully && !Task.isCancelled else { break }
+        // Sleeps first: at start-up the migrations may not have run yet.
+        await repeatUntilShutdown(every: interval) {
             do {
                 let removed = try await sessions.prune(logger: logger)
                 if removed > 0 { logger.info("pruned expired sessions, tokens and revocations", metadata: ["rows": "\(removed)"]) }

@@ -1,3 +1,4 @@
+import HTTPTypes
 import ServiceCore
 
 /// Who may manage whom (seed 000's roles, `user` < `admin` < `owner` < `super_admin`):
@@ -6,6 +7,11 @@ import ServiceCore
 /// where the owners can be counted under a lock (`UserAdministration`).
 enum RoleRules {
     static func mayManageUsers(_ actor: Role) -> Bool { actor >= .admin }
+
+    /// The answer to anything these rules refuse: 403 `ROLE_NOT_ALLOWED`, saying why.
+    static func notAllowed(_ detail: String) -> AppError {
+        AppError(.forbidden, code: "ROLE_NOT_ALLOWED", detail: detail)
+    }
 
     /// API keys are the tenant's: its admins and above make, list and revoke them, and a key never
     /// gets a role above its maker's.

@@ -146,7 +146,7 @@ struct PostgresUserAdministration: UserAdministration {
         // Another tenant's user is as unknown as a user that never existed.
         guard let user = try rows.first.map(PostgresUserRepository.user(from:)) else { throw Self.notFound }
         if let refusal = RoleRules.refusal(actor: actor.role, current: user.role, new: new) {
-            throw AppError(.forbidden, code: "ROLE_NOT_ALLOWED", detail: refusal)
+            throw RoleRules.notAllowed(refusal)
         }
         if user.role == .owner, new != .owner {
             let owners = try await connection.query(

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceCore
 import ServiceLifecycle
 
 /// Finishes the compensation of registrations that could not be undone at the time (auth or
@@ -14,12 +15,8 @@ struct ProvisioningReaper: Service {
     let logger: Logger
 
     func run() async throws {
-        // Sleep first: at start-up the migrations may not have run yet.
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            guard !Task.isShuttingDownGracefully && !Task.isCancelled else { break }
-            _ = await reapOnce()
-        }
+        // Sleeps first: at start-up the migrations may not have run yet.
+        await repeatUntilShutdown(every: interval) { _ = await reapOnce() }
     }
 
     /// One pass; returns how many abandoned registrations were fully removed.

@@ -86,6 +86,9 @@ struct SharedLimitsTests {
         overrides["GATEWAY_DATABASE_URL"] = Self.databaseURL(database)
         // Closed: were the database ever too slow, the test sees 503s, not per-replica counting.
         overrides["RATE_LIMIT_SHARED_FAILURE"] = "closed"
+        // Beside every other test, this process's tasks can wait seconds for a thread: a lease must
+        // not count as the database being down merely for that (it did: 500 of 900 were 503s).
+        overrides["RATE_LIMIT_SHARED_TIMEOUT_MS"] = "15000"
         let replicas = try await Replicas(count: 3, stack: stack, overrides: overrides)
         do {
             try await Self.waitForRoomInTheWindow(15)
@@ -93,8 +96,8 @@ struct SharedLimitsTests {
             let statuses = try await Self.spread(total: 900, concurrency: 12, ports: replicas.ports, client: client)
             let admitted = statuses.map { $0.filter { $0 == 200 }.count }
             let total = admitted.reduce(0, +)
-            // Failing closed, a lease slower than 2 s (a machine busy with every other test) answers 503
-            // for a moment instead of counting per replica: a few, never anything else.
+            // Failing closed, a lease slower than the timeout answers 503 for a moment instead of
+            // counting per replica: a few at most, never anything else.
             let unavailable = statuses.joined().filter { $0 == 503 }.count
             #expect(statuses.joined().allSatisfy { $0 == 200 || $0 == 429 || $0 == 503 }, "statuses seen: \(Set(statuses.joined()))")
             #expect(unavailable <= 90, "\(unavailable) of 900 answered 503")

@@ -37,7 +37,8 @@ package func buildGatewayApplication(
         let postgres = PostgresClient(configuration: databaseConfig.clientConfiguration, backgroundLogger: logger)
         let database = Database(client: postgres, monitor: DatabaseMonitor(database: databaseConfig, logger: logger))
         limiter = SharedRateLimiter(
-            database: database, fallback: localLimiter, maxKeys: config.rateLimitMaxKeys, failOpen: config.sharedLimitsFailOpen, logger: logger
+            database: database, fallback: localLimiter, maxKeys: config.rateLimitMaxKeys, failOpen: config.sharedLimitsFailOpen,
+            leaseTimeout: .milliseconds(config.sharedLimitsTimeoutMilliseconds), logger: logger
         )
         services += [postgres, database.monitor, SharedLimitsMaintenance(postgres: postgres, database: database, windowSeconds: 60, logger: logger)]
     }

@@ -15,6 +15,8 @@ package struct GatewayConfig: Sendable {
     package var sharedLimitsDatabase: DatabaseConfig?
     /// Without its database, count limits per replica (true) or refuse with 503 (false).
     package var sharedLimitsFailOpen: Bool
+    /// A lease call slower than this counts as the shared-limits database being unreachable.
+    package var sharedLimitsTimeoutMilliseconds: Int
     /// The gateway's own signing key (PEM, P-256): how it proves itself to tenancy's policy feed.
     /// Without it, every tenant gets the default limit and suspensions are not enforced here.
     package var serviceKey: String?
@@ -61,6 +63,7 @@ package struct GatewayConfig: Sendable {
         self.trustedProxies = .none
         self.sharedLimitsDatabase = nil
         self.sharedLimitsFailOpen = true
+        self.sharedLimitsTimeoutMilliseconds = 2_000
         self.serviceKey = nil
         self.tenantPolicyRefreshSeconds = 5
         self.revocationRefreshSeconds = 2
@@ -109,6 +112,7 @@ package struct GatewayConfig: Sendable {
         case "closed": self.sharedLimitsFailOpen = false
         case let other: throw ConfigurationError(variable: "RATE_LIMIT_SHARED_FAILURE", problem: "must be open or closed, got '\(other)'")
         }
+        self.sharedLimitsTimeoutMilliseconds = try settings.int("RATE_LIMIT_SHARED_TIMEOUT_MS", default: 2_000, range: 100...60_000)
         do {
             self.trustedProxies = try TrustedProxies(parsing: settings.string("TRUSTED_PROXIES", default: ""))
         } catch {

@@ -57,9 +57,13 @@ final class SharedRateLimiter: RequestLimiter {
     private let batching = Mutex(Batching())
     /// A lease call slower than this counts as the database being unreachable (fail open or closed
     /// for a second). Generous: a slow answer only delays the requests waiting for it.
-    static let leaseTimeout: Duration = .seconds(2)
+    let leaseTimeout: Duration
 
-    init(database: Database, fallback: RateLimiter, maxKeys: Int, failOpen: Bool, logger: Logger, windowSeconds: Int = 60) {
+    init(
+        database: Database, fallback: RateLimiter, maxKeys: Int, failOpen: Bool, leaseTimeout: Duration = .seconds(2), logger: Logger,
+        windowSeconds: Int = 60
+    ) {
+        self.leaseTimeout = leaseTimeout
         self.database = database
         self.fallback = fallback
         self.failOpen = failOpen
@@ -189,7 +193,7 @@ final class SharedRateLimiter: RequestLimiter {
         }
         let wants = pending.map { max(1, $0.limit / 20) }
         do {
-            let rows = try await withTimeout(Self.leaseTimeout) { [database, logger, windowSeconds] in
+            let rows = try await withTimeout(leaseTimeout) { [database, logger, windowSeconds] in
                 try await database.query(
                     """
                     SELECT lease_key, lease_window, lease_granted, lease_total, lease_previous FROM gateway_lease(

@@ -98,6 +98,50 @@ struct GatewayWebSocketTests {
         }
     }
 
+    /// A tunnel is admitted once, at its upgrade; a logout must still end it, as it ends every other
+    /// request with that token, and leave the user's other sessions' tunnels alone.
+    @Test func aTunnelEndsWhenItsSessionIsLoggedOut() async throws {
+        try await Self.withGateway { stack, echo, _ in
+            let email = Fixtures.uniqueEmail()
+            #expect(try await Fixtures.createOwner(authURL: stack.url(.auth), email: email).status == 201)
+            let loggedOut = try await RevocationTests.login(stack, email)
+            let kept = try await RevocationTests.login(stack, email)
+            let port = stack.ports[.gateway]!
+            let open = { (token: String) in
+                try await RawTCP.run { () -> WebSocketTestClient in
+                    let client = try WebSocketTestClient.connect(port: port, receiveTimeout: .seconds(10))
+                    let response = try client.handshake(path: Self.path, headers: [("Authorization", "Bearer \(token)")])
+                    guard response.status == 101 else { throw WebSocketTestError.malformed("upgrade answered \(response.status)") }
+                    try client.send(text: "before")
+                    guard try client.readFrame().text == "before" else { throw WebSocketTestError.malformed("no echo through the tunnel") }
+                    return client
+                }
+            }
+            let ending = try await open(loggedOut.accessToken)
+            let staying = try await open(kept.accessToken)
+            defer {
+                ending.close()
+                staying.close()
+            }
+            let logout = try await TestHTTP.send(.POST, stack.url(.gateway) + "/api/auth/logout", headers: Fixtures.bearer(loggedOut.accessToken))
+            #expect(logout.status == 200)
+            let started = ContinuousClock.now
+            let closed = try await RawTCP.run { ending.waitForClose() }
+            let took = ContinuousClock.now - started
+            #expect(closed, "the logged-out session's tunnel stayed open")
+            #expect(took < .seconds(5), "the tunnel closed after \(took)")
+            // The upstream side of the ended tunnel is closed too; the other session's tunnel still works.
+            let deadline = ContinuousClock.now + .seconds(5)
+            while echo.closedConnections < 1, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(echo.closedConnections == 1)
+            let echoed = try await RawTCP.run {
+                try staying.send(text: "after")
+                return try staying.readFrame().text
+            }
+            #expect(echoed == "after")
+        }
+    }
+
     @Test func closingEitherSideClosesTheOther() async throws {
         try await Self.withGateway { stack, echo, forge in
             let token = try await forge.sign()

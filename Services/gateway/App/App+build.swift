@@ -43,6 +43,7 @@ package func buildGatewayApplication(
         services += [postgres, database.monitor, SharedLimitsMaintenance(postgres: postgres, database: database, windowSeconds: 60, logger: logger)]
     }
     var admission = Admission(verifier: verifier, limiter: limiter, limits: config.limits)
+    let tunnels = OpenTunnels()
     if let key = config.serviceKey {
         let identity = try await CallerIdentity(name: "gateway", privateKeyPEM: key)
         let policies = TenantPolicies()
@@ -56,12 +57,20 @@ package func buildGatewayApplication(
             ChangeFeedSync<TenantPolicyPage>(
                 name: "tenant policies", service: "tenancy", url: "\(upstream(.tenancy))/internal/gateway/tenant-policies",
                 identity: identity, http: http, interval: .seconds(config.tenantPolicyRefreshSeconds), logger: logger,
-                firstKey: FeedCursor.noTenant, apply: { policies.apply($0.policies) }
+                firstKey: FeedCursor.noTenant,
+                apply: { page in
+                    policies.apply(page.policies)
+                    tunnels.close { policies.policy(for: $0.tenantID)?.suspended == true }
+                }
             ),
             ChangeFeedSync<RevocationPage>(
                 name: "revocations", service: "auth", url: "\(upstream(.auth))/internal/gateway/revocations", identity: identity,
                 http: http, interval: .seconds(config.revocationRefreshSeconds), logger: logger, firstKey: "",
-                apply: { revocations.apply($0.revocations) }, caughtUp: { revocations.markCaughtUp() }
+                apply: { page in
+                    revocations.apply(page.revocations)
+                    tunnels.close(where: revocations.voids)
+                },
+                caughtUp: { revocations.markCaughtUp() }
             ),
         ]
     } else {
@@ -86,7 +95,8 @@ package func buildGatewayApplication(
         monitor: monitor,
         metrics: MetricHandles(factory: metrics.factory),
         logger: logger,
-        trustedProxies: config.trustedProxies
+        trustedProxies: config.trustedProxies,
+        tunnels: tunnels
     )
     let dataPlane = DataPlaneServer(
         plane: plane, host: config.server.host, port: config.server.port, maxHeaderBytes: config.maxHeaderBytes,

@@ -40,6 +40,9 @@ struct Admission: Sendable {
         /// The limiter scope the request counted against, named in `RateLimit-Policy`.
         var policy: String
         var authorization = UpstreamAuthorization.asSent
+        /// The verified access token's claims, on authenticated routes: a WebSocket tunnel opened
+        /// with them is closed when they are revoked.
+        var claims: AccessTokenClaims? = nil
     }
 
     /// The `Authorization` the upstream is sent: services see access tokens, never API keys.
@@ -103,10 +106,12 @@ struct Admission: Sendable {
     /// do not buy unlimited attempts.
     private func admit(_ request: Request, service: PublicService, path: String, access: Access) -> Step {
         let address = request.clientKey
-        let forward: @Sendable (String, RateLimitDecision, UpstreamAuthorization) -> Step = { policy, limit, authorization in
+        let forward: @Sendable (String, RateLimitDecision, UpstreamAuthorization, AccessTokenClaims?) -> Step = { policy, limit, authorization, claims in
             .done(
                 limit.allowed
-                    ? .forward(Forward(service: service, path: path, access: access, limit: limit, policy: policy, authorization: authorization))
+                    ? .forward(
+                        Forward(service: service, path: path, access: access, limit: limit, policy: policy, authorization: authorization, claims: claims)
+                    )
                     : .refuse(Self.limited(limit, policy: policy))
             )
         }
@@ -115,13 +120,13 @@ struct Admission: Sendable {
             access != .authenticated && request.authorization.map(Self.isBearerAPIKey) == true ? .removed : .asSent
         switch access {
         case .credentials:
-            return count("auth|\(address)", limits.authPerMinute) { forward("auth", $0, unasked) }
+            return count("auth|\(address)", limits.authPerMinute) { forward("auth", $0, unasked, nil) }
         case .open:
-            return count("ip|\(address)", limits.publicPerMinute) { forward("ip", $0, unasked) }
+            return count("ip|\(address)", limits.publicPerMinute) { forward("ip", $0, unasked, nil) }
         case .session(let sessionID):
             return count("ip|\(address)", limits.publicPerMinute) { byAddress in
                 guard byAddress.allowed else { return .done(.refuse(Self.limited(byAddress, policy: "ip"))) }
-                return count("session|\(sessionID.prefix(128))", limits.sessionPerMinute) { forward("session", $0, unasked) }
+                return count("session|\(sessionID.prefix(128))", limits.sessionPerMinute) { forward("session", $0, unasked, nil) }
             }
         case .authenticated:
             let verified: @Sendable (AccessTokenClaims, UpstreamAuthorization) -> Step = { claims, authorization in
@@ -129,7 +134,7 @@ struct Admission: Sendable {
                 let policy = tenantPolicies?.policy(for: claims.tenantID)
                 if policy?.suspended == true { return .done(.refuse(Self.suspended)) }
                 return count("tenant|\(claims.tenantID)", policy?.rateLimitPerMinute ?? limits.tenantPerMinute) {
-                    forward("tenant", $0, authorization)
+                    forward("tenant", $0, authorization, claims)
                 }
             }
             guard let token = JWTAuthMiddleware<GatewayRequestContext>.bearerToken(request.authorization) else {

@@ -33,11 +33,14 @@ final class DataPlane: Sendable {
     let logger: Logger
     let trustedProxies: TrustedProxies
     let pools: UpstreamPools
+    /// WebSocket tunnels opened with an access token, closed when the feeds void it.
+    let tunnels: OpenTunnels
 
     init(
         admission: Admission, cors: CORSPolicy, upstreams: [PublicService: UpstreamAddress], limits: Limits,
-        monitor: UpstreamMonitor, metrics: MetricHandles, logger: Logger, trustedProxies: TrustedProxies
+        monitor: UpstreamMonitor, metrics: MetricHandles, logger: Logger, trustedProxies: TrustedProxies, tunnels: OpenTunnels = OpenTunnels()
     ) {
+        self.tunnels = tunnels
         self.admission = admission
         self.cors = cors
         self.upstreams = upstreams

@@ -69,6 +69,7 @@ extension ProxyHandler {
         record(exchange)
         do {
             _ = try HTTPUpgradeSwitch.tunnel(client: context.channel, removing: [self], upstream: upstreamChannel, removing: [upstream])
+            if let claims = exchange.plan?.claims { plane.tunnels.add(context.channel, claims: claims) }
         } catch {
             upstream.abandon()
             context.close(promise: nil)

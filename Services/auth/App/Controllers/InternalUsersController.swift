@@ -32,15 +32,16 @@ struct InternalUsersController: Sendable {
             fullName: input.fullName, role: .owner
         )
         let enrolment = Enrolment(auth: auth, emails: emails)
-        let (user, tokens, created): (UserRecord, AuthController.Tokens, Bool)
+        let enrolled: (UserRecord, AuthController.Tokens, created: Bool)
         if let registrationID = input.registrationId {
-            (user, tokens, created) = try await enrolment.enrolOwner(
+            enrolled = try await enrolment.enrolOwner(
                 owner, password: input.password, registrationID: registrationID, registrations: registrations, logger: context.logger
             )
         } else {
-            (user, tokens) = try await enrolment.enrol(owner, password: input.password, logger: context.logger)
-            created = true
+            let (user, tokens) = try await enrolment.enrol(owner, password: input.password, logger: context.logger)
+            enrolled = (user, tokens, true)
         }
+        let (user, tokens, created) = enrolled
         if created { context.logger.info("owner created", metadata: ["user_id": "\(user.id)", "tenant_id": "\(user.tenantID)"]) }
         return JSONResponse(
             CreatedOwner(

@@ -37,13 +37,14 @@ struct OnboardingController: Sendable {
         let key = try IdempotentRegistration.key(in: request.headers)
         let body = try await request.decodeJSON(as: RegisterRequest.self, context: context)
         let input = try Self.validated(body)
-        let (registered, owner): (IdempotentRegistration.Registered, CreatedOwner)
+        let outcome: (IdempotentRegistration.Registered, CreatedOwner)
         if let key {
-            (registered, owner) = try await idempotent.register(input, key: key, logger: context.logger)
+            outcome = try await idempotent.register(input, key: key, logger: context.logger)
         } else {
             let result = try await registration.register(input, logger: context.logger)
-            (registered, owner) = (IdempotentRegistration.Registered(result), result.owner)
+            outcome = (IdempotentRegistration.Registered(result), result.owner)
         }
+        let (registered, owner) = outcome
         return JSONResponse(
             RegisterResponse(
                 accessToken: owner.accessToken, tokenType: owner.tokenType, expiresIn: owner.expiresIn, refreshToken: owner.refreshToken,

@@ -48,8 +48,8 @@ struct RegistrationRequests: Sendable {
                 RETURNING registration_id
                 """,
                 logger: logger
-            ).collect()
-            if !claimed.isEmpty { return .claimed(registrationID: registrationID) }
+            )
+            if claimed.count > 0 { return .claimed(registrationID: registrationID) }
             let rows = try await client.query(
                 """
                 SELECT fingerprint, registration_id, state, response_status, response_body::text
@@ -91,10 +91,7 @@ struct RegistrationRequests: Sendable {
 
     /// Removes expired keys; returns how many.
     func prune(logger: Logger) async throws -> Int {
-        let rows = try await client.query("DELETE FROM registration_requests WHERE expires_at <= now() RETURNING 1", logger: logger)
-        var count = 0
-        for try await _ in rows { count += 1 }
-        return count
+        try await client.query("DELETE FROM registration_requests WHERE expires_at <= now() RETURNING 1", logger: logger).count
     }
 
     /// The fingerprint of a registration request: SHA-256 of its validated fields as canonical JSON

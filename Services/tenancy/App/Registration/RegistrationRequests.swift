@@ -106,7 +106,7 @@ struct RegistrationRequests: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let canonical = Canonical(email: input.email, password: input.password, accountName: input.accountName, fullName: input.fullName)
-        return SHA256Digest.of((try? encoder.encode(canonical)) ?? Data())
+        return SHA256Fingerprint.of((try? encoder.encode(canonical)) ?? Data())
     }
 }
 

@@ -14,19 +14,9 @@ import Testing
 /// tenancy, checked in all three databases.
 @Suite("tenancy idempotent registration")
 struct IdempotentRegistrationTests {
-    struct Footprint: Equatable {
-        var tenants: Int
-        var users: Int
-        var subscriptions: Int
-    }
+    typealias Footprint = RegistrationTests.Footprint
 
-    static func footprint(_ stack: TestStack) async throws -> Footprint {
-        Footprint(
-            tenants: try await TestPostgres.count(stack.databases[.tenancy]!, "SELECT count(*)::int FROM tenants"),
-            users: try await TestPostgres.count(stack.databases[.auth]!, "SELECT count(*)::int FROM users"),
-            subscriptions: try await TestPostgres.count(stack.databases[.billing]!, "SELECT count(*)::int FROM subscriptions")
-        )
-    }
+    static func footprint(_ stack: TestStack) async throws -> Footprint { try await RegistrationTests.footprint(stack) }
 
     static func register(_ stack: TestStack, key: String?, _ body: [String: String]) async throws -> TestResponse {
         try await TestHTTP.send(

@@ -40,13 +40,7 @@ struct OwnerRegistrations: Sendable {
         struct AlreadyRecorded: Error {}
         do {
             return try await client.transaction(logger: logger) { connection in
-                try await connection.query(
-                    """
-                    INSERT INTO tenant_directory (tenant_id, name, slug) VALUES (\(owner.tenantID), \(owner.tenantName), \(owner.tenantSlug))
-                    ON CONFLICT (tenant_id) DO UPDATE SET name = EXCLUDED.name, slug = EXCLUDED.slug
-                    """,
-                    logger: logger
-                )
+                try await PostgresUserRepository.enterDirectory(owner, on: connection, logger: logger)
                 let user = try await PostgresUserRepository.insert(owner, emailVerified: false, on: connection, logger: logger)
                 let recorded = try await connection.query(
                     """
@@ -78,11 +72,7 @@ struct OwnerRegistrations: Sendable {
                 """,
                 logger: logger
             )
-            let rows = try await connection.query("DELETE FROM users WHERE tenant_id = \(tenantID) RETURNING id", logger: logger)
-            var count = 0
-            for try await _ in rows { count += 1 }
-            try await connection.query("DELETE FROM tenant_directory WHERE tenant_id = \(tenantID)", logger: logger)
-            return count
+            return try await PostgresUserRepository.deleteTenant(tenantID, on: connection, logger: logger)
         }
     }
 }

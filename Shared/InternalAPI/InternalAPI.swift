@@ -11,14 +11,21 @@ package struct CreateOwnerRequest: Codable, Sendable {
     package var email: String
     package var password: String
     package var fullName: String?
+    /// One registration attempt (tenancy's): creating the owner again under it answers the same
+    /// user, and once auth has undone it (`DELETE /internal/tenants/{id}?registration_id=`) a late
+    /// creation under it is refused with 410. Absent: a plain creation, refused when the email is taken.
+    package var registrationId: UUID?
 
-    package init(tenantId: UUID, tenantName: String, tenantSlug: String, email: String, password: String, fullName: String?) {
+    package init(
+        tenantId: UUID, tenantName: String, tenantSlug: String, email: String, password: String, fullName: String?, registrationId: UUID? = nil
+    ) {
         self.tenantId = tenantId
         self.tenantName = tenantName
         self.tenantSlug = tenantSlug
         self.email = email
         self.password = password
         self.fullName = fullName
+        self.registrationId = registrationId
     }
 }
 

@@ -178,8 +178,9 @@ struct OnboardingTests {
 
             #expect(try await TestHTTP.send(.GET, stack.url(.tenancy) + "/api/onboarding/status").status == 401)
             await stack.stop(.billing)
+            // Without billing the checklist still answers (OnboardingProgressTests has the details).
             let degraded = try await TestHTTP.send(.GET, stack.url(.tenancy) + "/api/onboarding/status", headers: Fixtures.bearer(registered.accessToken))
-            #expect(degraded.status == 503)
+            #expect(degraded.status == 200)
         }
     }
 

@@ -59,7 +59,9 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
     APIKeysController(verifier: verifier, keys: apiKeys, perTenantLimit: config.apiKeysPerTenant).addRoutes(to: routes.group("api/auth"))
     JWKSController(issuer: issuer).addRoutes(to: routes)
     // Owners are made and removed by tenancy's registration alone.
-    InternalUsersController(users: users, issuer: issuer, auth: auth, emails: emails)
+    InternalUsersController(
+        users: users, issuer: issuer, auth: auth, emails: emails, registrations: OwnerRegistrations(client: foundation.database)
+    )
         .addRoutes(to: foundation.internalGroup(routes, accepting: ["tenancy"]))
     // The gateway's alone: its revocation feed and the API-key exchange.
     let gatewayOnly = foundation.internalGroup(routes, "gateway", accepting: ["gateway"])

@@ -14,27 +14,42 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
         tenants: tenants, auth: auth, billing: billing, defaultRateLimitPerMinute: config.defaultRateLimitPerMinute
     )
 
+    let registrationRequests = RegistrationRequests(
+        client: foundation.database, lifetime: .seconds(24 * 3_600), abandonedAfter: .seconds(config.abandonedRegistrationSeconds)
+    )
+    let onboarding = OnboardingProgressStore(client: foundation.database)
+
     let routes = foundation.makeRouter()
-    OnboardingController(registration: registration, tenants: tenants, billing: billing, verifier: verifier)
+    OnboardingController(registration: registration, idempotent: IdempotentRegistration(registration: registration, requests: registrationRequests))
+        .addRoutes(to: routes.group("api/onboarding"))
+    OnboardingProgressController(tenants: tenants, progress: onboarding, billing: billing, verifier: verifier)
         .addRoutes(to: routes.group("api/onboarding"))
     // Tenant facts: auth (sign-up, suspension at login) and chat (widget sessions).
     InternalTenantsController(tenants: tenants).addRoutes(to: foundation.internalGroup(routes, accepting: ["auth", "chat"]))
-    // Events from other services' outboxes, each applied once.
+    // Events from other services' outboxes, each applied once and only from the service that emits it.
     EventReceiver(
         database: foundation.database,
         handlers: [
             EmailVerified.type: { event, connection, logger in
                 let verified = try event.decodePayload(as: EmailVerified.self)
-                try await connection.query(
-                    "UPDATE onboarding_progress SET step_email_verified = true WHERE tenant_id = \(verified.tenantId)", logger: logger
-                )
-            }
-        ]
-    ).addRoutes(to: foundation.internalGroup(routes, accepting: ["auth"]))
+                try await OnboardingSteps.mark(.emailVerified, tenantID: verified.tenantId, on: connection, logger: logger)
+            },
+            KnowledgeBaseUploaded.type: { event, connection, logger in
+                let uploaded = try event.decodePayload(as: KnowledgeBaseUploaded.self)
+                try await OnboardingSteps.mark(.knowledgeBaseUploaded, tenantID: uploaded.tenantId, on: connection, logger: logger)
+            },
+            PaymentCompleted.type: { event, connection, logger in
+                let paid = try event.decodePayload(as: PaymentCompleted.self)
+                try await OnboardingSteps.mark(.paymentCompleted, tenantID: paid.tenantId, on: connection, logger: logger)
+            },
+        ],
+        senders: [EmailVerified.type: "auth", KnowledgeBaseUploaded.type: "chat", PaymentCompleted.type: "billing"]
+    ).addRoutes(to: foundation.internalGroup(routes, accepting: ["auth", "chat", "billing"]))
     GatewayPoliciesController(tenants: tenants).addRoutes(to: foundation.internalGroup(routes, "gateway", accepting: ["gateway"]))
     let reaper = ProvisioningReaper(
         tenants: tenants, registration: registration, abandonedAfter: .seconds(config.abandonedRegistrationSeconds),
         interval: .seconds(60), logger: foundation.logger
     )
-    return foundation.makeApplication(routes: routes, migrations: TenancyMigrations.all, services: [reaper, verifier])
+    let keyPruner = RegistrationRequestPruner(requests: registrationRequests, interval: .seconds(3_600), logger: foundation.logger)
+    return foundation.makeApplication(routes: routes, migrations: TenancyMigrations.all, services: [reaper, keyPruner, verifier])
 }

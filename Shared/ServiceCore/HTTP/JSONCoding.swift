@@ -49,7 +49,7 @@ package enum JSONCoding {
     }
 
     /// The JSON name of a property under `.convertToSnakeCase` (`accountName` → `account_name`).
-    static func snakeCase(_ name: String) -> String {
+    package static func snakeCase(_ name: String) -> String {
         struct Key: CodingKey {
             var stringValue: String
             var intValue: Int? { nil }

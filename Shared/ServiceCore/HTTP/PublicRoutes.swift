@@ -65,6 +65,9 @@ package enum PublicRoutes {
         .init(.get, "/.well-known/jwks.json", .auth, .open),
         .init(.post, "/api/onboarding/register", .tenancy, .credentials),
         .init(.get, "/api/onboarding/status", .tenancy, .authenticated),
+        // tenancy: onboarding checklist and trial (issue 8, part A)
+        .init(.put, "/api/onboarding/complete-step", .tenancy, .authenticated),
+        .init(.get, "/api/onboarding/trial-info", .tenancy, .authenticated),
         .init(.get, "/api/payments/plans", .billing, .open),
         .init(.get, "/api/payments/subscription", .billing, .authenticated),
         .init(.post, "/api/sessions/init", .chat, .open),

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import InternalAPI
 import Logging
@@ -14,10 +15,14 @@ package struct EventReceiver: Sendable {
 
     let database: Database
     let handlers: [EventType: Handler]
+    /// The one service allowed to deliver each type (the one that emits it); a type not listed
+    /// here is accepted from any caller the route lets in.
+    let senders: [EventType: String]
 
-    package init(database: Database, handlers: [EventType: Handler]) {
+    package init(database: Database, handlers: [EventType: Handler], senders: [EventType: String] = [:]) {
         self.database = database
         self.handlers = handlers
+        self.senders = senders
     }
 
     /// Adds `POST events` to `group`, which should be the service's internal group
@@ -43,6 +48,10 @@ package struct EventReceiver: Sendable {
         eventLogger[metadataKey: "event_type"] = .string(event.type.rawValue)
         eventLogger[metadataKey: "event_source"] = .string(event.source)
         let logger = eventLogger
+        if let sender = senders[event.type], VerifiedCaller.name != sender {
+            logger.notice("event delivered by a service that does not emit it", metadata: ["caller": "\(VerifiedCaller.name ?? "none")"])
+            throw AppError(.forbidden, code: "EVENT_SENDER_NOT_ALLOWED", detail: "Events of type \(event.type) are accepted only from \(sender)")
+        }
         guard let handler = handlers[event.type] else {
             logger.warning("event of a type this service does not handle; acknowledged and ignored")
             return EventReceipt(status: .ignored)

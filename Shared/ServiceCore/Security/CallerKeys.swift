@@ -145,6 +145,12 @@ package final class CallerKeys: Sendable {
     }
 }
 
+/// The service whose caller token `RequireCaller` verified for the request being handled, for
+/// handlers that answer several callers but trust each with different things (`EventReceiver`).
+package enum VerifiedCaller {
+    @TaskLocal package static var name: String?
+}
+
 /// Lets through only requests carrying a caller token of one of `accepted`, made for this service
 /// and this request; 401 `CALLER_NOT_ALLOWED` otherwise, whatever else the request carries.
 package struct RequireCaller<Context: RequestContext>: RouterMiddleware {
@@ -171,7 +177,7 @@ package struct RequireCaller<Context: RequestContext>: RouterMiddleware {
         case .success(let caller):
             var context = context
             context.logger[metadataKey: "caller"] = .string(caller)
-            return try await next(request, context)
+            return try await VerifiedCaller.$name.withValue(caller) { try await next(request, context) }
         case .failure(let refusal):
             context.logger.notice("refused an internal call", metadata: ["reason": "\(refusal)", "path": "\(request.uri.path)"])
             throw Self.refused

@@ -216,5 +216,24 @@ enum AuthMigrations {
                 "CREATE INDEX api_keys_tenant_idx ON api_keys (tenant_id, created_at) WHERE revoked_at IS NULL",
             ]
         ),
+        Migration(
+            40,
+            "create_owner_registrations",
+            [
+                // tenancy's registration attempts that created (user_id) or undid (undone_at) an owner
+                // here. An undone row is a tombstone: a creation under its id arriving late is refused.
+                // No foreign keys: a tombstone outlives the tenant and user it names.
+                """
+                CREATE TABLE owner_registrations (
+                    registration_id uuid PRIMARY KEY,
+                    tenant_id uuid NOT NULL,
+                    user_id uuid,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    undone_at timestamptz,
+                    CHECK (user_id IS NOT NULL OR undone_at IS NOT NULL)
+                )
+                """
+            ]
+        ),
     ]
 }

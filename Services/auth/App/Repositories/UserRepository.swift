@@ -58,18 +58,23 @@ struct PostgresUserRepository: UserRepository {
     func create(_ owner: NewUser, logger: Logger) async throws -> UserRecord {
         do {
             return try await client.transaction(logger: logger) { connection in
-                try await connection.query(
-                    """
-                    INSERT INTO tenant_directory (tenant_id, name, slug) VALUES (\(owner.tenantID), \(owner.tenantName), \(owner.tenantSlug))
-                    ON CONFLICT (tenant_id) DO UPDATE SET name = EXCLUDED.name, slug = EXCLUDED.slug
-                    """,
-                    logger: logger
-                )
+                try await Self.enterDirectory(owner, on: connection, logger: logger)
                 return try await Self.insert(owner, emailVerified: false, on: connection, logger: logger)
             }
         } catch where error.isUniqueViolation {
             throw Self.emailTaken
         }
+    }
+
+    /// Creates or refreshes the directory entry of `user`'s tenant, in a transaction on `connection`.
+    static func enterDirectory(_ user: NewUser, on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query(
+            """
+            INSERT INTO tenant_directory (tenant_id, name, slug) VALUES (\(user.tenantID), \(user.tenantName), \(user.tenantSlug))
+            ON CONFLICT (tenant_id) DO UPDATE SET name = EXCLUDED.name, slug = EXCLUDED.slug
+            """,
+            logger: logger
+        )
     }
 
     /// Inserts `user` in a transaction on `connection` (its tenant already in the directory); a
@@ -111,13 +116,16 @@ struct PostgresUserRepository: UserRepository {
     }
 
     func deleteTenant(_ tenantID: UUID, logger: Logger) async throws -> Int {
-        try await client.transaction(logger: logger) { connection in
-            let rows = try await connection.query("DELETE FROM users WHERE tenant_id = \(tenantID) RETURNING id", logger: logger)
-            var count = 0
-            for try await _ in rows { count += 1 }
-            try await connection.query("DELETE FROM tenant_directory WHERE tenant_id = \(tenantID)", logger: logger)
-            return count
-        }
+        try await client.transaction(logger: logger) { connection in try await Self.deleteTenant(tenantID, on: connection, logger: logger) }
+    }
+
+    /// Removes a tenant's users and directory entry in a transaction on `connection`; returns how many users went.
+    static func deleteTenant(_ tenantID: UUID, on connection: PostgresConnection, logger: Logger) async throws -> Int {
+        let rows = try await connection.query("DELETE FROM users WHERE tenant_id = \(tenantID) RETURNING id", logger: logger)
+        var count = 0
+        for try await _ in rows { count += 1 }
+        try await connection.query("DELETE FROM tenant_directory WHERE tenant_id = \(tenantID)", logger: logger)
+        return count
     }
 
     private func first(_ rows: QueryRows) throws -> UserRecord? {

@@ -47,5 +47,7 @@ enum BillingMigrations {
                 """
             ]
         ),
+        // Tombstones of trials withdrawn by a failed registration's undo: a late start is refused.
+        Migration(40, "create_withdrawn_trials", ["CREATE TABLE withdrawn_trials (tenant_id uuid PRIMARY KEY, withdrawn_at timestamptz NOT NULL DEFAULT now())"]),
     ]
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Logging
 import PostgresNIO
 import ServiceCore
@@ -28,7 +29,10 @@ protocol BillingRepository: Sendable {
     func publicPlans(logger: Logger) async throws -> [Plan]
     func subscription(tenantID: UUID, logger: Logger) async throws -> Subscription?
     /// Starts a trial unless the tenant already has a subscription; returns it and whether it is new.
+    /// 410 `TRIAL_WITHDRAWN` once `deleteSubscription` withdrew the tenant's trial.
     func startTrial(tenantID: UUID, endsAt: Date, logger: Logger) async throws -> (Subscription, created: Bool)
+    /// The undo of a failed registration: removes the subscription and leaves a tombstone, so that a
+    /// trial start arriving late (its call timed out, its write did not) creates nothing.
     func deleteSubscription(tenantID: UUID, logger: Logger) async throws
 }
 
@@ -72,16 +76,24 @@ struct PostgresBillingRepository: BillingRepository {
     }
 
     func startTrial(tenantID: UUID, endsAt: Date, logger: Logger) async throws -> (Subscription, created: Bool) {
-        let rows = try await client.query(
-            """
-            INSERT INTO subscriptions (id, tenant_id, plan, status, trial_ends_at)
-            VALUES (\(UUID()), \(tenantID), 'trial', 'trialing', \(endsAt))
-            ON CONFLICT (tenant_id) DO NOTHING
-            RETURNING id
-            """,
-            logger: logger
-        )
-        let created = rows.count > 0
+        let created: Bool? = try await client.transaction(logger: logger) { connection in
+            try await Self.lockTrial(of: tenantID, on: connection, logger: logger)
+            let withdrawn = try await connection.query("SELECT 1 FROM withdrawn_trials WHERE tenant_id = \(tenantID)", logger: logger).collect()
+            guard withdrawn.isEmpty else { return nil }
+            let rows = try await connection.query(
+                """
+                INSERT INTO subscriptions (id, tenant_id, plan, status, trial_ends_at)
+                VALUES (\(UUID()), \(tenantID), 'trial', 'trialing', \(endsAt))
+                ON CONFLICT (tenant_id) DO NOTHING
+                RETURNING id
+                """,
+                logger: logger
+            ).collect()
+            return !rows.isEmpty
+        }
+        guard let created else {
+            throw AppError(.gone, code: "TRIAL_WITHDRAWN", detail: "This tenant's registration was undone; no trial was started")
+        }
         guard let subscription = try await subscription(tenantID: tenantID, logger: logger) else {
             throw AppError.internalError("subscription vanished after insert")
         }
@@ -89,6 +101,16 @@ struct PostgresBillingRepository: BillingRepository {
     }
 
     func deleteSubscription(tenantID: UUID, logger: Logger) async throws {
-        try await client.query("DELETE FROM subscriptions WHERE tenant_id = \(tenantID)", logger: logger)
+        try await client.transaction(logger: logger) { connection in
+            try await Self.lockTrial(of: tenantID, on: connection, logger: logger)
+            try await connection.query("INSERT INTO withdrawn_trials (tenant_id) VALUES (\(tenantID)) ON CONFLICT DO NOTHING", logger: logger)
+            try await connection.query("DELETE FROM subscriptions WHERE tenant_id = \(tenantID)", logger: logger)
+        }
+    }
+
+    /// Serialises starting and withdrawing one tenant's trial: without it, a start whose insert is
+    /// not yet committed would be missed by a concurrent withdrawal's delete, and outlive it.
+    private static func lockTrial(of tenantID: UUID, on connection: PostgresConnection, logger: Logger) async throws {
+        _ = try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(tenantID.uuidString), 7))", logger: logger).collect()
     }
 }

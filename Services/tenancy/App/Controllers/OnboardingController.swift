@@ -4,12 +4,10 @@ import Hummingbird
 import InternalAPI
 import ServiceCore
 
-/// `/api/onboarding/*`: self-registration and the onboarding checklist.
+/// `POST /api/onboarding/register`: self-registration, safe to retry with an `Idempotency-Key`.
 struct OnboardingController: Sendable {
     let registration: RegistrationService
-    let tenants: any TenantRepository
-    let billing: InternalClient
-    let verifier: AccessTokenVerifier
+    let idempotent: IdempotentRegistration
 
     struct RegisterRequest: Decodable {
         var email: String
@@ -31,34 +29,28 @@ struct OnboardingController: Sendable {
         var trialEndsAt: Date?
     }
 
-    struct StatusResponse: Codable, Sendable {
-        var tenantId: String
-        var accountName: String
-        var plan: String
-        var subscriptionStatus: String
-        var trialEndsAt: Date?
-        var isTrialExpired: Bool
-        var progress: OnboardingProgress
-        var completionPercentage: Int
-        var nextStep: String?
-    }
-
     func addRoutes(to group: RouterGroup<AppRequestContext>) {
         group.post("register", use: register)
-        group.group("status").add(middleware: JWTAuthMiddleware(verifier: verifier)).get(use: status)
     }
 
     @Sendable func register(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<RegisterResponse> {
+        let key = try IdempotentRegistration.key(in: request.headers)
         let body = try await request.decodeJSON(as: RegisterRequest.self, context: context)
         let input = try Self.validated(body)
-        let result = try await registration.register(input, logger: context.logger)
+        let outcome: (IdempotentRegistration.Registered, CreatedOwner)
+        if let key {
+            outcome = try await idempotent.register(input, key: key, logger: context.logger)
+        } else {
+            let result = try await registration.register(input, logger: context.logger)
+            outcome = (IdempotentRegistration.Registered(result), result.owner)
+        }
+        let (registered, owner) = outcome
         return JSONResponse(
             RegisterResponse(
-                accessToken: result.owner.accessToken, tokenType: result.owner.tokenType, expiresIn: result.owner.expiresIn,
-                refreshToken: result.owner.refreshToken,
-                tenantId: result.tenant.id.uuidString.lowercased(), tenantSlug: result.tenant.slug,
-                userId: result.owner.userId.uuidString.lowercased(), email: result.owner.email, accountName: result.tenant.name,
-                trialEndsAt: result.trial.trialEndsAt
+                accessToken: owner.accessToken, tokenType: owner.tokenType, expiresIn: owner.expiresIn, refreshToken: owner.refreshToken,
+                tenantId: registered.tenantId.uuidString.lowercased(), tenantSlug: registered.tenantSlug,
+                userId: registered.userId.uuidString.lowercased(), email: registered.email, accountName: registered.accountName,
+                trialEndsAt: registered.trialEndsAt
             ),
             status: .created
         )
@@ -84,43 +76,6 @@ struct OnboardingController: Sendable {
             password: body.password,
             accountName: accountName?.isEmpty == false ? accountName : nil,
             fullName: fullName?.isEmpty == false ? fullName : nil
-        )
-    }
-
-    @Sendable func status(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<StatusResponse> {
-        let identity = try context.requireIdentity()
-        guard let (tenant, _) = try await tenants.find(id: identity.tenantUUID, logger: context.logger),
-            let progress = try await tenants.onboarding(tenantID: tenant.id, logger: context.logger)
-        else {
-            throw AppError.notFound("No onboarding for this account", code: "TENANT_NOT_FOUND")
-        }
-        let subscription: SubscriptionSummary
-        do {
-            subscription = try await billing.send(
-                .get, "/internal/subscriptions/\(tenant.id.uuidString.lowercased())", as: SubscriptionSummary.self,
-                logger: context.logger
-            )
-        } catch let error as InternalCallError {
-            throw error.publicError
-        }
-        let steps: [(done: Bool, next: String?)] = [
-            (progress.stepAccountCreated, nil),
-            (progress.stepEmailVerified, "verify_email"),
-            (progress.stepBrandingUploaded, "upload_branding"),
-            (progress.stepKnowledgeBaseUploaded, "upload_knowledge_base"),
-            (progress.stepAgentConfigured, "configure_agent"),
-            (progress.stepWidgetTested, "test_widget"),
-            (progress.stepPaymentCompleted, "complete_payment"),
-        ]
-        let done = steps.filter(\.done).count
-        let trialExpired = subscription.status == "trialing" && (subscription.trialEndsAt.map { $0 <= Date() } ?? false)
-        return JSONResponse(
-            StatusResponse(
-                tenantId: tenant.id.uuidString.lowercased(), accountName: tenant.name, plan: subscription.plan,
-                subscriptionStatus: subscription.status, trialEndsAt: subscription.trialEndsAt, isTrialExpired: trialExpired,
-                progress: progress, completionPercentage: done * 100 / steps.count,
-                nextStep: steps.first(where: { !$0.done })?.next
-            )
         )
     }
 }

@@ -81,5 +81,31 @@ enum TenancyMigrations {
         Migration(5, "receive_events", OutboxSchema.receiverStatements),
         // Sign-up into an existing tenant by its slug, for tenants that open it (auth asks).
         Migration(6, "tenants_allow_signup", ["ALTER TABLE tenants ADD COLUMN allow_signup boolean NOT NULL DEFAULT false"]),
+        // Registration safe to retry (`Idempotency-Key`): one row per key, holding only a SHA-256 of
+        // the request (never its password) and, once finished, the answer to replay: the non-secret
+        // body of a 201 (tokens are minted afresh) or a refusal's error body.
+        Migration(
+            10,
+            "create_registration_requests",
+            [
+                """
+                CREATE TABLE registration_requests (
+                    idempotency_key text PRIMARY KEY,
+                    fingerprint bytea NOT NULL,
+                    registration_id uuid NOT NULL,
+                    state text NOT NULL CHECK (state IN ('in_progress', 'completed')),
+                    response_status integer,
+                    response_body jsonb,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    expires_at timestamptz NOT NULL,
+                    CHECK ((state = 'completed') = (response_status IS NOT NULL))
+                )
+                """,
+                "CREATE INDEX registration_requests_expires_at ON registration_requests (expires_at)",
+            ]
+        ),
+        // The registration attempt that made a tenant: the id auth and billing know the attempt by,
+        // so that its undo, however late, names the same attempt (docs/design.md, registration saga).
+        Migration(11, "tenants_registration_id", ["ALTER TABLE tenants ADD COLUMN registration_id uuid UNIQUE"]),
     ]
 }

@@ -7,7 +7,10 @@ import ServiceCore
 /// Self-registration across services: tenant here, owner in auth, trial in billing, onboarding here.
 ///
 /// Each step that succeeded is undone when a later one fails (compensation), so a failed
-/// registration leaves no tenant, user or subscription behind.
+/// registration leaves no tenant, user or subscription behind. Every attempt has a registration id
+/// that auth knows it by (and billing by the tenant id, new for every attempt): a step repeated under
+/// it does nothing new, and its undo leaves a tombstone there, so a step whose call timed out but
+/// whose write lands after the undo creates nothing.
 struct RegistrationService: Sendable {
     let tenants: any TenantRepository
     let auth: InternalClient
@@ -27,28 +30,23 @@ struct RegistrationService: Sendable {
         var trial: SubscriptionSummary
     }
 
-    func register(_ input: Input, logger: Logger) async throws -> Result {
+    func register(_ input: Input, registrationID: UUID = UUID(), logger: Logger) async throws -> Result {
         let accountName = input.accountName ?? Self.accountName(fromEmail: input.email)
         let tenant = try await tenants.createProvisioning(
             name: accountName,
             slugBase: Slug.make(from: accountName),
             rateLimitPerMinute: defaultRateLimitPerMinute,
+            registrationID: registrationID,
             logger: logger
         )
         var logger = logger
         logger[metadataKey: "tenant_id"] = "\(tenant.id)"
+        logger[metadataKey: "registration_id"] = "\(registrationID)"
 
         let owner: CreatedOwner
         do {
-            owner = try await auth.send(
-                .post,
-                "/internal/owners",
-                body: CreateOwnerRequest(
-                    tenantId: tenant.id, tenantName: tenant.name, tenantSlug: tenant.slug, email: input.email,
-                    password: input.password, fullName: input.fullName
-                ),
-                as: CreatedOwner.self,
-                logger: logger
+            owner = try await createOwner(
+                input, tenantID: tenant.id, tenantName: tenant.name, tenantSlug: tenant.slug, registrationID: registrationID, logger: logger
             )
         } catch {
             // Unless auth surely did nothing, it may have created the user before the answer was lost.
@@ -70,6 +68,23 @@ struct RegistrationService: Sendable {
         }
     }
 
+    /// The owner in auth, created under `registrationID`: called again with the same id (a replayed
+    /// registration) it creates nothing and answers the same user with fresh tokens.
+    func createOwner(
+        _ input: Input, tenantID: UUID, tenantName: String, tenantSlug: String, registrationID: UUID, logger: Logger
+    ) async throws -> CreatedOwner {
+        try await auth.send(
+            .post,
+            "/internal/owners",
+            body: CreateOwnerRequest(
+                tenantId: tenantID, tenantName: tenantName, tenantSlug: tenantSlug, email: input.email, password: input.password,
+                fullName: input.fullName, registrationId: registrationID
+            ),
+            as: CreatedOwner.self,
+            logger: logger
+        )
+    }
+
     /// Compensation. If auth or billing cannot be reached, the tenant row stays in `provisioning`
     /// (invisible to everyone) and `ProvisioningReaper` tries again later; returns whether all went.
     @discardableResult
@@ -77,7 +92,11 @@ struct RegistrationService: Sendable {
         let id = tenant.id.uuidString.lowercased()
         var steps: [(client: InternalClient, path: String, what: String)] = []
         if removeFromBilling { steps.append((billing, "/internal/subscriptions/\(id)", "trial")) }
-        if removeFromAuth { steps.append((auth, "/internal/tenants/\(id)", "owner")) }
+        if removeFromAuth {
+            // Under its registration id auth also leaves a tombstone that refuses a late owner creation.
+            let attempt = tenant.registrationID.map { "?registration_id=\($0.uuidString.lowercased())" } ?? ""
+            steps.append((auth, "/internal/tenants/\(id)\(attempt)", "owner"))
+        }
         var clean = true
         for step in steps {
             do {

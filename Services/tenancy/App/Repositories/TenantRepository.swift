@@ -13,6 +13,8 @@ struct Tenant: Sendable {
     var createdAt: Date
     /// Whether people may sign up into the tenant by its slug (`POST /api/auth/signup`); off by default.
     var allowSignup = false
+    /// The registration attempt that made it (nil for tenants made otherwise).
+    var registrationID: UUID? = nil
 }
 
 struct OnboardingProgress: Sendable, Codable, Equatable {
@@ -33,14 +35,13 @@ struct AgentConfig: Sendable {
 
 protocol TenantRepository: Sendable {
     /// Reserves a unique slug derived from `slugBase` with a tenant in `provisioning` state.
-    func createProvisioning(name: String, slugBase: String, rateLimitPerMinute: Int, logger: Logger) async throws -> Tenant
+    func createProvisioning(name: String, slugBase: String, rateLimitPerMinute: Int, registrationID: UUID?, logger: Logger) async throws -> Tenant
     /// Finishes registration: onboarding progress, default agent, status `active`, in one transaction.
     func activate(_ tenant: Tenant, agent: AgentConfig, logger: Logger) async throws
     func delete(_ id: UUID, logger: Logger) async throws
     /// Tenants that finished registration (never `provisioning` ones).
     func find(slug: String, logger: Logger) async throws -> (Tenant, AgentConfig)?
     func find(id: UUID, logger: Logger) async throws -> (Tenant, AgentConfig)?
-    func onboarding(tenantID: UUID, logger: Logger) async throws -> OnboardingProgress?
     /// Tenants still `provisioning` that were created before `cutoff`: registrations that died half-way.
     func abandonedProvisioning(before cutoff: Date, limit: Int, logger: Logger) async throws -> [Tenant]
     /// Policies of registered tenants changed after (`since`, `after`), in that order.
@@ -67,21 +68,24 @@ struct PostgresTenantRepository: TenantRepository {
         }
     }
 
-    func createProvisioning(name: String, slugBase: String, rateLimitPerMinute: Int, logger: Logger) async throws -> Tenant {
+    func createProvisioning(name: String, slugBase: String, rateLimitPerMinute: Int, registrationID: UUID?, logger: Logger) async throws -> Tenant {
         for attempt in 0..<6 {
             let slug = attempt == 0 ? slugBase : "\(slugBase.prefix(40))-\(Slug.randomSuffix())"
             let id = UUID()
             do {
                 let rows = try await client.query(
                     """
-                    INSERT INTO tenants (id, name, slug, status, rate_limit_per_minute)
-                    VALUES (\(id), \(name), \(slug), 'provisioning', \(rateLimitPerMinute))
+                    INSERT INTO tenants (id, name, slug, status, rate_limit_per_minute, registration_id)
+                    VALUES (\(id), \(name), \(slug), 'provisioning', \(rateLimitPerMinute), \(registrationID))
                     RETURNING created_at
                     """,
                     logger: logger
                 )
                 for createdAt in try rows.decode(Date.self) {
-                    return Tenant(id: id, name: name, slug: slug, status: "provisioning", rateLimitPerMinute: rateLimitPerMinute, createdAt: createdAt)
+                    return Tenant(
+                        id: id, name: name, slug: slug, status: "provisioning", rateLimitPerMinute: rateLimitPerMinute, createdAt: createdAt,
+                        registrationID: registrationID
+                    )
                 }
             } catch where error.isUniqueViolation {
                 continue
@@ -130,36 +134,23 @@ struct PostgresTenantRepository: TenantRepository {
         try await first(client.query("\(unescaped: Self.selectTenant) WHERE t.id = \(id) AND t.status <> 'provisioning'", logger: logger))
     }
 
-    func onboarding(tenantID: UUID, logger: Logger) async throws -> OnboardingProgress? {
-        let rows = try await client.query(
-            """
-            SELECT step_account_created, step_email_verified, step_branding_uploaded, step_knowledge_base_uploaded,
-                   step_agent_configured, step_widget_tested, step_payment_completed
-            FROM onboarding_progress WHERE tenant_id = \(tenantID)
-            """,
-            logger: logger
-        )
-        for (a, b, c, d, e, f, g) in try rows.decode((Bool, Bool, Bool, Bool, Bool, Bool, Bool).self) {
-            return OnboardingProgress(
-                stepAccountCreated: a, stepEmailVerified: b, stepBrandingUploaded: c, stepKnowledgeBaseUploaded: d,
-                stepAgentConfigured: e, stepWidgetTested: f, stepPaymentCompleted: g
-            )
-        }
-        return nil
-    }
-
     func abandonedProvisioning(before cutoff: Date, limit: Int, logger: Logger) async throws -> [Tenant] {
         let rows = try await client.query(
             """
-            SELECT id, name, slug, rate_limit_per_minute, created_at FROM tenants
+            SELECT id, name, slug, rate_limit_per_minute, created_at, registration_id FROM tenants
             WHERE status = 'provisioning' AND created_at < \(cutoff)
             ORDER BY created_at LIMIT \(limit)
             """,
             logger: logger
         )
         var tenants: [Tenant] = []
-        for (id, name, slug, limit, created) in try rows.decode((UUID, String, String, Int, Date).self) {
-            tenants.append(Tenant(id: id, name: name, slug: slug, status: "provisioning", rateLimitPerMinute: limit, createdAt: created))
+        for (id, name, slug, limit, created, registrationID) in try rows.decode((UUID, String, String, Int, Date, UUID?).self) {
+            tenants.append(
+                Tenant(
+                    id: id, name: name, slug: slug, status: "provisioning", rateLimitPerMinute: limit, createdAt: created,
+                    registrationID: registrationID
+                )
+            )
         }
         return tenants
     }

@@ -14,7 +14,7 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
         tenants: tenants, auth: auth, billing: billing, defaultRateLimitPerMinute: config.defaultRateLimitPerMinute
     )
 
-    let routes = foundation.makeRouter()
+    let routes = foundation.makeRouter(bodyLimits: [BrandingController.uploadPath: BrandingController.maxBodyBytes])
     OnboardingController(registration: registration, tenants: tenants, billing: billing, verifier: verifier)
         .addRoutes(to: routes.group("api/onboarding"))
     // Tenant facts: auth (sign-up, suspension at login) and chat (widget sessions).
@@ -32,9 +32,19 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
         ]
     ).addRoutes(to: foundation.internalGroup(routes, accepting: ["auth"]))
     GatewayPoliciesController(tenants: tenants).addRoutes(to: foundation.internalGroup(routes, "gateway", accepting: ["gateway"]))
+    // Themes and branding.
+    let themes = ThemeController(themes: PostgresThemeRepository(client: foundation.database), verifier: verifier)
+    themes.addPublicRoutes(to: routes.group("api/tenants"))
+    themes.addAdminRoutes(to: routes.group("api/admin/tenants"))
+    let storage = try FileSystemAssetStorage(directory: config.storageDirectory)
+    let assets = PostgresBrandingRepository(client: foundation.database)
+    let branding = BrandingController(assets: assets, storage: storage, verifier: verifier, threadPool: .singleton)
+    branding.addRoutes(to: routes.group("api/branding"))
+    branding.addPublicRoutes(to: routes.group("api/public/branding"))
+    let sweep = OrphanAssetSweep(storage: storage, assets: assets, grace: .seconds(600), interval: .seconds(3600), logger: foundation.logger)
     let reaper = ProvisioningReaper(
         tenants: tenants, registration: registration, abandonedAfter: .seconds(config.abandonedRegistrationSeconds),
         interval: .seconds(60), logger: foundation.logger
     )
-    return foundation.makeApplication(routes: routes, migrations: TenancyMigrations.all, services: [reaper, verifier])
+    return foundation.makeApplication(routes: routes, migrations: TenancyMigrations.all, services: [reaper, verifier, sweep])
 }

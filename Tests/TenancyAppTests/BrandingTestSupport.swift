@@ -47,7 +47,7 @@ struct LookTenants {
 
     /// The stored overrides of a tenant's theme (`nil`: no row).
     func overrides(_ tenant: Tenant) async throws -> String? {
-        try await TestPostgres.withClient(database) { client in
+        try await TestPostgres.withClient(database) { client -> String? in
             for try await text in try await client.query("SELECT overrides::text FROM tenant_themes WHERE tenant_id = \(tenant.id)")
                 .decode(String.self)
             {
@@ -179,7 +179,7 @@ extension MultipartBody {
     }
 }
 
-extension Array {
+extension Array where Element: Sendable {
     /// The elements as an async sequence (a request body stream).
     fileprivate var async: AsyncStream<Element> {
         AsyncStream { continuation in

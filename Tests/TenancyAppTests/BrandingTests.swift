@@ -1,5 +1,7 @@
 import Foundation
+import PostgresNIO
 import InternalAPI
+import NIOHTTP1
 import Logging
 import NIOCore
 import ServiceCore
@@ -365,7 +367,7 @@ struct BrandingTests {
             let storage = try FileSystemAssetStorage(directory: tenants.storageDirectory)
             let orphan = UUID().uuidString.lowercased()
             try await storage.put(orphan, .init(bytes: TestImages.png1x1))
-            FileManager.default.createFile(atPath: tenants.storageDirectory + "/.tmp-interrupted", contents: Data([1, 2]))
+            _ = FileManager.default.createFile(atPath: tenants.storageDirectory + "/.tmp-interrupted", contents: Data([1, 2]))
             #expect(tenants.storedFiles().count == 3)
             try await TestPostgres.withDatabase(tenants.database) { database in
                 let sweep = OrphanAssetSweep(

@@ -1,5 +1,7 @@
 import Foundation
+import PostgresNIO
 import InternalAPI
+import NIOHTTP1
 import ServiceCore
 import TestSupport
 import Testing
@@ -88,19 +90,19 @@ struct ThemeTests {
             let headers = try await tenants.headers(tenant, role: .admin)
             let url = tenants.tenancy + "/api/admin/tenants/\(tenant.id)/theme"
 
-            let first = try await TestHTTP.send(.PUT, url, headers: headers, body: #"{"primary_color": "#ABC", "density": "compact", "font_size_base": 18}"#)
+            let first = try await TestHTTP.send(.PUT, url, headers: headers, body: ##"{"primary_color": "#ABC", "density": "compact", "font_size_base": 18}"##)
             #expect(first.status == 200)
             let theme = try Self.theme(first)
             #expect(theme["primary_color"] == .string("#abc"))
             #expect(theme["density"] == .string("compact"))
             #expect(theme["font_size_base"] == .integer(18))
             #expect(theme["accent_color"] == .string("#7c3aed"))
-            #expect(try await tenants.overrides(tenant) == #"{"density": "compact", "primary_color": "#abc", "font_size_base": 18}"#)
+            #expect(try await tenants.overrides(tenant) == ##"{"density": "compact", "primary_color": "#abc", "font_size_base": 18}"##)
 
             let prompts = #"[{"title": "Hours", "prompt": "When are you open?"}]"#
             let second = try await TestHTTP.send(
                 .PUT, url, headers: headers,
-                body: #"{"accent_color": "#11223344", "quick_prompts": \#(prompts), "logo_url": "https://cdn.example.com/logo.png", "custom_css": ".header { color: red; background: url(data:image/png;base64,iVBORw0KGgo=) }"}"#
+                body: ##"{"accent_color": "#11223344", "quick_prompts": \##(prompts), "logo_url": "https://cdn.example.com/logo.png", "custom_css": ".header { color: red; background: url(data:image/png;base64,iVBORw0KGgo=) }"}"##
             )
             #expect(second.status == 200)
             let merged = try Self.theme(second)
@@ -129,8 +131,8 @@ struct ThemeTests {
     @Test func everyBadFieldIsRefusedAndChangesNothing() async throws {
         let long = { (count: Int) in String(repeating: "a", count: count) }
         let cases: [(String, String)] = [
-            ("primary_color", #""red""#), ("primary_color", #""#12""#), ("primary_color", #""#ggg""#), ("primary_color", #""#1234567""#),
-            ("primary_color", "5"), ("accent_color", #""123456""#), ("background_color", #""#12345""#),
+            ("primary_color", ##""red""##), ("primary_color", ##""#12""##), ("primary_color", ##""#ggg""##), ("primary_color", ##""#1234567""##),
+            ("primary_color", "5"), ("accent_color", ##""123456""##), ("background_color", ##""#12345""##),
             ("surface_background_color", #""rgb(0,0,0)""#), ("surface_foreground_color", "true"),
             ("color_scheme", #""blue""#), ("color_scheme", #""Light""#), ("border_radius", #""circle""#), ("density", "1"),
             ("surface_colors_enabled", #""yes""#), ("accent_enabled", "1"), ("tinted_grayscale", #""false""#),

@@ -1,5 +1,6 @@
 import Hummingbird
 import InternalAPI
+import NIOPosix
 import PostgresNIO
 import ServiceCore
 

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 import NIOPosix
 import ServiceCore
@@ -145,7 +146,7 @@ struct BrandingController: Sendable {
         var image: InspectedImage?
         if let file = form.file {
             if file.body.readableBytes > maxFileBytes { throw fileTooLarge }
-            do {
+            do throws(ImageProblem) {
                 image = try ImageInspector.inspect(Array(file.body.readableBytesView))
             } catch {
                 problems["file"] = [error.description]

@@ -6,7 +6,24 @@ import ServiceCore
 /// Seed 000's upload form (`multipart/form-data`: `asset_type`, `file`), read with multipart-kit.
 struct BrandingUploadForm: Decodable {
     var assetType: String?
-    var file: MultipartPart?
+    var file: UploadedPart?
+
+    /// A form part taken whole (headers and bytes); multipart-kit fills it through
+    /// `MultipartPartConvertible`, never through `Decodable` (which only makes it usable as a field).
+    struct UploadedPart: Decodable, MultipartPartConvertible {
+        var part: MultipartPart
+
+        var body: ByteBuffer { part.body }
+        var multipart: MultipartPart? { part }
+
+        init?(multipart: MultipartPart) {
+            self.part = multipart
+        }
+
+        init(from decoder: any Decoder) throws {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "a file part is read from multipart only"))
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
         case assetType = "asset_type"
@@ -40,8 +57,8 @@ struct BrandingUploadForm: Decodable {
 
     /// The file name the client gave, for display only: the last path component, without control
     /// characters, at most 255 characters. It never becomes part of a stored path.
-    static func displayName(of part: MultipartPart) -> String {
-        let disposition = part.headers.first(name: "Content-Disposition") ?? ""
+    static func displayName(of file: UploadedPart) -> String {
+        let disposition = file.part.headers.first { $0.name.lowercased() == "content-disposition" }?.value ?? ""
         var raw = ""
         if let range = disposition.range(of: "filename=\"") {
             raw = String(disposition[range.upperBound...].prefix { $0 != "\"" })

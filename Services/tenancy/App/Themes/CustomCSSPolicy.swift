@@ -1,3 +1,5 @@
+import Foundation
+
 /// What a tenant's `custom_css` may hold. The widget puts it in a `<style>` element, so anything
 /// that loads or runs content is refused: `@import`, `url(` other than an inline raster image,
 /// image-loading functions, `expression(`, `javascript:`, `behavior:`, `-moz-binding` and any `<`

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import InternalAPI
 import NIOCore
 import ServiceCore

@@ -192,8 +192,9 @@ struct BrandingTests {
             var multipart = headers
             multipart["Content-Type"] = MultipartBody.contentType
             let garbage = try await TestHTTP.send(.POST, url, headers: multipart, bytes: Array("this is not multipart".utf8))
-            #expect(garbage.status == 400)
-            #expect(try garbage.error().code == "MALFORMED_MULTIPART")
+            // No part in it at all: both fields are missing.
+            #expect(garbage.status == 422)
+            #expect(try garbage.error().fields == ["asset_type": ["is required"], "file": ["is required"]])
             multipart["Content-Type"] = "multipart/form-data"
             #expect(try await TestHTTP.send(.POST, url, headers: multipart, bytes: MultipartBody.upload(type: "logo", file: TestImages.png1x1).bytes).status == 415)
 

@@ -162,7 +162,8 @@ struct ThemeTests {
             let before = try await tenants.overrides(tenant)
             for (field, value) in cases {
                 // Alongside a good field, which must not be stored either.
-                let response = try await TestHTTP.send(.PUT, url, headers: headers, body: #"{"density": "compact", "\#(field)": \#(value)}"#)
+                let good = field == "density" ? #""border_radius": "pill""# : #""density": "compact""#
+                let response = try await TestHTTP.send(.PUT, url, headers: headers, body: #"{\#(good), "\#(field)": \#(value)}"#)
                 #expect(response.status == 422, "\(field) = \(value.prefix(40))")
                 #expect(try response.error().fields?[field]?.isEmpty == false, "\(field) = \(value.prefix(40))")
             }

@@ -29,18 +29,8 @@ struct BrandingTests {
         return try await TestHTTP.send(.POST, tenants.tenancy + "/api/branding/upload", headers: all, bytes: body.bytes)
     }
 
-    struct Asset: Codable {
-        var id: String
-        var assetType: String
-        var filename: String
-        var originalName: String
-        var mimeType: String
-        var fileSize: Int
-        var width: Int
-        var height: Int
-        var url: String
-        var createdAt: Date
-    }
+    /// The answer's shape, decoded with the same type the controller encodes.
+    typealias Asset = BrandingController.AssetView
 
     @Test func eachFormatIsRecognisedByItsBytes() async throws {
         let files: [(String, [UInt8], String, Int, Int)] = [
@@ -142,7 +132,7 @@ struct BrandingTests {
     @Test func fileNamesNeverReachTheStoredPath() async throws {
         let names: [(String, String)] = [
             ("../../etc/passwd", "passwd"), ("/etc/passwd", "passwd"), ("..\\..\\windows\\win.ini", "win.ini"),
-            ("..", "upload"), ("", "upload"), ("a/b/../../../c.png", "c.png"),
+            ("..", "upload"), ("", "upload"), ("a/b/../../../c.png", "c.png"), ("café – logo.png", "café – logo.png"),
         ]
         try await Self.withTenants { tenants in
             let tenant = try await tenants.create()
@@ -195,6 +185,15 @@ struct BrandingTests {
             // No part in it at all: both fields are missing.
             #expect(garbage.status == 422)
             #expect(try garbage.error().fields == ["asset_type": ["is required"], "file": ["is required"]])
+            // A header name with a byte of 0x80 or more (the fuzzer's find: it used to stop the process).
+            let boundary = MultipartBody.boundary
+            for header in ["\u{9E}A\u{F3} x", "Content-Disposition: form-data; name=\"file\"\r\nX-\u{E9}: 1"] {
+                let body = Array("--\(boundary)\r\n\(header)\r\n\r\nabc\r\n--\(boundary)--\r\n".utf8)
+                let refused = try await TestHTTP.send(.POST, url, headers: multipart, bytes: body)
+                #expect(refused.status == 400)
+                #expect(try refused.error().code == "MALFORMED_MULTIPART")
+            }
+            #expect(try await TestHTTP.send(.GET, tenants.tenancy + "/live").status == 200)
             multipart["Content-Type"] = "multipart/form-data"
             #expect(try await TestHTTP.send(.POST, url, headers: multipart, bytes: MultipartBody.upload(type: "logo", file: TestImages.png1x1).bytes).status == 415)
 
@@ -281,8 +280,8 @@ struct BrandingTests {
             let second = try await Self.upload(tenants, headers, type: "favicon", file: TestImages.ico()).json(Asset.self)
             let theirs = try await Self.upload(tenants, otherHeaders, file: TestImages.png1x1).json(Asset.self)
 
-            struct Listing: Codable { var assets: [Asset]; var total: Int }
-            let listed = try await TestHTTP.send(.GET, tenants.tenancy + "/api/branding/assets", headers: headers).json(Listing.self)
+            let listed = try await TestHTTP.send(.GET, tenants.tenancy + "/api/branding/assets", headers: headers)
+                .json(BrandingController.AssetList.self)
             #expect(listed.total == 2)
             #expect(Set(listed.assets.map(\.id)) == [mine.id, second.id])
 

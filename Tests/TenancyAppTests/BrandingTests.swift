@@ -353,6 +353,11 @@ struct BrandingTests {
             #expect(try await TestHTTP.send(.GET, base + "/assets", headers: member).status == 403)
             #expect(try await TestHTTP.send(.PUT, base + "/apply", headers: member).status == 403)
             #expect(try await TestHTTP.send(.DELETE, base + "/assets/\(UUID())", headers: member).status == 403)
+            // A super_admin's own (platform) tenant has no record here: nothing to upload into.
+            let platform = Fixtures.bearer(try await tenants.forge.sign(tenantID: UUID(), role: .superAdmin))
+            let orphan = try await Self.upload(tenants, platform, file: TestImages.png1x1)
+            #expect(orphan.status == 404)
+            #expect(try orphan.error().code == "TENANT_NOT_FOUND")
             #expect(try await tenants.count("SELECT count(*)::int FROM branding_assets") == 0)
             #expect(tenants.storedFiles().isEmpty)
         }

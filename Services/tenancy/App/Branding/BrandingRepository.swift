@@ -31,7 +31,8 @@ struct BrandingAsset: Sendable, Equatable {
 
 protocol BrandingRepository: Sendable {
     /// Records an asset whose file is already stored, and marks the tenant's onboarding step
-    /// `step_branding_uploaded`, in one transaction. Throws 409 past `limit` assets per tenant.
+    /// `step_branding_uploaded`, in one transaction. Throws 409 past `limit` assets per tenant, and
+    /// 404 when the tenant is not there (a super_admin's platform tenant has no row here).
     func insert(_ asset: BrandingAsset, limit: Int, logger: Logger) async throws -> BrandingAsset
     func list(tenantID: UUID, logger: Logger) async throws -> [BrandingAsset]
     /// Any tenant's asset, for the public file route.
@@ -54,13 +55,21 @@ struct PostgresBrandingRepository: BrandingRepository {
     static let limitReached = AppError.conflict("This tenant already has the most branding assets it may keep; delete some first", code: "ASSET_LIMIT_REACHED")
 
     func insert(_ asset: BrandingAsset, limit: Int, logger: Logger) async throws -> BrandingAsset {
-        let inserted: BrandingAsset? = try await client.transaction(logger: logger) { connection in
+        enum Outcome: Sendable {
+            case inserted(BrandingAsset)
+            case limitReached
+            case noTenant
+        }
+        let outcome: Outcome = try await client.transaction(logger: logger) { connection in
             // One upload at a time per tenant, so the limit holds under concurrent uploads.
-            try await connection.query("SELECT id FROM tenants WHERE id = \(asset.tenantID) FOR UPDATE", logger: logger)
+            let tenant = try await connection.query(
+                "SELECT id FROM tenants WHERE id = \(asset.tenantID) AND status <> 'provisioning' FOR UPDATE", logger: logger
+            ).collect()
+            guard !tenant.isEmpty else { return .noTenant }
             let counted = try await connection.query(
                 "SELECT count(*)::int FROM branding_assets WHERE tenant_id = \(asset.tenantID)", logger: logger
             ).collect()
-            guard try counted.first?.decode(Int.self) ?? 0 < limit else { return nil }
+            guard try counted.first?.decode(Int.self) ?? 0 < limit else { return .limitReached }
             let rows = try await connection.query(
                 """
                 INSERT INTO branding_assets (id, tenant_id, asset_type, original_name, mime_type, file_size, width, height, sha256)
@@ -74,10 +83,14 @@ struct PostgresBrandingRepository: BrandingRepository {
                 "UPDATE onboarding_progress SET step_branding_uploaded = true, updated_at = now() WHERE tenant_id = \(asset.tenantID)",
                 logger: logger
             )
-            return try rows.first.map(Self.asset)
+            guard let inserted = try rows.first.map(Self.asset) else { throw AppError.internalError("The asset insert returned no row") }
+            return .inserted(inserted)
         }
-        guard let inserted else { throw Self.limitReached }
-        return inserted
+        switch outcome {
+        case .inserted(let asset): return asset
+        case .limitReached: throw Self.limitReached
+        case .noTenant: throw TenantAccess.notFound
+        }
     }
 
     func list(tenantID: UUID, logger: Logger) async throws -> [BrandingAsset] {

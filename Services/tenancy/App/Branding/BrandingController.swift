@@ -205,16 +205,19 @@ struct BrandingController: Sendable {
 
     /// The file with its true type; `nosniff` and a CSP that runs nothing, whatever a browser guesses.
     @Sendable func serve(_ request: Request, context: AppRequestContext) async throws -> Response {
-        guard let id = Self.assetID(context), let asset = try await assets.find(id: id, logger: context.logger),
-            let file = try await storage.get(asset.id.uuidString.lowercased())
-        else { throw Self.notFound }
+        guard let id = Self.assetID(context), let asset = try await assets.find(id: id, logger: context.logger) else { throw Self.notFound }
         var headers: HTTPFields = [:]
         headers[.xContentTypeOptions] = "nosniff"
         headers[.contentSecurityPolicy] = "default-src 'none'; sandbox"
         headers[.contentDisposition] = "inline; filename=\"\(asset.id.uuidString.lowercased()).\(asset.format.fileExtension)\""
+        // The tag is the stored hash: a revalidation needs no read of the file.
+        let tag = EntityTag(opaque: asset.sha256)
+        if let notModified = CacheableResponse.notModified(tag, cacheControl: Self.fileCacheControl, request: request, extraHeaders: headers) {
+            return notModified
+        }
+        guard let file = try await storage.get(asset.id.uuidString.lowercased()) else { throw Self.notFound }
         return CacheableResponse.make(
-            file, contentType: asset.format.mimeType, cacheControl: Self.fileCacheControl, request: request, extraHeaders: headers,
-            tag: EntityTag(opaque: asset.sha256)
+            file, contentType: asset.format.mimeType, cacheControl: Self.fileCacheControl, request: request, extraHeaders: headers, tag: tag
         )
     }
 

@@ -90,7 +90,11 @@ ENTRYPOINT ["/app/auth"]
 
 FROM runtime AS tenancy
 COPY --from=build --chown=app:app /staging/tenancy /app/tenancy
-ENV HTTP_PORT=8082
+# Branding files (STORAGE_DIR): made here, owned by the service's user, so a volume mounted on it
+# starts with that owner.
+RUN mkdir -p /app/storage
+ENV HTTP_PORT=8082 \
+    STORAGE_DIR=/app/storage
 EXPOSE 8082
 ENTRYPOINT ["/app/tenancy"]
 

@@ -63,6 +63,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        // Branding uploads arrive as multipart/form-data; tenancy parses them with this (only tenancy uses it).
+        .package(url: "https://github.com/vapor/multipart-kit.git", from: "4.7.1"),
     ],
     targets: [
         .target(
@@ -101,7 +103,14 @@ let package = Package(
             ]
         )
         + service("billing", app: "BillingApp")
-        + service("tenancy", app: "TenancyApp")
+        + service(
+            "tenancy",
+            app: "TenancyApp",
+            dependencies: [
+                .product(name: "MultipartKit", package: "multipart-kit"), .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        )
         + service("chat", app: "ChatApp", dependencies: [.product(name: "Crypto", package: "swift-crypto")])
         + service(
             "gateway",

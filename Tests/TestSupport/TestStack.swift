@@ -83,6 +83,8 @@ package final class TestStack: Sendable {
             "GATEWAY_ADMIN_PORT": String(adminPort),
             // Enough for a test; forty stacks at once would otherwise open hundreds.
             "DATABASE_MAX_CONNECTIONS": "6",
+            // tenancy's branding files: a directory of this stack's own.
+            "STORAGE_DIR": NSTemporaryDirectory() + "suite-storage-\(getpid())-\(ports[.tenancy]!)",
         ]
         variables["SERVICE_KEY"] = Self.serviceKeys[service]!.privateKeyPEM
         for other in ServiceName.allCases where other != service {

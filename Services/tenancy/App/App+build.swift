@@ -1,5 +1,6 @@
 import Hummingbird
 import InternalAPI
+import NIOPosix
 import PostgresNIO
 import ServiceCore
 
@@ -19,7 +20,7 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
     )
     let onboarding = OnboardingProgressStore(client: foundation.database)
 
-    let routes = foundation.makeRouter()
+    let routes = foundation.makeRouter(bodyLimits: [BrandingController.uploadPath: BrandingController.maxBodyBytes])
     OnboardingController(registration: registration, idempotent: IdempotentRegistration(registration: registration, requests: registrationRequests))
         .addRoutes(to: routes.group("api/onboarding"))
     OnboardingProgressController(tenants: tenants, progress: onboarding, billing: billing, verifier: verifier)
@@ -46,10 +47,20 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
         senders: [EmailVerified.type: "auth", KnowledgeBaseUploaded.type: "chat", PaymentCompleted.type: "billing"]
     ).addRoutes(to: foundation.internalGroup(routes, accepting: ["auth", "chat", "billing"]))
     GatewayPoliciesController(tenants: tenants).addRoutes(to: foundation.internalGroup(routes, "gateway", accepting: ["gateway"]))
+    // Themes and branding.
+    let themes = ThemeController(themes: PostgresThemeRepository(client: foundation.database), verifier: verifier)
+    themes.addPublicRoutes(to: routes.group("api/tenants"))
+    themes.addAdminRoutes(to: routes.group("api/admin/tenants"))
+    let storage = try FileSystemAssetStorage(directory: config.storageDirectory)
+    let assets = PostgresBrandingRepository(client: foundation.database)
+    let branding = BrandingController(assets: assets, storage: storage, verifier: verifier, threadPool: .singleton)
+    branding.addRoutes(to: routes.group("api/branding"))
+    branding.addPublicRoutes(to: routes.group("api/public/branding"))
+    let sweep = OrphanAssetSweep(storage: storage, assets: assets, grace: .seconds(600), interval: .seconds(3600), logger: foundation.logger)
     let reaper = ProvisioningReaper(
         tenants: tenants, registration: registration, abandonedAfter: .seconds(config.abandonedRegistrationSeconds),
         interval: .seconds(60), logger: foundation.logger
     )
     let keyPruner = RegistrationRequestPruner(requests: registrationRequests, interval: .seconds(3_600), logger: foundation.logger)
-    return foundation.makeApplication(routes: routes, migrations: TenancyMigrations.all, services: [reaper, keyPruner, verifier])
+    return foundation.makeApplication(routes: routes, migrations: TenancyMigrations.all, services: [reaper, keyPruner, verifier, sweep])
 }

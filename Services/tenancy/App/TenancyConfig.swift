@@ -12,10 +12,12 @@ package struct TenancyConfig: Sendable {
     package var defaultRateLimitPerMinute: Int
     /// A registration still `provisioning` after this long is abandoned and gets cleaned up.
     package var abandonedRegistrationSeconds: Int
+    /// Where branding files are kept (`STORAGE_DIR`); created at start if missing.
+    package var storageDirectory: String
 
     package init(
         common: CommonConfig, jwksURL: String, authURL: String, billingURL: String, defaultRateLimitPerMinute: Int = 60,
-        abandonedRegistrationSeconds: Int = 300
+        abandonedRegistrationSeconds: Int = 300, storageDirectory: String = ".data/storage"
     ) {
         self.common = common
         self.jwksURL = jwksURL
@@ -24,6 +26,7 @@ package struct TenancyConfig: Sendable {
         self.billingURL = billingURL
         self.defaultRateLimitPerMinute = defaultRateLimitPerMinute
         self.abandonedRegistrationSeconds = abandonedRegistrationSeconds
+        self.storageDirectory = storageDirectory
     }
 
     package init(settings: Settings) throws {
@@ -35,5 +38,7 @@ package struct TenancyConfig: Sendable {
         self.defaultRateLimitPerMinute = try settings.int("TENANT_DEFAULT_RATE_LIMIT_PER_MINUTE", default: 60, range: 1...1_000_000)
         // Longer than the slowest registration (three calls of at most 10 s each).
         self.abandonedRegistrationSeconds = try settings.int("ABANDONED_REGISTRATION_SECONDS", default: 300, range: 60...86_400)
+        // Under the working directory's `.data`, beside the suite's local database.
+        self.storageDirectory = settings.string("STORAGE_DIR", default: ".data/storage")
     }
 }

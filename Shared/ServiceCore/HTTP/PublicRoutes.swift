@@ -68,6 +68,15 @@ package enum PublicRoutes {
         // tenancy: onboarding checklist and trial (issue 8, part A)
         .init(.put, "/api/onboarding/complete-step", .tenancy, .authenticated),
         .init(.get, "/api/onboarding/trial-info", .tenancy, .authenticated),
+        // Themes and branding (issue 8, part B).
+        .init(.get, "/api/tenants/:slug/theme", .tenancy, .open),
+        .init(.get, "/api/admin/tenants/:tenantID/theme", .tenancy, .authenticated),
+        .init(.put, "/api/admin/tenants/:tenantID/theme", .tenancy, .authenticated),
+        .init(.post, "/api/branding/upload", .tenancy, .authenticated),
+        .init(.get, "/api/branding/assets", .tenancy, .authenticated),
+        .init(.delete, "/api/branding/assets/:assetID", .tenancy, .authenticated),
+        .init(.put, "/api/branding/apply", .tenancy, .authenticated),
+        .init(.get, "/api/public/branding/:assetID", .tenancy, .open),
         .init(.get, "/api/payments/plans", .billing, .open),
         .init(.get, "/api/payments/subscription", .billing, .authenticated),
         .init(.post, "/api/sessions/init", .chat, .open),

@@ -47,9 +47,12 @@ package struct ServiceFoundation: Sendable {
     }
 
     /// Router with request ids, metrics, error rendering and the body limit, plus the health routes.
-    package func makeRouter<Context: ServiceRequestContext>(context: Context.Type = AppRequestContext.self) -> RouteTable<Context> {
+    /// `bodyLimits` gives single routes (by path) a body limit other than `MAX_BODY_BYTES`.
+    package func makeRouter<Context: ServiceRequestContext>(
+        context: Context.Type = AppRequestContext.self, bodyLimits: [String: Int] = [:]
+    ) -> RouteTable<Context> {
         let routes = RouteTable(router: Router(context: Context.self))
-        routes.addStandardMiddleware(metrics: metrics, maxBodyBytes: config.server.maxBodyBytes)
+        routes.addStandardMiddleware(metrics: metrics, maxBodyBytes: config.server.maxBodyBytes, routeBodyLimits: bodyLimits)
         let database = self.database
         let logger = self.logger
         HealthController<Context>(
@@ -103,10 +106,10 @@ package struct ServiceFoundation: Sendable {
 
 extension RouteTable where Context: ServiceRequestContext {
     /// Request id first (so every later log line and error has it), then metrics, errors, body limit.
-    package func addStandardMiddleware(metrics: ServiceMetrics, maxBodyBytes: Int) {
+    package func addStandardMiddleware(metrics: ServiceMetrics, maxBodyBytes: Int, routeBodyLimits: [String: Int] = [:]) {
         add(middleware: RequestIDMiddleware<Context>())
         add(middleware: HTTPMetricsMiddleware<Context>(metrics: metrics))
         add(middleware: ErrorMiddleware<Context>())
-        add(middleware: BodyLimitMiddleware<Context>(maxBytes: maxBodyBytes))
+        add(middleware: BodyLimitMiddleware<Context>(maxBytes: maxBodyBytes, routeLimits: routeBodyLimits))
     }
 }

@@ -107,5 +107,43 @@ enum TenancyMigrations {
         // The registration attempt that made a tenant: the id auth and billing know the attempt by,
         // so that its undo, however late, names the same attempt (docs/design.md, registration saga).
         Migration(11, "tenants_registration_id", ["ALTER TABLE tenants ADD COLUMN registration_id uuid UNIQUE"]),
+        // Themes and branding (20–29).
+        Migration(
+            20,
+            "create_tenant_themes",
+            [
+                // Only the fields a tenant set; the rest answer their defaults (ThemeFields), so a
+                // changed default reaches every tenant that never chose otherwise.
+                """
+                CREATE TABLE tenant_themes (
+                    tenant_id uuid PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+                    overrides jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(overrides) = 'object'),
+                    updated_at timestamptz NOT NULL DEFAULT now()
+                )
+                """
+            ]
+        ),
+        Migration(
+            21,
+            "create_branding_assets",
+            [
+                // The file is in asset storage under `id`; the client's file name is kept for display only.
+                """
+                CREATE TABLE branding_assets (
+                    id uuid PRIMARY KEY,
+                    tenant_id uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+                    asset_type text NOT NULL CHECK (asset_type IN ('logo', 'favicon', 'hero_image', 'og_image', 'background')),
+                    original_name text NOT NULL,
+                    mime_type text NOT NULL,
+                    file_size integer NOT NULL CHECK (file_size > 0),
+                    width integer NOT NULL CHECK (width > 0),
+                    height integer NOT NULL CHECK (height > 0),
+                    sha256 text NOT NULL,
+                    created_at timestamptz NOT NULL DEFAULT now()
+                )
+                """,
+                "CREATE INDEX branding_assets_tenant ON branding_assets (tenant_id, asset_type, created_at DESC)",
+            ]
+        ),
     ]
 }

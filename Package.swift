@@ -140,6 +140,8 @@ let package = Package(
                 ] + (module == "EndToEnd" || module == "ServiceCore" ? [] : [.target(name: module)])
                     // ServiceCore's tests stand up a small subscriber service and read the relay's metrics.
                     + (module == "ServiceCore" ? [hummingbird, .product(name: "Prometheus", package: "swift-prometheus")] : []),
+                    // tenancy's per-route tests drive its router in process (HummingbirdTesting's `.router`).
+                    + (module == "TenancyApp" ? [hummingbird, .product(name: "HummingbirdTesting", package: "hummingbird")] : []),
                 path: "Tests/\(module)Tests",
                 swiftSettings: swiftSettings
             )

@@ -32,6 +32,16 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
         ]
     ).addRoutes(to: foundation.internalGroup(routes, accepting: ["auth"]))
     GatewayPoliciesController(tenants: tenants).addRoutes(to: foundation.internalGroup(routes, "gateway", accepting: ["gateway"]))
+    // Agent configuration (chat reads it), widget configuration, tenant profile and settings.
+    let signedIn = JWTAuthMiddleware(verifier: verifier)
+    AgentConfigController(agents: PostgresAgentConfigRepository(client: foundation.database)).addRoutes(
+        admin: routes.group("api/admin/tenants").add(middleware: signedIn), internal: foundation.internalGroup(routes, accepting: ["chat"])
+    )
+    WidgetConfigController(widgets: JSONSettingsTable(client: foundation.database, table: .widgetConfigs)).addRoutes(
+        admin: routes.group("api/admin/widgets").add(middleware: signedIn), public: routes.group("api/public/widgets")
+    )
+    TenantProfileController(tenants: tenants, settings: TenantSettingsRepository(client: foundation.database), billing: billing)
+        .addRoutes(to: routes.group("api/tenant").add(middleware: signedIn))
     let reaper = ProvisioningReaper(
         tenants: tenants, registration: registration, abandonedAfter: .seconds(config.abandonedRegistrationSeconds),
         interval: .seconds(60), logger: foundation.logger

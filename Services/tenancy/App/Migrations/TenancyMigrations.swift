@@ -81,5 +81,51 @@ enum TenancyMigrations {
         Migration(5, "receive_events", OutboxSchema.receiverStatements),
         // Sign-up into an existing tenant by its slug, for tenants that open it (auth asks).
         Migration(6, "tenants_allow_signup", ["ALTER TABLE tenants ADD COLUMN allow_signup boolean NOT NULL DEFAULT false"]),
+        // Agent configuration, widget configuration, tenant settings (30-39).
+        Migration(
+            30,
+            "agent_configs_model_and_guardrails",
+            [
+                """
+                ALTER TABLE agent_configs
+                    ADD COLUMN temperature double precision NOT NULL DEFAULT 0.7 CHECK (temperature >= 0.3 AND temperature <= 1.0),
+                    ADD COLUMN max_tokens integer NOT NULL DEFAULT 500 CHECK (max_tokens BETWEEN 50 AND 2000),
+                    ADD COLUMN model text NOT NULL DEFAULT 'gpt-4o-mini',
+                    ADD COLUMN store_context jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(store_context) = 'object'),
+                    ADD COLUMN pii_redaction boolean NOT NULL DEFAULT true,
+                    ADD COLUMN blocked_terms text[] NOT NULL DEFAULT '{}'
+                """
+            ]
+        ),
+        // Widget configuration and tenant settings: the validated fields a tenant changed, as a JSON
+        // object merged over the defaults when read (a field never set reads as its default).
+        Migration(
+            31,
+            "create_widget_configs",
+            [
+                """
+                CREATE TABLE widget_configs (
+                    tenant_id uuid PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+                    settings jsonb NOT NULL CHECK (jsonb_typeof(settings) = 'object'),
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    updated_at timestamptz NOT NULL DEFAULT now()
+                )
+                """
+            ]
+        ),
+        Migration(
+            32,
+            "create_tenant_settings",
+            [
+                """
+                CREATE TABLE tenant_settings (
+                    tenant_id uuid PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+                    settings jsonb NOT NULL CHECK (jsonb_typeof(settings) = 'object'),
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    updated_at timestamptz NOT NULL DEFAULT now()
+                )
+                """
+            ]
+        ),
     ]
 }

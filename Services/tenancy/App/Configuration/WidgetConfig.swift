@@ -1,0 +1,74 @@
+import Foundation
+import ServiceCore
+
+/// How a tenant's chat widget looks and behaves in the browser (seed 001's widget configuration).
+/// Everything here is meant for the browser: the public config route serves all of it.
+struct WidgetConfig: Codable, Sendable, Equatable {
+    enum Position: String, Codable, Sendable, CaseIterable {
+        case bottomRight = "bottom-right"
+        case bottomLeft = "bottom-left"
+        case topRight = "top-right"
+        case topLeft = "top-left"
+    }
+
+    var enabled = true
+    var position = Position.bottomRight
+    var primaryColor = "#2563eb"
+    var textColor = "#ffffff"
+    var title = "Chat with us"
+    var welcomeMessage = "Hi! How can we help you today?"
+    var placeholder = "Type your message…"
+    var launcherText = "Chat"
+    /// Open panel size and launcher button diameter, CSS pixels.
+    var width = 380
+    var height = 600
+    var launcherSize = 56
+    var showBranding = true
+    var openOnLoad = false
+    var soundEnabled = true
+
+    static let widthRange = 280...600
+    static let heightRange = 400...900
+    static let launcherSizeRange = 40...96
+
+    static let defaultsJSON: String = {
+        let data = (try? JSONCoding.encoder.encode(WidgetConfig())) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }()
+
+    /// A `PUT`: every field optional; absent or `null` leaves it as it is.
+    struct Update: Codable, Sendable {
+        var enabled: Bool?
+        var position: String?
+        var primaryColor: String?
+        var textColor: String?
+        var title: String?
+        var welcomeMessage: String?
+        var placeholder: String?
+        var launcherText: String?
+        var width: Int?
+        var height: Int?
+        var launcherSize: Int?
+        var showBranding: Bool?
+        var openOnLoad: Bool?
+        var soundEnabled: Bool?
+
+        /// The fields to store, checked and normalised, as a JSON object; 422 naming every bad field.
+        func validatedPatch() throws -> String {
+            var rules = FieldRules()
+            var patch = self
+            patch.position = rules.oneOf(position, "position", as: Position.self)?.rawValue
+            patch.primaryColor = rules.hexColor(primaryColor, "primary_color")
+            patch.textColor = rules.hexColor(textColor, "text_color")
+            patch.title = rules.text(title, "title", max: 60)
+            patch.welcomeMessage = rules.text(welcomeMessage, "welcome_message", max: 500)
+            patch.placeholder = rules.text(placeholder, "placeholder", max: 100)
+            patch.launcherText = rules.text(launcherText, "launcher_text", max: 30)
+            patch.width = rules.within(width, "width", WidgetConfig.widthRange)
+            patch.height = rules.within(height, "height", WidgetConfig.heightRange)
+            patch.launcherSize = rules.within(launcherSize, "launcher_size", WidgetConfig.launcherSizeRange)
+            try rules.finish()
+            return String(decoding: try JSONCoding.encoder.encode(patch), as: UTF8.self)
+        }
+    }
+}

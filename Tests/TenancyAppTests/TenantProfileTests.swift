@@ -83,14 +83,14 @@ struct TenantProfileTests {
             let token = try await harness.token(tenant, .admin)
             let first = try await harness.send(
                 .put, "/api/tenant/settings", token: token,
-                raw: #"{"settings": {"timezone": "America/Mexico_City", "language": "es", "notifications": {"sms": true}, "custom_settings": {"brand": {"tier": 2}}}}"#
+                raw: #"{"settings": {"timezone": "America/Mexico_City", "language": "es", "notifications": {"sms": true}, "custom_settings": {"tier": 2, "region": "north", "vip": true, "note": null}}}"#
             )
             #expect(first.status == 200)
             let answer = try first.json(SettingsAnswer.self)
             #expect(answer.tenantId == tenant.uuidString.lowercased())
             #expect(answer.settings == Settings(
                 timezone: "America/Mexico_City", language: "es", notifications: .init(email: true, sms: true), allowSignup: false,
-                customSettings: ["brand": .object(["tier": .integer(2)])]
+                customSettings: ["tier": .integer(2), "region": .string("north"), "vip": .bool(true), "note": .null]
             ))
             #expect(answer.updatedAt != nil)
             let second = try await harness.send(
@@ -135,7 +135,8 @@ struct TenantProfileTests {
                 (#"{"settings": {"allow_signup": "true"}}"#, "settings.allow_signup"),
                 (#"{"settings": {"allow_signup": 1}}"#, "settings.allow_signup"),
                 (#"{"settings": {"custom_settings": [1]}}"#, "settings.custom_settings"),
-                (#"{"settings": {"custom_settings": {"blob": "\#(String(repeating: "x", count: 16_400))"}}}"#, "settings.custom_settings"),
+                (#"{"settings": {"custom_settings": {"blob": "\#(String(repeating: "x", count: 1001))"}}}"#, "settings.custom_settings.blob"),
+                (#"{"settings": {"custom_settings": {"deep": {"a": 1}}}}"#, "settings.custom_settings.deep"),
                 (#"{"settings": {"language": "es", "timezone": "Nowhere/Land"}}"#, "settings.timezone"),
                 (#"{"settings": "UTC"}"#, "settings"),
                 (#"{"timezone": "UTC"}"#, "settings"),

@@ -23,7 +23,6 @@ struct AgentConfigUpdate: Decodable, Sendable {
     static let maxTokensRange = 50...2000
     static let maxBlockedTerms = 200
     static let maxBlockedTermLength = 100
-    static let maxStoreContextBytes = 16_384
 
     /// The change to store, checked and normalised; 422 naming every bad field.
     func validated() throws -> AgentConfigChange {
@@ -34,7 +33,7 @@ struct AgentConfigUpdate: Decodable, Sendable {
         change.greetingMessage = rules.text(greetingMessage, "greeting_message", max: 1000)
         change.temperature = rules.within(temperature, "temperature", Self.temperatureRange)
         change.maxTokens = rules.within(maxTokens, "max_tokens", Self.maxTokensRange)
-        change.storeContext = rules.jsonObject(storeContext, "store_context", maxBytes: Self.maxStoreContextBytes)
+        change.storeContext = rules.flatObject(storeContext, "store_context")
         if let model {
             if Self.isModelName(model) {
                 change.model = model

@@ -65,15 +65,27 @@ struct FieldRules {
         return value.lowercased()
     }
 
-    /// A JSON object whose encoding is at most `maxBytes`, as the JSON text to store.
-    mutating func jsonObject(_ value: [String: JSONValue]?, _ field: String, maxBytes: Int) -> String? {
+    /// A flat JSON object a tenant defines (`store_context`, `custom_settings`): at most
+    /// `flatObjectMaxKeys` keys of 1...100 characters, each value a string of at most 1000 characters,
+    /// a number, a boolean or null (no nesting: bounded, and every field checkable). Returned as the
+    /// JSON text to store.
+    mutating func flatObject(_ value: [String: JSONValue]?, _ field: String) -> String? {
         guard let value else { return nil }
-        guard let data = try? JSONCoding.encoder.encode(value), data.count <= maxBytes else {
-            add(field, "must be a JSON object of at most \(maxBytes) bytes")
-            return nil
+        let before = problems.count
+        if value.count > Self.flatObjectMaxKeys { add(field, "must have at most \(Self.flatObjectMaxKeys) keys") }
+        for (key, item) in value.sorted(by: { $0.key < $1.key }) {
+            if key.isEmpty || key.unicodeScalars.count > 100 { add(field, "keys must be 1-100 characters") }
+            switch item {
+            case .array, .object: add("\(field).\(key.prefix(100))", "must be a string, a number, a boolean or null")
+            case .string(let text) where text.unicodeScalars.count > 1000: add("\(field).\(key.prefix(100))", "must be at most 1000 characters")
+            default: break
+            }
         }
+        guard problems.count == before, let data = try? JSONCoding.encoder.encode(value) else { return nil }
         return String(decoding: data, as: UTF8.self)
     }
+
+    static let flatObjectMaxKeys = 50
 }
 
 extension UInt8 {

@@ -16,8 +16,6 @@ struct TenantSettings: Codable, Sendable, Equatable {
         return String(decoding: data, as: UTF8.self)
     }()
 
-    static let maxCustomSettingsBytes = 16_384
-
     /// The wire shape (`settings` of the profile and of `PUT /api/tenant/settings`).
     struct View: Encodable, Sendable {
         struct Notifications: Encodable, Sendable {
@@ -67,7 +65,7 @@ struct TenantSettings: Codable, Sendable, Equatable {
             if let language = settings.language, !LanguageCodes.iso639_1.contains(language) {
                 rules.add("settings.language", "must be a two-letter ISO 639-1 code in lower case, such as es")
             }
-            _ = rules.jsonObject(settings.customSettings, "settings.custom_settings", maxBytes: TenantSettings.maxCustomSettingsBytes)
+            _ = rules.flatObject(settings.customSettings, "settings.custom_settings")
             try rules.finish()
             let patch = Patch(
                 timezone: settings.timezone, language: settings.language, notificationsEmail: settings.notifications?.email,

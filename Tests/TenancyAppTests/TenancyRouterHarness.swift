@@ -82,11 +82,11 @@ struct TenancyRouterHarness: Sendable {
         let id = UUID()
         let slug = "\(name.lowercased().filter { $0.isLetter })-\(id.uuidString.prefix(8).lowercased())"
         try await TestPostgres.withClient(database) { client in
-            try await client.query(
+            _ = try await client.query(
                 "INSERT INTO tenants (id, name, slug, status, rate_limit_per_minute) VALUES (\(id), \(name), \(slug), \(status), 60)"
             )
-            try await client.query("INSERT INTO onboarding_progress (id, tenant_id, step_account_created) VALUES (\(UUID()), \(id), true)")
-            try await client.query(
+            _ = try await client.query("INSERT INTO onboarding_progress (id, tenant_id, step_account_created) VALUES (\(UUID()), \(id), true)")
+            _ = try await client.query(
                 """
                 INSERT INTO agent_configs (tenant_id, agent_name, tone, greeting_message)
                 VALUES (\(id), 'Assistant', 'friendly', \("Hi! I'm the virtual assistant of \(name)."))
@@ -97,7 +97,7 @@ struct TenancyRouterHarness: Sendable {
     }
 
     /// One value from tenancy's database.
-    func value<T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as: T.Type = T.self) async throws -> T? {
+    func value<T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as type: T.Type = T.self) async throws -> T? {
         try await TestPostgres.withClient(database) { client in
             for try await value in try await client.query(query).decode(T.self) { return value }
             return nil

@@ -95,7 +95,7 @@ struct TenantProfileTests {
             #expect(answer.updatedAt != nil)
             let second = try await harness.send(
                 .put, "/api/tenant/settings", token: try await harness.token(tenant, .owner),
-                json: ["settings": ["allow_signup": true, "notifications": ["email": false]]]
+                raw: #"{"settings": {"allow_signup": true, "notifications": {"email": false}}}"#
             )
             #expect(second.status == 200)
             let after = try second.json(SettingsAnswer.self).settings

@@ -35,10 +35,10 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
     // Agent configuration (chat reads it), widget configuration, tenant profile and settings.
     let signedIn = JWTAuthMiddleware(verifier: verifier)
     AgentConfigController(agents: PostgresAgentConfigRepository(client: foundation.database)).addRoutes(
-        admin: routes.group("api/admin/tenants").add(middleware: signedIn), internal: foundation.internalGroup(routes, accepting: ["chat"])
+        admin: routes.group("api/admin/tenants").add(middleware: signedIn), service: foundation.internalGroup(routes, accepting: ["chat"])
     )
     WidgetConfigController(widgets: JSONSettingsTable(client: foundation.database, table: .widgetConfigs)).addRoutes(
-        admin: routes.group("api/admin/widgets").add(middleware: signedIn), public: routes.group("api/public/widgets")
+        admin: routes.group("api/admin/widgets").add(middleware: signedIn), open: routes.group("api/public/widgets")
     )
     TenantProfileController(tenants: tenants, settings: TenantSettingsRepository(client: foundation.database), billing: billing)
         .addRoutes(to: routes.group("api/tenant").add(middleware: signedIn))

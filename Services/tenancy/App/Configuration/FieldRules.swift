@@ -33,7 +33,7 @@ struct FieldRules {
     }
 
     /// One of an enumeration's raw values, exactly.
-    mutating func oneOf<Choice: RawRepresentable & CaseIterable>(_ value: String?, _ field: String, as: Choice.Type) -> Choice?
+    mutating func oneOf<Choice: RawRepresentable & CaseIterable>(_ value: String?, _ field: String, as choice: Choice.Type) -> Choice?
     where Choice.RawValue == String {
         guard let value else { return nil }
         guard let choice = Choice(rawValue: value) else {

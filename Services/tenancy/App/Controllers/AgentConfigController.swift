@@ -10,10 +10,10 @@ import ServiceCore
 struct AgentConfigController: Sendable {
     let agents: any AgentConfigRepository
 
-    func addRoutes(admin: RouterGroup<AppRequestContext>, internal: RouterGroup<AppRequestContext>) {
+    func addRoutes(admin: RouterGroup<AppRequestContext>, service: RouterGroup<AppRequestContext>) {
         admin.get(":tenantID/agent-config", use: show)
         admin.put(":tenantID/agent-config", use: update)
-        `internal`.get("agent-configs/:tenantID", use: forService)
+        service.get("agent-configs/:tenantID", use: forService)
     }
 
     @Sendable func show(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<AgentConfiguration> {

@@ -45,10 +45,10 @@ struct WidgetConfigController: Sendable {
         }
     }
 
-    func addRoutes(admin: RouterGroup<AppRequestContext>, public: RouterGroup<AppRequestContext>) {
+    func addRoutes(admin: RouterGroup<AppRequestContext>, open: RouterGroup<AppRequestContext>) {
         admin.get(":tenantID", use: show)
         admin.put(":tenantID", use: update)
-        `public`.get(":tenantID/config", use: publicConfig)
+        open.get(":tenantID/config", use: publicConfig)
     }
 
     @Sendable func show(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<View> {

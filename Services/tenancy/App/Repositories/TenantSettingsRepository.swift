@@ -25,16 +25,14 @@ struct TenantSettingsRepository: Sendable {
     func update(tenantID: UUID, patch: String, allowSignup: Bool?, logger: Logger) async throws -> Current? {
         let table = self.table
         let stored: (json: String, updatedAt: Date, allowSignup: Bool)? = try await client.transaction(logger: logger) { connection in
-            // Only a real change touches the tenant (its `updated_at` feeds the gateway).
-            let rows = try await connection.query(
-                allowSignup.map { allow in
-                    """
-                    UPDATE tenants SET allow_signup = \(allow)
-                    WHERE id = \(tenantID) AND status <> 'provisioning' RETURNING allow_signup
-                    """
-                } ?? "SELECT allow_signup FROM tenants WHERE id = \(tenantID) AND status <> 'provisioning' FOR SHARE",
-                logger: logger
-            )
+            // Only a change that names `allow_signup` touches the tenant (its `updated_at` feeds the gateway).
+            let query: PostgresQuery
+            if let allowSignup {
+                query = "UPDATE tenants SET allow_signup = \(allowSignup) WHERE id = \(tenantID) AND status <> 'provisioning' RETURNING allow_signup"
+            } else {
+                query = "SELECT allow_signup FROM tenants WHERE id = \(tenantID) AND status <> 'provisioning' FOR SHARE"
+            }
+            let rows = try await connection.query(query, logger: logger)
             var allowed: Bool?
             for try await value in rows.decode(Bool.self) { allowed = value }
             guard let allowed,

@@ -34,7 +34,7 @@ struct AgentConfigUpdate: Decodable, Sendable {
         change.temperature = rules.within(temperature, "temperature", Self.temperatureRange)
         change.maxTokens = rules.within(maxTokens, "max_tokens", Self.maxTokensRange)
         change.storeContext = rules.flatObject(storeContext, "store_context")
-        if let model {
+        if let model = model?.trimmingCharacters(in: .whitespacesAndNewlines) {
             if Self.isModelName(model) {
                 change.model = model
             } else {

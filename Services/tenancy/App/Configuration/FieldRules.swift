@@ -54,9 +54,9 @@ struct FieldRules {
         return value
     }
 
-    /// `#rrggbb`, stored lower-cased.
+    /// `#rrggbb` (surrounding whitespace ignored), stored lower-cased.
     mutating func hexColor(_ value: String?, _ field: String) -> String? {
-        guard let value else { return nil }
+        guard let value = value?.trimmingCharacters(in: .whitespacesAndNewlines) else { return nil }
         let bytes = Array(value.utf8)
         guard bytes.count == 7, bytes[0] == UInt8(ascii: "#"), bytes.dropFirst().allSatisfy({ $0.isHexDigit }) else {
             add(field, "must be a colour like #1a2b3c")

@@ -11,10 +11,7 @@ struct TenantSettings: Codable, Sendable, Equatable {
     var notificationsSms = false
     var customSettings: [String: JSONValue] = [:]
 
-    static let defaultsJSON: String = {
-        let data = (try? JSONCoding.encoder.encode(TenantSettings())) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
-    }()
+    static let defaultsJSON = JSONSettingsTable.defaults(TenantSettings())
 
     /// The wire shape (`settings` of the profile and of `PUT /api/tenant/settings`).
     struct View: Encodable, Sendable {

@@ -31,10 +31,7 @@ struct WidgetConfig: Codable, Sendable, Equatable {
     static let heightRange = 400...900
     static let launcherSizeRange = 40...96
 
-    static let defaultsJSON: String = {
-        let data = (try? JSONCoding.encoder.encode(WidgetConfig())) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
-    }()
+    static let defaultsJSON = JSONSettingsTable.defaults(WidgetConfig())
 
     /// A `PUT`: every field optional; absent or `null` leaves it as it is.
     struct Update: Codable, Sendable {

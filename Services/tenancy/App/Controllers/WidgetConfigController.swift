@@ -8,40 +8,24 @@ import ServiceCore
 struct WidgetConfigController: Sendable {
     let widgets: JSONSettingsTable
 
-    /// The config's fields, flat, with the tenant's id and when an admin last changed it (absent
-    /// while everything is a default).
+    /// The config's fields, flat, with the tenant's id; for admins, when it last changed (absent while
+    /// everything is a default); for the public, the tenant's slug (`X-Tenant-Slug` of `POST /api/sessions/init`).
     struct View: Encodable, Sendable {
         var tenantId: String
+        var tenantSlug: String?
         var config: WidgetConfig
         var updatedAt: Date?
 
         enum CodingKeys: String, CodingKey {
-            case tenantId, updatedAt
+            case tenantId, tenantSlug, updatedAt
         }
 
         func encode(to encoder: any Encoder) throws {
             try config.encode(to: encoder)
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(tenantId, forKey: .tenantId)
+            try container.encodeIfPresent(tenantSlug, forKey: .tenantSlug)
             try container.encodeIfPresent(updatedAt, forKey: .updatedAt)
-        }
-    }
-
-    /// The config's fields, flat, with what `POST /api/sessions/init` needs (`X-Tenant-Slug`).
-    struct PublicView: Encodable, Sendable {
-        var tenantId: String
-        var tenantSlug: String
-        var config: WidgetConfig
-
-        enum CodingKeys: String, CodingKey {
-            case tenantId, tenantSlug
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            try config.encode(to: encoder)
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(tenantId, forKey: .tenantId)
-            try container.encode(tenantSlug, forKey: .tenantSlug)
         }
     }
 
@@ -70,13 +54,13 @@ struct WidgetConfigController: Sendable {
 
     /// Anyone may read it (the widget runs on the tenant's public site); a suspended tenant's widget
     /// is as unknown as a tenant that never existed.
-    @Sendable func publicConfig(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<PublicView> {
+    @Sendable func publicConfig(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<View> {
         let tenantID = try TenantAccess.tenantParameter(context)
         guard let stored = try await widgets.read(tenantID: tenantID, defaults: WidgetConfig.defaultsJSON, logger: context.logger),
             stored.tenantStatus != "suspended"
         else { throw TenantAccess.notFound }
         return JSONResponse(
-            PublicView(tenantId: tenantID.uuidString.lowercased(), tenantSlug: stored.tenantSlug, config: try Self.decode(stored.json)),
+            View(tenantId: tenantID.uuidString.lowercased(), tenantSlug: stored.tenantSlug, config: try Self.decode(stored.json)),
             headers: [.cacheControl: "public, max-age=60"]
         )
     }

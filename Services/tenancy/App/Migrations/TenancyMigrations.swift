@@ -99,6 +99,7 @@ enum TenancyMigrations {
         ),
         // Widget configuration and tenant settings: the validated fields a tenant changed, as a JSON
         // object merged over the defaults when read (a field never set reads as its default).
+        // (Written out, not generated: a shipped migration must never change with the code.)
         Migration(
             31,
             "create_widget_configs",

@@ -25,6 +25,11 @@ struct JSONSettingsTable: Sendable {
     let client: Database
     let table: Table
 
+    /// The JSON text of a type's defaults, to merge stored fields over.
+    static func defaults(_ value: some Encodable) -> String {
+        String(decoding: (try? JSONCoding.encoder.encode(value)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+
     /// nil when no registered tenant has the id.
     func read(tenantID: UUID, defaults: String, logger: Logger) async throws -> Stored? {
         let rows = try await client.query(

@@ -34,7 +34,7 @@ struct WidgetConfigTests {
 
             let put = try await harness.send(
                 .put, Self.path(tenant), token: token,
-                raw: #"{"primary_color": "#FF8800", "position": "bottom-left", "welcome_message": "  Hola!  ", "width": 280, "open_on_load": true, "title": null}"#
+                raw: ##"{"primary_color": "#FF8800", "position": "bottom-left", "welcome_message": "  Hola!  ", "width": 280, "open_on_load": true, "title": null}"##
             )
             #expect(put.status == 200)
             let config = try put.json(WidgetConfig.self)
@@ -88,29 +88,29 @@ struct WidgetConfigTests {
             #expect(try await harness.send(.put, Self.path(tenant), token: token, json: ["title": "Kept"]).status == 200)
             let before = try await Self.stored(harness, tenant)
             let cases: [(String, String)] = [
-                (#"{"position": "middle"}"#, "position"),
-                (#"{"position": "Bottom-Right"}"#, "position"),
-                (#"{"primary_color": "red"}"#, "primary_color"),
-                (#"{"primary_color": "#12345"}"#, "primary_color"),
-                (#"{"primary_color": "#1234567"}"#, "primary_color"),
-                (#"{"text_color": "#GGGGGG"}"#, "text_color"),
-                (#"{"text_color": 123456}"#, "text_color"),
-                (#"{"title": "  "}"#, "title"),
-                (#"{"title": "\#(String(repeating: "t", count: 61))"}"#, "title"),
-                (#"{"welcome_message": "\#(String(repeating: "w", count: 501))"}"#, "welcome_message"),
-                (#"{"placeholder": ""}"#, "placeholder"),
-                (#"{"launcher_text": "\#(String(repeating: "l", count: 31))"}"#, "launcher_text"),
-                (#"{"width": 279}"#, "width"),
-                (#"{"width": 601}"#, "width"),
-                (#"{"height": 399}"#, "height"),
-                (#"{"height": 901}"#, "height"),
-                (#"{"height": "600"}"#, "height"),
-                (#"{"launcher_size": 39}"#, "launcher_size"),
-                (#"{"launcher_size": 97}"#, "launcher_size"),
-                (#"{"launcher_size": 50.5}"#, "launcher_size"),
-                (#"{"enabled": "yes"}"#, "enabled"),
-                (#"{"show_branding": 1}"#, "show_branding"),
-                (#"{"open_on_load": null, "sound_enabled": "off"}"#, "sound_enabled"),
+                (##"{"position": "middle"}"##, "position"),
+                (##"{"position": "Bottom-Right"}"##, "position"),
+                (##"{"primary_color": "red"}"##, "primary_color"),
+                (##"{"primary_color": "#12345"}"##, "primary_color"),
+                (##"{"primary_color": "#1234567"}"##, "primary_color"),
+                (##"{"text_color": "#GGGGGG"}"##, "text_color"),
+                (##"{"text_color": 123456}"##, "text_color"),
+                (##"{"title": "  "}"##, "title"),
+                (##"{"title": "\##(String(repeating: "t", count: 61))"}"##, "title"),
+                (##"{"welcome_message": "\##(String(repeating: "w", count: 501))"}"##, "welcome_message"),
+                (##"{"placeholder": ""}"##, "placeholder"),
+                (##"{"launcher_text": "\##(String(repeating: "l", count: 31))"}"##, "launcher_text"),
+                (##"{"width": 279}"##, "width"),
+                (##"{"width": 601}"##, "width"),
+                (##"{"height": 399}"##, "height"),
+                (##"{"height": 901}"##, "height"),
+                (##"{"height": "600"}"##, "height"),
+                (##"{"launcher_size": 39}"##, "launcher_size"),
+                (##"{"launcher_size": 97}"##, "launcher_size"),
+                (##"{"launcher_size": 50.5}"##, "launcher_size"),
+                (##"{"enabled": "yes"}"##, "enabled"),
+                (##"{"show_branding": 1}"##, "show_branding"),
+                (##"{"open_on_load": null, "sound_enabled": "off"}"##, "sound_enabled"),
             ]
             for (body, field) in cases {
                 let answer = try await harness.send(.put, Self.path(tenant), token: token, raw: body)
@@ -120,7 +120,7 @@ struct WidgetConfigTests {
             for body in ["{", "[]", "\"x\"", ""] {
                 #expect(try await harness.send(.put, Self.path(tenant), token: token, raw: body).status == 400, "\(body)")
             }
-            let huge = try await harness.send(.put, Self.path(tenant), token: token, raw: #"{"title": "\#(String(repeating: "h", count: 1_100_000))"}"#)
+            let huge = try await harness.send(.put, Self.path(tenant), token: token, raw: ##"{"title": "\##(String(repeating: "h", count: 1_100_000))"}"##)
             #expect(huge.status == 413)
             #expect(try await Self.stored(harness, tenant) == before)
         }
@@ -146,7 +146,7 @@ struct WidgetConfigTests {
             #expect(try await harness.value("SELECT count(*)::int FROM widget_configs", as: Int.self) == 0)
             let byRoot = try await harness.send(.put, Self.path(tenant), token: root, json: ["enabled": false])
             #expect(byRoot.status == 200)
-            #expect(try await Self.stored(harness, tenant) == #"{"enabled": false}"#)
+            #expect(try await Self.stored(harness, tenant) == ##"{"enabled": false}"##)
         }
     }
 }

@@ -33,7 +33,7 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
     ).addRoutes(to: foundation.internalGroup(routes, accepting: ["auth"]))
     GatewayPoliciesController(tenants: tenants).addRoutes(to: foundation.internalGroup(routes, "gateway", accepting: ["gateway"]))
     // Agent configuration (chat reads it), widget configuration, tenant profile and settings.
-    let signedIn = JWTAuthMiddleware(verifier: verifier)
+    let signedIn = JWTAuthMiddleware<AppRequestContext>(verifier: verifier)
     AgentConfigController(agents: PostgresAgentConfigRepository(client: foundation.database)).addRoutes(
         admin: routes.group("api/admin/tenants").add(middleware: signedIn), service: foundation.internalGroup(routes, accepting: ["chat"])
     )

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import InternalAPI
+import Logging
 import ServiceCore
 
 /// `GET/PUT /api/admin/tenants/{tenant_id}/agent-config` (the tenant's admins, owners and

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import InternalAPI
+import Logging
 import ServiceCore
 
 /// `GET /api/tenant/profile` (any member of the caller's tenant) and `PUT /api/tenant/settings`

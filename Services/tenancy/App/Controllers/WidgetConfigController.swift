@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import ServiceCore
 
 /// `GET/PUT /api/admin/widgets/{tenant_id}` (the tenant's admins, owners, super_admins) and the

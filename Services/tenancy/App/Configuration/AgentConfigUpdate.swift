@@ -16,7 +16,7 @@ struct AgentConfigUpdate: Decodable, Sendable {
     var temperature: Double?
     var storeContext: [String: JSONValue]?
     var model: String?
-    var maxTokens: Int?
+    var maxTokens: Double?
     var guardrailConfig: Guardrails?
 
     static let temperatureRange = 0.3...1.0
@@ -32,7 +32,7 @@ struct AgentConfigUpdate: Decodable, Sendable {
         change.tone = rules.oneOf(tone, "tone", as: AgentConfiguration.Tone.self)
         change.greetingMessage = rules.text(greetingMessage, "greeting_message", max: 1000)
         change.temperature = rules.within(temperature, "temperature", Self.temperatureRange)
-        change.maxTokens = rules.within(maxTokens, "max_tokens", Self.maxTokensRange)
+        change.maxTokens = rules.wholeNumber(maxTokens, "max_tokens", Self.maxTokensRange)
         change.storeContext = rules.flatObject(storeContext, "store_context")
         if let model = model?.trimmingCharacters(in: .whitespacesAndNewlines) {
             if Self.isModelName(model) {

@@ -54,6 +54,17 @@ struct FieldRules {
         return value
     }
 
+    /// A whole number in `range`. Integer fields are decoded as `Double` and checked here: Foundation's
+    /// decoder refuses `100.5` for an `Int` as if the whole body were not JSON (400), not naming the field.
+    mutating func wholeNumber(_ value: Double?, _ field: String, _ range: ClosedRange<Int>) -> Int? {
+        guard let value else { return nil }
+        guard value.rounded() == value, value >= Double(range.lowerBound), value <= Double(range.upperBound) else {
+            add(field, "must be a whole number between \(range.lowerBound) and \(range.upperBound)")
+            return nil
+        }
+        return Int(value)
+    }
+
     /// `#rrggbb` (surrounding whitespace ignored), stored lower-cased.
     mutating func hexColor(_ value: String?, _ field: String) -> String? {
         guard let value = value?.trimmingCharacters(in: .whitespacesAndNewlines) else { return nil }

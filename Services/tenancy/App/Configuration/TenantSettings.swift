@@ -94,6 +94,8 @@ struct TenantSettings: Codable, Sendable, Equatable {
                 }
             })
         else { return false }
-        return TimeZone(identifier: name)?.identifier == name
+        // Foundation knows `UTC` but calls it `GMT`; every other name must come back as written.
+        guard let zone = TimeZone(identifier: name) else { return false }
+        return zone.identifier == name || name == "UTC"
     }
 }

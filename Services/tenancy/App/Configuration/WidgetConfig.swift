@@ -34,9 +34,48 @@ struct WidgetConfig: Codable, Sendable, Equatable {
     static let defaultsJSON = JSONSettingsTable.defaults(WidgetConfig())
 
     /// A `PUT`: every field optional; absent or `null` leaves it as it is.
-    struct Update: Codable, Sendable {
+    struct Update: Decodable, Sendable {
         var enabled: Bool?
         var position: String?
+        var primaryColor: String?
+        var textColor: String?
+        var title: String?
+        var welcomeMessage: String?
+        var placeholder: String?
+        var launcherText: String?
+        var width: Double?
+        var height: Double?
+        var launcherSize: Double?
+        var showBranding: Bool?
+        var openOnLoad: Bool?
+        var soundEnabled: Bool?
+
+        /// The fields to store, checked and normalised, as a JSON object; 422 naming every bad field.
+        func validatedPatch() throws -> String {
+            var rules = FieldRules()
+            let patch = Patch(
+                enabled: enabled,
+                position: rules.oneOf(position, "position", as: Position.self),
+                primaryColor: rules.hexColor(primaryColor, "primary_color"),
+                textColor: rules.hexColor(textColor, "text_color"),
+                title: rules.text(title, "title", max: 60),
+                welcomeMessage: rules.text(welcomeMessage, "welcome_message", max: 500),
+                placeholder: rules.text(placeholder, "placeholder", max: 100),
+                launcherText: rules.text(launcherText, "launcher_text", max: 30),
+                width: rules.wholeNumber(width, "width", WidgetConfig.widthRange),
+                height: rules.wholeNumber(height, "height", WidgetConfig.heightRange),
+                launcherSize: rules.wholeNumber(launcherSize, "launcher_size", WidgetConfig.launcherSizeRange),
+                showBranding: showBranding, openOnLoad: openOnLoad, soundEnabled: soundEnabled
+            )
+            try rules.finish()
+            return String(decoding: try JSONCoding.encoder.encode(patch), as: UTF8.self)
+        }
+    }
+
+    /// The checked fields a change sets (nil ones are left out of the JSON, so they stay).
+    private struct Patch: Encodable {
+        var enabled: Bool?
+        var position: Position?
         var primaryColor: String?
         var textColor: String?
         var title: String?
@@ -49,23 +88,5 @@ struct WidgetConfig: Codable, Sendable, Equatable {
         var showBranding: Bool?
         var openOnLoad: Bool?
         var soundEnabled: Bool?
-
-        /// The fields to store, checked and normalised, as a JSON object; 422 naming every bad field.
-        func validatedPatch() throws -> String {
-            var rules = FieldRules()
-            var patch = self
-            patch.position = rules.oneOf(position, "position", as: Position.self)?.rawValue
-            patch.primaryColor = rules.hexColor(primaryColor, "primary_color")
-            patch.textColor = rules.hexColor(textColor, "text_color")
-            patch.title = rules.text(title, "title", max: 60)
-            patch.welcomeMessage = rules.text(welcomeMessage, "welcome_message", max: 500)
-            patch.placeholder = rules.text(placeholder, "placeholder", max: 100)
-            patch.launcherText = rules.text(launcherText, "launcher_text", max: 30)
-            patch.width = rules.within(width, "width", WidgetConfig.widthRange)
-            patch.height = rules.within(height, "height", WidgetConfig.heightRange)
-            patch.launcherSize = rules.within(launcherSize, "launcher_size", WidgetConfig.launcherSizeRange)
-            try rules.finish()
-            return String(decoding: try JSONCoding.encoder.encode(patch), as: UTF8.self)
-        }
     }
 }

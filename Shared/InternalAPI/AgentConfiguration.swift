@@ -20,7 +20,8 @@ package struct AgentConfiguration: Codable, Sendable, Equatable {
         case friendly, professional, casual, formal
     }
 
-    package var tenantId: UUID
+    /// Lower case, as the API writes ids.
+    package var tenantId: String
     package var agentName: String
     package var tone: Tone
     package var greetingMessage: String
@@ -35,7 +36,7 @@ package struct AgentConfiguration: Codable, Sendable, Equatable {
     package var updatedAt: Date
 
     package init(
-        tenantId: UUID, agentName: String, tone: Tone, greetingMessage: String, temperature: Double, maxTokens: Int, model: String,
+        tenantId: String, agentName: String, tone: Tone, greetingMessage: String, temperature: Double, maxTokens: Int, model: String,
         storeContext: [String: JSONValue], guardrailConfig: Guardrails, updatedAt: Date
     ) {
         self.tenantId = tenantId

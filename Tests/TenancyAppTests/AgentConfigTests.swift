@@ -21,6 +21,15 @@ struct AgentConfigTests {
         return "\(agent ?? "-") step=\(step.map(String.init) ?? "-")"
     }
 
+    /// What JSON Schema's `\s` (ECMA-262) calls white space is what is trimmed: U+0085 is text, U+FEFF blank.
+    @Test func blankMeansWhatTheSchemaSays() {
+        var rules = FieldRules()
+        #expect(rules.text("\u{85}", "f", max: 5) == "\u{85}")
+        #expect(rules.text(" \u{FEFF}\u{3000}x\u{2028}", "f", max: 5) == "x")
+        #expect(rules.text("\u{FEFF}\u{A0}", "f", max: 5) == nil)
+        #expect(rules.problems["f"] == ["must not be blank"])
+    }
+
     @Test func readsTheDefaultsAndOnlyForItsManagers() async throws {
         try await TenancyRouterHarness.with { harness in
             let tenant = try await harness.tenant("Acme")
@@ -29,7 +38,7 @@ struct AgentConfigTests {
                 let answer = try await harness.send(.get, Self.path(tenant), token: try await harness.token(tenant, role))
                 #expect(answer.status == 200)
                 let agent = try answer.json(AgentConfiguration.self)
-                #expect(agent.tenantId == tenant)
+                #expect(agent.tenantId == tenant.uuidString.lowercased())
                 #expect(agent.agentName == "Assistant")
                 #expect(agent.tone == .friendly)
                 #expect(agent.temperature == 0.7)

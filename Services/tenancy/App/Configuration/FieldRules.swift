@@ -17,10 +17,19 @@ struct FieldRules {
         guard problems.isEmpty else { throw AppError.validation(problems) }
     }
 
+    /// White space as JSON Schema patterns (ECMA-262 `\s`) mean it, so a string the API's schema calls
+    /// blank is refused here and no other: Foundation's set without U+0085 (NEL), with U+FEFF.
+    static let whiteSpace: CharacterSet = {
+        var set = CharacterSet.whitespacesAndNewlines
+        set.remove("\u{85}")
+        set.insert("\u{FEFF}")
+        return set
+    }()
+
     /// Trimmed text of 1...`max` characters (Unicode scalars, as JSON Schema's `maxLength` counts).
     mutating func text(_ value: String?, _ field: String, max: Int) -> String? {
         guard let value else { return nil }
-        let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = value.trimmingCharacters(in: Self.whiteSpace)
         if trimmed.isEmpty {
             add(field, "must not be blank")
             return nil

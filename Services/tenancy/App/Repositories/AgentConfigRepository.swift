@@ -86,7 +86,7 @@ struct PostgresAgentConfigRepository: AgentConfigRepository {
             (UUID, String, String, String, Double, Int, String, String, Bool, [String], Date).self
         )
         return AgentConfiguration(
-            tenantId: tenantID, agentName: name, tone: AgentConfiguration.Tone(rawValue: tone) ?? .friendly, greetingMessage: greeting,
+            tenantId: tenantID.uuidString.lowercased(), agentName: name, tone: AgentConfiguration.Tone(rawValue: tone) ?? .friendly, greetingMessage: greeting,
             temperature: temperature, maxTokens: maxTokens, model: model,
             storeContext: (try? JSONCoding.decoder.decode([String: JSONValue].self, from: Data(context.utf8))) ?? [:],
             guardrailConfig: .init(piiRedaction: pii, blockedTerms: terms), updatedAt: updatedAt

@@ -14,6 +14,7 @@ let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let lifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-http-types")
+let routerTesting: [Target.Dependency] = [hummingbird, .product(name: "HummingbirdTesting", package: "hummingbird")]
 
 /// A service: library `<Name>App` (Services/<dir>/App) and executable product `<dir>` (Services/<dir>/Server).
 func service(_ directory: String, app: String, dependencies: [Target.Dependency] = []) -> [Target] {
@@ -148,7 +149,9 @@ let package = Package(
                     .product(name: "NIOHTTP1", package: "swift-nio"),
                 ] + (module == "EndToEnd" || module == "ServiceCore" ? [] : [.target(name: module)])
                     // ServiceCore's tests stand up a small subscriber service and read the relay's metrics.
-                    + (module == "ServiceCore" ? [hummingbird, .product(name: "Prometheus", package: "swift-prometheus")] : []),
+                    + (module == "ServiceCore" ? [hummingbird, .product(name: "Prometheus", package: "swift-prometheus")] : [])
+                    // tenancy's per-route tests drive its router in process (HummingbirdTesting's `.router`).
+                    + (module == "TenancyApp" ? routerTesting : []),
                 path: "Tests/\(module)Tests",
                 swiftSettings: swiftSettings
             )

@@ -57,6 +57,16 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
     branding.addRoutes(to: routes.group("api/branding"))
     branding.addPublicRoutes(to: routes.group("api/public/branding"))
     let sweep = OrphanAssetSweep(storage: storage, assets: assets, grace: .seconds(600), interval: .seconds(3600), logger: foundation.logger)
+    // Agent configuration (chat reads it), widget configuration, tenant profile and settings.
+    let signedIn = JWTAuthMiddleware<AppRequestContext>(verifier: verifier)
+    AgentConfigController(agents: PostgresAgentConfigRepository(client: foundation.database)).addRoutes(
+        admin: routes.group("api/admin/tenants").add(middleware: signedIn), service: foundation.internalGroup(routes, accepting: ["chat"])
+    )
+    WidgetConfigController(widgets: JSONSettingsTable(client: foundation.database, table: .widgetConfigs)).addRoutes(
+        admin: routes.group("api/admin/widgets").add(middleware: signedIn), open: routes.group("api/public/widgets")
+    )
+    TenantProfileController(tenants: tenants, settings: TenantSettingsRepository(client: foundation.database), billing: billing)
+        .addRoutes(to: routes.group("api/tenant").add(middleware: signedIn))
     let reaper = ProvisioningReaper(
         tenants: tenants, registration: registration, abandonedAfter: .seconds(config.abandonedRegistrationSeconds),
         interval: .seconds(60), logger: foundation.logger

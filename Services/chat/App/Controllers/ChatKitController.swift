@@ -9,6 +9,8 @@ import ServiceCore
 struct ChatKitController: Sendable {
     let sessions: any SessionRepository
     let directory: TenantDirectory
+    /// The tenant's agent as its admins configured it (tenancy, reused a few seconds).
+    let agents: InternalLookupCache<AgentConfiguration>
     let responder: any ReplyGenerator
 
     struct ChatRequest: Decodable {
@@ -45,11 +47,13 @@ struct ChatKitController: Sendable {
             throw AppError.notFound("Unknown tenant", code: "TENANT_NOT_FOUND")
         }
         guard tenant.status != "suspended" else { throw AppError.forbidden("This account is suspended") }
+        guard let agent = try await agents.value(path: "/internal/agent-configs/\(tenant.id.uuidString.lowercased())", logger: context.logger)
+        else { throw AppError.notFound("Unknown tenant", code: "TENANT_NOT_FOUND") }
         if let userMessage {
             try await sessions.appendMessage(sessionID: session.id, tenantID: tenant.id, role: "user", content: userMessage, logger: context.logger)
         }
 
-        let reply = responder.reply(to: userMessage, tenant: tenant)
+        let reply = responder.reply(to: userMessage, agent: agent)
         let sessions = self.sessions
         let logger = context.logger
         return Response(

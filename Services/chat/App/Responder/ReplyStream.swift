@@ -3,17 +3,17 @@ import InternalAPI
 
 /// Produces the assistant's reply as a stream of text pieces.
 protocol ReplyGenerator: Sendable {
-    func reply(to userMessage: String?, tenant: TenantSummary) -> AsyncThrowingStream<String, any Error>
+    func reply(to userMessage: String?, agent: AgentConfiguration) -> AsyncThrowingStream<String, any Error>
 }
 
-/// The offline responder of this slice: it greets with the tenant's configured greeting, word by
+/// The offline responder of this slice: it greets with the agent's configured greeting, word by
 /// word, pausing between words the way a model streams tokens. Answering from the knowledge base
 /// replaces it in a later change.
 struct GreetingResponder: ReplyGenerator {
     let tokenDelay: Duration
 
-    func reply(to userMessage: String?, tenant: TenantSummary) -> AsyncThrowingStream<String, any Error> {
-        let pieces = Self.tokens(of: tenant.greetingMessage)
+    func reply(to userMessage: String?, agent: AgentConfiguration) -> AsyncThrowingStream<String, any Error> {
+        let pieces = Self.tokens(of: agent.greetingMessage)
         let delay = tokenDelay
         return AsyncThrowingStream { continuation in
             let task = Task {

@@ -145,5 +145,52 @@ enum TenancyMigrations {
                 "CREATE INDEX branding_assets_tenant ON branding_assets (tenant_id, asset_type, created_at DESC)",
             ]
         ),
+        // Agent configuration, widget configuration, tenant settings (30-39).
+        Migration(
+            30,
+            "agent_configs_model_and_guardrails",
+            [
+                """
+                ALTER TABLE agent_configs
+                    ADD COLUMN temperature double precision NOT NULL DEFAULT 0.7 CHECK (temperature >= 0.3 AND temperature <= 1.0),
+                    ADD COLUMN max_tokens integer NOT NULL DEFAULT 500 CHECK (max_tokens BETWEEN 50 AND 2000),
+                    ADD COLUMN model text NOT NULL DEFAULT 'gpt-4o-mini',
+                    ADD COLUMN store_context jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(store_context) = 'object'),
+                    ADD COLUMN pii_redaction boolean NOT NULL DEFAULT true,
+                    ADD COLUMN blocked_terms text[] NOT NULL DEFAULT '{}'
+                """
+            ]
+        ),
+        // Widget configuration and tenant settings: the validated fields a tenant changed, as a JSON
+        // object merged over the defaults when read (a field never set reads as its default).
+        // (Written out, not generated: a shipped migration must never change with the code.)
+        Migration(
+            31,
+            "create_widget_configs",
+            [
+                """
+                CREATE TABLE widget_configs (
+                    tenant_id uuid PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+                    settings jsonb NOT NULL CHECK (jsonb_typeof(settings) = 'object'),
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    updated_at timestamptz NOT NULL DEFAULT now()
+                )
+                """
+            ]
+        ),
+        Migration(
+            32,
+            "create_tenant_settings",
+            [
+                """
+                CREATE TABLE tenant_settings (
+                    tenant_id uuid PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+                    settings jsonb NOT NULL CHECK (jsonb_typeof(settings) = 'object'),
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    updated_at timestamptz NOT NULL DEFAULT now()
+                )
+                """
+            ]
+        ),
     ]
 }

@@ -14,6 +14,11 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
         tenants: tenants, auth: auth, billing: billing, defaultRateLimitPerMinute: config.defaultRateLimitPerMinute
     )
 
+    // tenancy's events (a tenant renamed, suspended, reactivated) and who receives them.
+    let chat = foundation.client(for: "chat", baseURL: config.chatURL)
+    let outbox = Outbox(routes: Dictionary(uniqueKeysWithValues: TenantChanged.types.map { ($0, [auth, chat]) }))
+    let relay = OutboxRelay(outbox: outbox, database: foundation.database, metrics: foundation.metrics, logger: foundation.logger)
+
     let routes = foundation.makeRouter()
     OnboardingController(registration: registration, tenants: tenants, billing: billing, verifier: verifier)
         .addRoutes(to: routes.group("api/onboarding"))
@@ -31,10 +36,16 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
             }
         ]
     ).addRoutes(to: foundation.internalGroup(routes, accepting: ["auth"]))
+    // Platform administration (super_admins; a tenant's own admins for its one tenant).
+    let admin = routes.group("api/admin").add(middleware: JWTAuthMiddleware(verifier: verifier))
+    let adminTenants = PostgresAdminTenantRepository(client: foundation.database, outbox: outbox)
+    AdminTenantsController(tenants: adminTenants, creation: TenantCreation(tenants: adminTenants, registration: registration))
+        .addRoutes(to: admin)
+    PlatformStatsController(tenants: adminTenants, chat: chat).addRoutes(to: admin)
     GatewayPoliciesController(tenants: tenants).addRoutes(to: foundation.internalGroup(routes, "gateway", accepting: ["gateway"]))
     let reaper = ProvisioningReaper(
         tenants: tenants, registration: registration, abandonedAfter: .seconds(config.abandonedRegistrationSeconds),
         interval: .seconds(60), logger: foundation.logger
     )
-    return foundation.makeApplication(routes: routes, migrations: TenancyMigrations.all, services: [reaper, verifier])
+    return foundation.makeApplication(routes: routes, migrations: TenancyMigrations.all, services: [reaper, verifier, relay])
 }

@@ -65,6 +65,13 @@ package enum PublicRoutes {
         .init(.get, "/.well-known/jwks.json", .auth, .open),
         .init(.post, "/api/onboarding/register", .tenancy, .credentials),
         .init(.get, "/api/onboarding/status", .tenancy, .authenticated),
+        // platform administration
+        .init(.get, "/api/admin/tenants", .tenancy, .authenticated),
+        .init(.post, "/api/admin/tenants", .tenancy, .authenticated),
+        .init(.get, "/api/admin/tenants/:tenantID", .tenancy, .authenticated),
+        .init(.put, "/api/admin/tenants/:tenantID", .tenancy, .authenticated),
+        .init(.get, "/api/admin/tenants/:tenantID/usage", .tenancy, .authenticated),
+        .init(.get, "/api/admin/dashboard/stats", .tenancy, .authenticated),
         .init(.get, "/api/payments/plans", .billing, .open),
         .init(.get, "/api/payments/subscription", .billing, .authenticated),
         .init(.post, "/api/sessions/init", .chat, .open),

@@ -81,5 +81,7 @@ enum TenancyMigrations {
         Migration(5, "receive_events", OutboxSchema.receiverStatements),
         // Sign-up into an existing tenant by its slug, for tenants that open it (auth asks).
         Migration(6, "tenants_allow_signup", ["ALTER TABLE tenants ADD COLUMN allow_signup boolean NOT NULL DEFAULT false"]),
+        // Platform administration: tenant renamed, suspended, reactivated, for auth and chat.
+        Migration(40, "create_event_outbox", OutboxSchema.senderStatements),
     ]
 }

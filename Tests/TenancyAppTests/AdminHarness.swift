@@ -66,7 +66,7 @@ enum AdminHarness {
         }
     }
 
-    static func count(_ stack: TestStack, _ service: ServiceName = .tenancy, _ query: PostgresQuery) async throws -> Int {
+    static func count(_ stack: TestStack, _ query: PostgresQuery, in service: ServiceName = .tenancy) async throws -> Int {
         try await TestPostgres.count(stack.databases[service]!, query)
     }
 

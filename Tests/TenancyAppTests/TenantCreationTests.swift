@@ -31,10 +31,10 @@ struct TenantCreationTests {
     /// Rows of the new tenant's in each database: tenants, auth's directory, invitations, subscriptions.
     static func footprint(_ stack: TestStack, slug: String) async throws -> [Int] {
         [
-            try await H.count(stack, .tenancy, "SELECT count(*)::int FROM tenants WHERE slug = \(slug)"),
-            try await H.count(stack, .auth, "SELECT count(*)::int FROM tenant_directory WHERE slug = \(slug)"),
-            try await H.count(stack, .auth, "SELECT count(*)::int FROM invitations"),
-            try await H.count(stack, .billing, "SELECT count(*)::int FROM subscriptions"),
+            try await H.count(stack, "SELECT count(*)::int FROM tenants WHERE slug = \(slug)", in: .tenancy),
+            try await H.count(stack, "SELECT count(*)::int FROM tenant_directory WHERE slug = \(slug)", in: .auth),
+            try await H.count(stack, "SELECT count(*)::int FROM invitations", in: .auth),
+            try await H.count(stack, "SELECT count(*)::int FROM subscriptions", in: .billing),
         ]
     }
 
@@ -59,19 +59,19 @@ struct TenantCreationTests {
             let id = try #require(UUID(uuidString: created.tenant.id))
 
             // tenancy: the tenant, its onboarding (nothing done yet: the owner is only invited) and its agent.
-            #expect(try await H.count(stack, .tenancy, """
+            #expect(try await H.count(stack, """
                 SELECT count(*)::int FROM tenants t JOIN onboarding_progress o ON o.tenant_id = t.id AND NOT o.step_account_created
                 JOIN agent_configs a ON a.tenant_id = t.id WHERE t.id = \(id) AND t.status = 'active'
-                """) == 1)
+                """, in: .tenancy) == 1)
             // auth: the directory entry, the owner's pending invitation and its mail.
-            #expect(try await H.count(stack, .auth, "SELECT count(*)::int FROM tenant_directory WHERE tenant_id = \(id) AND name = 'Nova Shop' AND slug = 'nova-shop'") == 1)
-            #expect(try await H.count(stack, .auth, """
+            #expect(try await H.count(stack, "SELECT count(*)::int FROM tenant_directory WHERE tenant_id = \(id) AND name = 'Nova Shop' AND slug = 'nova-shop'", in: .auth) == 1)
+            #expect(try await H.count(stack, """
                 SELECT count(*)::int FROM invitations WHERE tenant_id = \(id) AND email = \(email) AND role = 'owner'
                 AND accepted_at IS NULL AND id = \(UUID(uuidString: created.ownerInvitation.invitationId)!)
-                """) == 1)
-            #expect(try await H.count(stack, .auth, "SELECT count(*)::int FROM mail_outbox WHERE recipient = \(email)") == 1)
+                """, in: .auth) == 1)
+            #expect(try await H.count(stack, "SELECT count(*)::int FROM mail_outbox WHERE recipient = \(email)", in: .auth) == 1)
             // billing: the trial.
-            #expect(try await H.count(stack, .billing, "SELECT count(*)::int FROM subscriptions WHERE tenant_id = \(id) AND status = 'trialing'") == 1)
+            #expect(try await H.count(stack, "SELECT count(*)::int FROM subscriptions WHERE tenant_id = \(id) AND status = 'trialing'", in: .billing) == 1)
 
             // The mailed link makes the owner, who then manages the tenant.
             let body = try await TestPostgres.withClient(stack.databases[.auth]!) { client in
@@ -102,8 +102,8 @@ struct TenantCreationTests {
         try await TestStack.with(.auth, .tenancy, overrides: Self.overrides) { stack in
             let admin = try await Self.superAdmin(stack)
             try await H.seed(stack, name: "Taken", slug: "taken")
-            let tenantsBefore = try await H.count(stack, .tenancy, "SELECT count(*)::int FROM tenants")
-            let directoryBefore = try await H.count(stack, .auth, "SELECT count(*)::int FROM tenant_directory")
+            let tenantsBefore = try await H.count(stack, "SELECT count(*)::int FROM tenants", in: .tenancy)
+            let directoryBefore = try await H.count(stack, "SELECT count(*)::int FROM tenant_directory", in: .auth)
             let cases: [(CreateBody, String)] = [
                 (CreateBody(name: "Admin Co", slug: "admin", ownerEmail: "a@example.com"), "slug"),
                 (CreateBody(name: "Www Co", slug: "www", ownerEmail: "a@example.com"), "slug"),
@@ -134,9 +134,9 @@ struct TenantCreationTests {
                 try await H.send(stack, .POST, "/api/admin/tenants", token: admin, json: CreateBody(name: "Taken Too", slug: "taken", ownerEmail: "t@example.com")),
                 409, "SLUG_TAKEN"
             )
-            #expect(try await H.count(stack, .tenancy, "SELECT count(*)::int FROM tenants") == tenantsBefore)
-            #expect(try await H.count(stack, .auth, "SELECT count(*)::int FROM tenant_directory") == directoryBefore)
-            #expect(try await H.count(stack, .auth, "SELECT count(*)::int FROM invitations") == 0)
+            #expect(try await H.count(stack, "SELECT count(*)::int FROM tenants", in: .tenancy) == tenantsBefore)
+            #expect(try await H.count(stack, "SELECT count(*)::int FROM tenant_directory", in: .auth) == directoryBefore)
+            #expect(try await H.count(stack, "SELECT count(*)::int FROM invitations", in: .auth) == 0)
         }
     }
 
@@ -151,7 +151,7 @@ struct TenantCreationTests {
             )
             H.expectError(taken, 409, "EMAIL_TAKEN")
             #expect(try await Self.footprint(stack, slug: "dup-owner") == [0, 0, 0, 0])
-            #expect(try await H.count(stack, .auth, "SELECT count(*)::int FROM mail_outbox WHERE subject LIKE 'You are invited%'") == 0)
+            #expect(try await H.count(stack, "SELECT count(*)::int FROM mail_outbox WHERE subject LIKE 'You are invited%'", in: .auth) == 0)
 
             // billing away: 503, nothing left in tenancy or auth.
             await stack.stop(.billing)
@@ -159,9 +159,9 @@ struct TenantCreationTests {
                 stack, .POST, "/api/admin/tenants", token: admin, json: CreateBody(name: "No Billing", slug: "no-billing", ownerEmail: "nb@example.com")
             )
             H.expectError(down, 503, "UPSTREAM_UNAVAILABLE")
-            #expect(try await H.count(stack, .tenancy, "SELECT count(*)::int FROM tenants WHERE slug = 'no-billing'") == 0)
-            #expect(try await H.count(stack, .auth, "SELECT count(*)::int FROM tenant_directory WHERE slug = 'no-billing'") == 0)
-            #expect(try await H.count(stack, .auth, "SELECT count(*)::int FROM invitations") == 0)
+            #expect(try await H.count(stack, "SELECT count(*)::int FROM tenants WHERE slug = 'no-billing'", in: .tenancy) == 0)
+            #expect(try await H.count(stack, "SELECT count(*)::int FROM tenant_directory WHERE slug = 'no-billing'", in: .auth) == 0)
+            #expect(try await H.count(stack, "SELECT count(*)::int FROM invitations", in: .auth) == 0)
         }
     }
 

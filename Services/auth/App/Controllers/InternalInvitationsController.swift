@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import InternalAPI
+import Logging
 import ServiceCore
 
 /// `POST /internal/tenant-owner-invitations`, for tenancy alone: the owner invitation of a tenant

@@ -35,7 +35,7 @@ struct InternalUsageController: Sendable {
         let rows = try await database.query(
             """
             WITH window_days AS (
-                SELECT generate_series(today - (\(days) - 1), today, INTERVAL '1 day')::date AS day
+                SELECT generate_series(today - (\(days)::int - 1), today, INTERVAL '1 day')::date AS day
                 FROM (SELECT (now() AT TIME ZONE 'UTC')::date AS today) t
             ), since AS (
                 SELECT min(day)::timestamp AT TIME ZONE 'UTC' AS at FROM window_days

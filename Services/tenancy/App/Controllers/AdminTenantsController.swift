@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import InternalAPI
+import Logging
 import ServiceCore
 
 /// `/api/admin/tenants*`: platform administration of tenants. Listing and creating are for

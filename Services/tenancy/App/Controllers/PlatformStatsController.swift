@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import InternalAPI
+import Logging
 import ServiceCore
 
 /// `GET /api/admin/dashboard/stats` (super_admins) and `GET /api/admin/tenants/{id}/usage`

@@ -78,15 +78,9 @@ enum TenantFields {
         // ASCII only, checked before lower-casing (which maps a few other letters to ASCII ones).
         guard raw.utf8.count <= 300, raw.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
         let lower = raw.lowercased()
-        let secure: Bool
-        let rest: Substring
-        if lower.hasPrefix("https://") {
-            (secure, rest) = (true, lower.dropFirst(8))
-        } else if lower.hasPrefix("http://") {
-            (secure, rest) = (false, lower.dropFirst(7))
-        } else {
-            return nil
-        }
+        let secure = lower.hasPrefix("https://")
+        guard secure || lower.hasPrefix("http://") else { return nil }
+        let rest = lower.dropFirst(secure ? 8 : 7)
         let parts = rest.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
         let host = parts[0]
         guard host.split(separator: ".", omittingEmptySubsequences: false).allSatisfy(isHostLabel) else { return nil }

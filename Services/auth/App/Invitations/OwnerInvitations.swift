@@ -12,12 +12,8 @@ extension PostgresInvitations {
         let actor = Actor(id: request.invitedBy, tenantID: SuperAdminBootstrap.platformTenantID, role: .superAdmin)
         do {
             return try await client.transaction(logger: logger) { connection in
-                try await connection.query(
-                    """
-                    INSERT INTO tenant_directory (tenant_id, name, slug) VALUES (\(request.tenantId), \(request.tenantName), \(request.tenantSlug))
-                    ON CONFLICT (tenant_id) DO UPDATE SET name = EXCLUDED.name, slug = EXCLUDED.slug
-                    """,
-                    logger: logger
+                try await PostgresUserRepository.enterDirectory(
+                    request.tenantId, name: request.tenantName, slug: request.tenantSlug, on: connection, logger: logger
                 )
                 return try await invite(
                     NewInvitation(tenantID: request.tenantId, email: email, role: .owner, fullName: request.fullName), by: actor,
@@ -28,6 +24,19 @@ extension PostgresInvitations {
             // Only the directory's slug is unique here: an entry of another tenant still holds it.
             throw AppError.conflict("A tenant already has this slug", code: "SLUG_TAKEN")
         }
+    }
+}
+
+extension PostgresUserRepository {
+    /// Records (or refreshes) a tenant in auth's directory, in the caller's transaction on `connection`.
+    static func enterDirectory(_ tenantID: UUID, name: String, slug: String, on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query(
+            """
+            INSERT INTO tenant_directory (tenant_id, name, slug) VALUES (\(tenantID), \(name), \(slug))
+            ON CONFLICT (tenant_id) DO UPDATE SET name = EXCLUDED.name, slug = EXCLUDED.slug
+            """,
+            logger: logger
+        )
     }
 }
 

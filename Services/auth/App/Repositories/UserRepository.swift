@@ -58,13 +58,7 @@ struct PostgresUserRepository: UserRepository {
     func create(_ owner: NewUser, logger: Logger) async throws -> UserRecord {
         do {
             return try await client.transaction(logger: logger) { connection in
-                try await connection.query(
-                    """
-                    INSERT INTO tenant_directory (tenant_id, name, slug) VALUES (\(owner.tenantID), \(owner.tenantName), \(owner.tenantSlug))
-                    ON CONFLICT (tenant_id) DO UPDATE SET name = EXCLUDED.name, slug = EXCLUDED.slug
-                    """,
-                    logger: logger
-                )
+                try await Self.enterDirectory(owner.tenantID, name: owner.tenantName, slug: owner.tenantSlug, on: connection, logger: logger)
                 return try await Self.insert(owner, emailVerified: false, on: connection, logger: logger)
             }
         } catch where error.isUniqueViolation {

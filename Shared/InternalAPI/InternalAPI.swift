@@ -90,10 +90,12 @@ package struct TenantSummary: Codable, Sendable, Equatable {
     package var greetingMessage: String
     /// Whether anyone may sign up into the tenant by its slug; absent (from an older tenancy) means no.
     package var allowSignup: Bool?
+    /// Origins (`https://host[:port]`) whose pages may start widget sessions; empty or absent: any.
+    package var allowedOrigins: [String]?
 
     package init(
         id: UUID, name: String, slug: String, status: String, rateLimitPerMinute: Int, agentName: String, greetingMessage: String,
-        allowSignup: Bool? = nil
+        allowSignup: Bool? = nil, allowedOrigins: [String]? = nil
     ) {
         self.id = id
         self.name = name
@@ -103,6 +105,7 @@ package struct TenantSummary: Codable, Sendable, Equatable {
         self.agentName = agentName
         self.greetingMessage = greetingMessage
         self.allowSignup = allowSignup
+        self.allowedOrigins = allowedOrigins
     }
 }
 

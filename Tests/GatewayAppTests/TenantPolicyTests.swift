@@ -15,14 +15,8 @@ import Testing
 struct TenantPolicyTests {
     static let overrides = ["TENANT_POLICY_REFRESH_SECONDS": "1", "RATE_LIMIT_TENANT_PER_MINUTE": "1000"]
 
-    /// Polls `probe` until it holds, for at most `seconds`; how long it took, or nil.
     static func within(_ seconds: Double, _ probe: () async throws -> Bool) async throws -> Double? {
-        let started = ContinuousClock.now
-        while ContinuousClock.now - started < .seconds(seconds) {
-            if try await probe() { return Double((ContinuousClock.now - started) / .milliseconds(1)) / 1_000 }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        return nil
+        try await Polling.within(seconds, probe)
     }
 
     @Test func tenantsGetTheirOwnLimitAndSuspensionTakesEffectWithinSeconds() async throws {

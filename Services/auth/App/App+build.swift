@@ -50,9 +50,8 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
         auth: auth, administration: PostgresUserAdministration(client: foundation.database, accessLifetime: .seconds(config.accessTokenLifetimeSeconds))
     ).addRoutes(to: routes.group("api/auth"))
     SigningKeysController(auth: auth).addRoutes(to: routes.group("api/auth"))
-    InvitationsController(
-        auth: auth, invitations: PostgresInvitations(client: foundation.database, appBaseURL: appBaseURL, lifetime: .seconds(7 * 86_400))
-    ).addRoutes(to: routes.group("api/auth"))
+    let invitations = PostgresInvitations(client: foundation.database, appBaseURL: appBaseURL, lifetime: .seconds(7 * 86_400))
+    InvitationsController(auth: auth, invitations: invitations).addRoutes(to: routes.group("api/auth"))
     // A token minted for an API key lives at most five minutes: the gateway asks again that often.
     let apiKeyTokenLifetime = Duration.seconds(min(300, config.accessTokenLifetimeSeconds))
     let apiKeys = PostgresAPIKeyRepository(client: foundation.database, tokenLifetime: apiKeyTokenLifetime)
@@ -62,6 +61,10 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
     InternalUsersController(
         users: users, issuer: issuer, auth: auth, emails: emails, registrations: OwnerRegistrations(client: foundation.database)
     )
+        .addRoutes(to: foundation.internalGroup(routes, accepting: ["tenancy"]))
+    // Tenants a super_admin creates get their owner invited; tenancy's tenant events keep the directory true.
+    InternalInvitationsController(invitations: invitations).addRoutes(to: foundation.internalGroup(routes, accepting: ["tenancy"]))
+    EventReceiver(database: foundation.database, handlers: TenantEventHandlers.all(directory: directory))
         .addRoutes(to: foundation.internalGroup(routes, accepting: ["tenancy"]))
     // The gateway's alone: its revocation feed and the API-key exchange.
     let gatewayOnly = foundation.internalGroup(routes, "gateway", accepting: ["gateway"])

@@ -15,5 +15,12 @@ package func buildChatApplication(config: ChatConfig) async throws -> some Appli
     SessionsController(sessions: sessions, directory: directory, maxAgeDays: config.sessionMaxAgeDays)
         .addRoutes(to: routes.group("api/sessions"))
     ChatKitController(sessions: sessions, directory: directory, agents: agents, responder: responder).addRoutes(to: routes)
+    // tenancy's: usage counts for its administration, and its tenant events (a suspended tenant's
+    // cached entry is dropped, so its sessions stop at once).
+    let fromTenancy = foundation.internalGroup(routes, accepting: ["tenancy"])
+    InternalUsageController(database: foundation.database).addRoutes(to: fromTenancy)
+    let forget: EventReceiver.Handler = { event, _, _ in directory.forget(try event.decodePayload(as: TenantChanged.self).tenantId) }
+    EventReceiver(database: foundation.database, handlers: Dictionary(uniqueKeysWithValues: TenantChanged.types.map { ($0, forget) }))
+        .addRoutes(to: fromTenancy)
     return foundation.makeApplication(routes: routes, migrations: ChatMigrations.all)
 }

@@ -15,7 +15,7 @@ package struct ChatConfig: Sendable {
 
     package init(
         common: CommonConfig, jwksURL: String, tenancyURL: String, sessionMaxAgeDays: Int = 30,
-        streamTokenDelayMilliseconds: Int = 40, tenantCacheSeconds: Int = 30, agentCacheSeconds: Int = 5
+        streamTokenDelayMilliseconds: Int = 40, tenantCacheSeconds: Int = 10, agentCacheSeconds: Int = 5
     ) {
         self.common = common
         self.jwksURL = jwksURL
@@ -32,7 +32,9 @@ package struct ChatConfig: Sendable {
         self.tenancyURL = try settings.url("TENANCY_URL")
         self.sessionMaxAgeDays = try settings.int("SESSION_MAX_AGE_DAYS", default: 30, range: 1...365)
         self.streamTokenDelayMilliseconds = try settings.int("CHAT_STREAM_TOKEN_DELAY_MS", default: 40, range: 0...5_000)
-        self.tenantCacheSeconds = try settings.int("TENANT_CACHE_SECONDS", default: 30, range: 0...3_600)
+        // At most 10 s by default: a change of a tenant reaches every replica that fast, even the
+        // ones tenancy's event (which drops the entry at once) did not reach.
+        self.tenantCacheSeconds = try settings.int("TENANT_CACHE_SECONDS", default: 10, range: 0...3_600)
         // At most 10 s: an admin's change to the agent shows in chat within that.
         self.agentCacheSeconds = try settings.int("AGENT_CONFIG_CACHE_SECONDS", default: 5, range: 0...10)
     }

@@ -15,6 +15,11 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
         tenants: tenants, auth: auth, billing: billing, defaultRateLimitPerMinute: config.defaultRateLimitPerMinute
     )
 
+    // tenancy's events (a tenant renamed, suspended, reactivated) and who receives them.
+    let chat = foundation.client(for: "chat", baseURL: config.chatURL)
+    let outbox = Outbox(routes: Dictionary(uniqueKeysWithValues: TenantChanged.types.map { ($0, [auth, chat]) }))
+    let relay = OutboxRelay(outbox: outbox, database: foundation.database, metrics: foundation.metrics, logger: foundation.logger)
+
     let registrationRequests = RegistrationRequests(
         client: foundation.database, lifetime: .seconds(24 * 3_600), abandonedAfter: .seconds(config.abandonedRegistrationSeconds)
     )
@@ -46,6 +51,12 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
         ],
         senders: [EmailVerified.type: "auth", KnowledgeBaseUploaded.type: "chat", PaymentCompleted.type: "billing"]
     ).addRoutes(to: foundation.internalGroup(routes, accepting: ["auth", "chat", "billing"]))
+    // Platform administration (super_admins; a tenant's own admins for its one tenant).
+    let admin = routes.group("api/admin").add(middleware: JWTAuthMiddleware(verifier: verifier))
+    let adminTenants = PostgresAdminTenantRepository(client: foundation.database, outbox: outbox)
+    AdminTenantsController(tenants: adminTenants, creation: TenantCreation(tenants: adminTenants, registration: registration))
+        .addRoutes(to: admin)
+    PlatformStatsController(tenants: adminTenants, chat: chat).addRoutes(to: admin)
     GatewayPoliciesController(tenants: tenants).addRoutes(to: foundation.internalGroup(routes, "gateway", accepting: ["gateway"]))
     // Themes and branding.
     let themes = ThemeController(themes: PostgresThemeRepository(client: foundation.database), verifier: verifier)
@@ -72,5 +83,5 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
         interval: .seconds(60), logger: foundation.logger
     )
     let keyPruner = RegistrationRequestPruner(requests: registrationRequests, interval: .seconds(3_600), logger: foundation.logger)
-    return foundation.makeApplication(routes: routes, migrations: TenancyMigrations.all, services: [reaper, keyPruner, verifier, sweep])
+    return foundation.makeApplication(routes: routes, migrations: TenancyMigrations.all, services: [reaper, keyPruner, verifier, sweep, relay])
 }

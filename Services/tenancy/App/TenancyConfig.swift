@@ -8,6 +8,8 @@ package struct TenancyConfig: Sendable {
     package var jwksRefreshSeconds: Int
     package var authURL: String
     package var billingURL: String
+    /// Where chat's internal routes are: usage counts, and tenant events through the outbox.
+    package var chatURL: String
     /// Requests per minute a new tenant may make through the gateway.
     package var defaultRateLimitPerMinute: Int
     /// A registration still `provisioning` after this long is abandoned and gets cleaned up.
@@ -16,7 +18,7 @@ package struct TenancyConfig: Sendable {
     package var storageDirectory: String
 
     package init(
-        common: CommonConfig, jwksURL: String, authURL: String, billingURL: String, defaultRateLimitPerMinute: Int = 60,
+        common: CommonConfig, jwksURL: String, authURL: String, billingURL: String, chatURL: String, defaultRateLimitPerMinute: Int = 60,
         abandonedRegistrationSeconds: Int = 300, storageDirectory: String = ".data/storage"
     ) {
         self.common = common
@@ -24,6 +26,7 @@ package struct TenancyConfig: Sendable {
         self.jwksRefreshSeconds = AccessTokenVerifier.defaultRefreshSeconds
         self.authURL = authURL
         self.billingURL = billingURL
+        self.chatURL = chatURL
         self.defaultRateLimitPerMinute = defaultRateLimitPerMinute
         self.abandonedRegistrationSeconds = abandonedRegistrationSeconds
         self.storageDirectory = storageDirectory
@@ -35,6 +38,7 @@ package struct TenancyConfig: Sendable {
         self.jwksRefreshSeconds = try settings.jwksRefreshSeconds()
         self.authURL = try settings.url("AUTH_URL")
         self.billingURL = try settings.url("BILLING_URL")
+        self.chatURL = try settings.url("CHAT_URL")
         self.defaultRateLimitPerMinute = try settings.int("TENANT_DEFAULT_RATE_LIMIT_PER_MINUTE", default: 60, range: 1...1_000_000)
         // Longer than the slowest registration (three calls of at most 10 s each).
         self.abandonedRegistrationSeconds = try settings.int("ABANDONED_REGISTRATION_SECONDS", default: 300, range: 60...86_400)

@@ -85,6 +85,13 @@ package enum PublicRoutes {
         .init(.get, "/api/public/widgets/:tenantID/config", .tenancy, .open),
         .init(.get, "/api/tenant/profile", .tenancy, .authenticated),
         .init(.put, "/api/tenant/settings", .tenancy, .authenticated),
+        // Platform administration (issue 8, part D).
+        .init(.get, "/api/admin/tenants", .tenancy, .authenticated),
+        .init(.post, "/api/admin/tenants", .tenancy, .authenticated),
+        .init(.get, "/api/admin/tenants/:tenantID", .tenancy, .authenticated),
+        .init(.put, "/api/admin/tenants/:tenantID", .tenancy, .authenticated),
+        .init(.get, "/api/admin/tenants/:tenantID/usage", .tenancy, .authenticated),
+        .init(.get, "/api/admin/dashboard/stats", .tenancy, .authenticated),
         .init(.get, "/api/payments/plans", .billing, .open),
         .init(.get, "/api/payments/subscription", .billing, .authenticated),
         .init(.post, "/api/sessions/init", .chat, .open),

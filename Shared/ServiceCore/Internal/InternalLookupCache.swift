@@ -42,4 +42,9 @@ package final class InternalLookupCache<Value: Decodable & Sendable>: Sendable {
             throw error.publicError
         }
     }
+
+    /// Drops every kept answer `stale` picks: the next question for it asks the service.
+    package func forget(where stale: (Value) -> Bool) {
+        cache.withLock { cache in cache = cache.filter { !stale($0.value.value) } }
+    }
 }

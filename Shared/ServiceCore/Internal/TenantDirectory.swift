@@ -22,6 +22,12 @@ package final class TenantDirectory: Sendable {
         try await cache.value(path: "/internal/tenants/\(id.uuidString.lowercased())", logger: logger)
     }
 
+    /// Drops what is cached about tenant `id` (under its id and its slug): the next question asks
+    /// tenancy. Called when tenancy's event says the tenant changed.
+    package func forget(_ id: UUID) {
+        cache.forget { $0.id == id }
+    }
+
     package static func isSlugShaped(_ slug: String) -> Bool {
         !slug.isEmpty && slug.utf8.count <= 64
             && slug.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }

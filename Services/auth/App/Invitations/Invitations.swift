@@ -72,68 +72,73 @@ struct PostgresInvitations: Invitations {
     let lifetime: Duration
 
     func invite(_ invitation: NewInvitation, by actor: Actor, logger: Logger) async throws -> InvitationRecord {
-        let token = SecretToken.random()
-        return try await client.transaction(logger: logger) { connection in
-            // Invitations of one email to one tenant take turns, so two at once leave one open.
-            try await connection.query(
-                "SELECT pg_advisory_xact_lock(\(Self.lockSpace), hashtext(\(invitation.tenantID.uuidString + "/" + invitation.email)))",
-                logger: logger
-            )
-            let context = try await connection.query(
-                """
-                SELECT (SELECT name FROM tenant_directory WHERE tenant_id = \(invitation.tenantID)), full_name, email
-                FROM users WHERE id = \(actor.id) AND deleted_at IS NULL
-                """,
-                logger: logger
-            ).collect()
-            guard let (tenantName, inviterName, inviterEmail) = try context.first?.decode((String?, String?, String).self) else {
-                throw AppError.unauthorized("User no longer exists", code: "INVALID_TOKEN")
-            }
-            guard let tenantName else { throw Self.tenantNotFound }
-            let open = try await connection.query(
-                """
-                SELECT id, role FROM invitations
-                WHERE tenant_id = \(invitation.tenantID) AND email = \(invitation.email) AND accepted_at IS NULL AND revoked_at IS NULL
-                FOR UPDATE
-                """,
-                logger: logger
-            ).collect()
-            let replaced = try open.first?.decode((UUID, String).self)
-            // After the lock on the open invitation: an acceptance of it that committed meanwhile is seen here.
-            let members = try await connection.query(
-                "SELECT tenant_id FROM users WHERE lower(email) = \(invitation.email) AND deleted_at IS NULL", logger: logger
-            ).collect()
-            if let tenant = try members.first?.decode(UUID.self) {
-                throw tenant == invitation.tenantID
-                    ? AppError.conflict("This email already belongs to a member of the tenant", code: "ALREADY_MEMBER")
-                    : PostgresUserRepository.emailTaken
-            }
-            if let refusal = RoleRules.refusal(
-                actor: actor.role, current: replaced.flatMap { Role(rawValue: $0.1) } ?? invitation.role, new: invitation.role
-            ) {
-                throw RoleRules.notAllowed(refusal)
-            }
-            if let replaced {
-                try await connection.query("UPDATE invitations SET revoked_at = now() WHERE id = \(replaced.0)", logger: logger)
-            }
-            let rows = try await connection.query(
-                """
-                WITH i AS (
-                    INSERT INTO invitations (id, tenant_id, email, role, full_name, invited_by, token_hash, expires_at)
-                    VALUES (
-                        \(UUID()), \(invitation.tenantID), \(invitation.email), \(invitation.role.rawValue), \(invitation.fullName), \(actor.id),
-                        \(SecretToken.hash(token)), now() + make_interval(secs => \(lifetime.inSeconds))
-                    ) RETURNING *
-                ) SELECT \(unescaped: Self.columns) FROM i
-                """,
-                logger: logger
-            ).collect()
-            guard let record = try rows.first.map(Self.invitation(from:)) else { throw AppError.internalError("insert returned no row") }
-            try await MailOutbox.enqueue(
-                mail(for: record, token: token, tenantName: tenantName, inviter: inviterName ?? inviterEmail), on: connection, logger: logger
-            )
-            return record
+        try await client.transaction(logger: logger) { connection in
+            try await invite(invitation, by: actor, on: connection, logger: logger)
         }
+    }
+
+    /// `invite`'s work, in the caller's transaction on `connection`.
+    func invite(_ invitation: NewInvitation, by actor: Actor, on connection: PostgresConnection, logger: Logger) async throws -> InvitationRecord {
+        let token = SecretToken.random()
+        // Invitations of one email to one tenant take turns, so two at once leave one open.
+        try await connection.query(
+            "SELECT pg_advisory_xact_lock(\(Self.lockSpace), hashtext(\(invitation.tenantID.uuidString + "/" + invitation.email)))",
+            logger: logger
+        )
+        let context = try await connection.query(
+            """
+            SELECT (SELECT name FROM tenant_directory WHERE tenant_id = \(invitation.tenantID)), full_name, email
+            FROM users WHERE id = \(actor.id) AND deleted_at IS NULL
+            """,
+            logger: logger
+        ).collect()
+        guard let (tenantName, inviterName, inviterEmail) = try context.first?.decode((String?, String?, String).self) else {
+            throw AppError.unauthorized("User no longer exists", code: "INVALID_TOKEN")
+        }
+        guard let tenantName else { throw Self.tenantNotFound }
+        let open = try await connection.query(
+            """
+            SELECT id, role FROM invitations
+            WHERE tenant_id = \(invitation.tenantID) AND email = \(invitation.email) AND accepted_at IS NULL AND revoked_at IS NULL
+            FOR UPDATE
+            """,
+            logger: logger
+        ).collect()
+        let replaced = try open.first?.decode((UUID, String).self)
+        // After the lock on the open invitation: an acceptance of it that committed meanwhile is seen here.
+        let members = try await connection.query(
+            "SELECT tenant_id FROM users WHERE lower(email) = \(invitation.email) AND deleted_at IS NULL", logger: logger
+        ).collect()
+        if let tenant = try members.first?.decode(UUID.self) {
+            throw tenant == invitation.tenantID
+                ? AppError.conflict("This email already belongs to a member of the tenant", code: "ALREADY_MEMBER")
+                : PostgresUserRepository.emailTaken
+        }
+        if let refusal = RoleRules.refusal(
+            actor: actor.role, current: replaced.flatMap { Role(rawValue: $0.1) } ?? invitation.role, new: invitation.role
+        ) {
+            throw RoleRules.notAllowed(refusal)
+        }
+        if let replaced {
+            try await connection.query("UPDATE invitations SET revoked_at = now() WHERE id = \(replaced.0)", logger: logger)
+        }
+        let rows = try await connection.query(
+            """
+            WITH i AS (
+                INSERT INTO invitations (id, tenant_id, email, role, full_name, invited_by, token_hash, expires_at)
+                VALUES (
+                    \(UUID()), \(invitation.tenantID), \(invitation.email), \(invitation.role.rawValue), \(invitation.fullName), \(actor.id),
+                    \(SecretToken.hash(token)), now() + make_interval(secs => \(lifetime.inSeconds))
+                ) RETURNING *
+            ) SELECT \(unescaped: Self.columns) FROM i
+            """,
+            logger: logger
+        ).collect()
+        guard let record = try rows.first.map(Self.invitation(from:)) else { throw AppError.internalError("insert returned no row") }
+        try await MailOutbox.enqueue(
+            mail(for: record, token: token, tenantName: tenantName, inviter: inviterName ?? inviterEmail), on: connection, logger: logger
+        )
+        return record
     }
 
     func list(_ filter: InvitationFilter, logger: Logger) async throws -> (invitations: [InvitationRecord], total: Int) {

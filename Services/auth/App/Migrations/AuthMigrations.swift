@@ -235,5 +235,12 @@ enum AuthMigrations {
                 """
             ]
         ),
+        // tenancy's tenant events: the directory keeps the newest name and slug (`tenancy_version`,
+        // tenancy's change time in Unix microseconds; events arrive in any order).
+        Migration(
+            50,
+            "receive_tenant_events",
+            OutboxSchema.receiverStatements + ["ALTER TABLE tenant_directory ADD COLUMN tenancy_version bigint NOT NULL DEFAULT 0"]
+        ),
     ]
 }

@@ -58,7 +58,7 @@ struct PostgresUserRepository: UserRepository {
     func create(_ owner: NewUser, logger: Logger) async throws -> UserRecord {
         do {
             return try await client.transaction(logger: logger) { connection in
-                try await Self.enterDirectory(owner, on: connection, logger: logger)
+                try await Self.enterDirectory(owner.tenantID, name: owner.tenantName, slug: owner.tenantSlug, on: connection, logger: logger)
                 return try await Self.insert(owner, emailVerified: false, on: connection, logger: logger)
             }
         } catch where error.isUniqueViolation {
@@ -66,11 +66,11 @@ struct PostgresUserRepository: UserRepository {
         }
     }
 
-    /// Creates or refreshes the directory entry of `user`'s tenant, in a transaction on `connection`.
-    static func enterDirectory(_ user: NewUser, on connection: PostgresConnection, logger: Logger) async throws {
+    /// Records (or refreshes) a tenant in auth's directory, in the caller's transaction on `connection`.
+    static func enterDirectory(_ tenantID: UUID, name: String, slug: String, on connection: PostgresConnection, logger: Logger) async throws {
         try await connection.query(
             """
-            INSERT INTO tenant_directory (tenant_id, name, slug) VALUES (\(user.tenantID), \(user.tenantName), \(user.tenantSlug))
+            INSERT INTO tenant_directory (tenant_id, name, slug) VALUES (\(tenantID), \(name), \(slug))
             ON CONFLICT (tenant_id) DO UPDATE SET name = EXCLUDED.name, slug = EXCLUDED.slug
             """,
             logger: logger

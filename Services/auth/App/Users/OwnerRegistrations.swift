@@ -40,7 +40,7 @@ struct OwnerRegistrations: Sendable {
         struct AlreadyRecorded: Error {}
         do {
             return try await client.transaction(logger: logger) { connection in
-                try await PostgresUserRepository.enterDirectory(owner, on: connection, logger: logger)
+                try await PostgresUserRepository.enterDirectory(owner.tenantID, name: owner.tenantName, slug: owner.tenantSlug, on: connection, logger: logger)
                 let user = try await PostgresUserRepository.insert(owner, emailVerified: false, on: connection, logger: logger)
                 let recorded = try await connection.query(
                     """

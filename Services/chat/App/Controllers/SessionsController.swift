@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import InternalAPI
 import ServiceCore
@@ -48,6 +49,7 @@ struct SessionsController: Sendable {
             throw AppError.notFound("Unknown tenant", code: "TENANT_NOT_FOUND")
         }
         guard tenant.status != "suspended" else { throw AppError.forbidden("This account is suspended") }
+        try Self.checkOrigin(request.headers[.origin], allowed: tenant.allowedOrigins)
         let session = try await sessions.create(
             NewSession(
                 tenantID: tenant.id, externalUserID: body.externalUserId, externalUserEmail: body.externalUserEmail,
@@ -57,6 +59,14 @@ struct SessionsController: Sendable {
             logger: context.logger
         )
         return JSONResponse(InitResponse(sessionId: session.id, expiresAt: session.expiresAt), status: .created)
+    }
+
+    /// A page may start a tenant's sessions only from an origin the tenant lists (`allowed_origins`,
+    /// set in its administration); a tenant that lists none is open to every page. A request without
+    /// `Origin` does not come from a page's script, which is what the list guards against.
+    static func checkOrigin(_ origin: String?, allowed: [String]?) throws {
+        guard let origin, let allowed, !allowed.isEmpty, !allowed.contains(origin.lowercased()) else { return }
+        throw AppError(.forbidden, code: "ORIGIN_NOT_ALLOWED", detail: "This site may not start chat sessions for this account")
     }
 
     @Sendable func validate(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<ValidateResponse> {

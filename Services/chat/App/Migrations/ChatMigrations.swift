@@ -41,5 +41,17 @@ enum ChatMigrations {
                 "CREATE INDEX messages_session_id_idx ON messages (session_id, created_at)",
             ]
         ),
+        // tenancy's tenant events (a suspension drops the cached tenant at once).
+        Migration(40, "receive_tenant_events", OutboxSchema.receiverStatements),
+        // Usage per day for tenancy's administration, per tenant and over all of them.
+        Migration(
+            41,
+            "usage_indexes",
+            [
+                "CREATE INDEX messages_tenant_created_idx ON messages (tenant_id, created_at)",
+                "CREATE INDEX messages_created_idx ON messages (created_at)",
+                "CREATE INDEX widget_sessions_first_seen_idx ON widget_sessions (first_seen_at)",
+            ]
+        ),
     ]
 }

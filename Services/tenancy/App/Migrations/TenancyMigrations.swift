@@ -192,5 +192,7 @@ enum TenancyMigrations {
                 """
             ]
         ),
+        // Platform administration: tenant renamed, suspended, reactivated, for auth and chat.
+        Migration(40, "create_event_outbox", OutboxSchema.senderStatements),
     ]
 }

@@ -15,6 +15,8 @@ struct Tenant: Sendable {
     var allowSignup = false
     /// The registration attempt that made it (nil for tenants made otherwise).
     var registrationID: UUID? = nil
+    /// Origins whose pages may start widget sessions; empty: any.
+    var allowedOrigins: [String] = []
 }
 
 struct OnboardingProgress: Sendable, Codable, Equatable {
@@ -122,7 +124,7 @@ struct PostgresTenantRepository: TenantRepository {
 
     private static let selectTenant = """
         SELECT t.id, t.name, t.slug, t.status, t.rate_limit_per_minute, t.created_at, a.agent_name, a.tone, a.greeting_message,
-            t.allow_signup
+            t.allow_signup, t.allowed_origins
         FROM tenants t JOIN agent_configs a ON a.tenant_id = t.id
         """
 
@@ -156,11 +158,14 @@ struct PostgresTenantRepository: TenantRepository {
     }
 
     private func first(_ rows: QueryRows) throws -> (Tenant, AgentConfig)? {
-        for (id, name, slug, status, limit, created, agentName, tone, greeting, allowSignup) in try rows.decode(
-            (UUID, String, String, String, Int, Date, String, String, String, Bool).self
+        for (id, name, slug, status, limit, created, agentName, tone, greeting, allowSignup, origins) in try rows.decode(
+            (UUID, String, String, String, Int, Date, String, String, String, Bool, [String]).self
         ) {
             return (
-                Tenant(id: id, name: name, slug: slug, status: status, rateLimitPerMinute: limit, createdAt: created, allowSignup: allowSignup),
+                Tenant(
+                    id: id, name: name, slug: slug, status: status, rateLimitPerMinute: limit, createdAt: created, allowSignup: allowSignup,
+                    allowedOrigins: origins
+                ),
                 AgentConfig(agentName: agentName, tone: tone, greetingMessage: greeting)
             )
         }

@@ -117,15 +117,19 @@ package struct TenantPolicy: Codable, Sendable, Equatable {
     package var status: String
     package var rateLimitPerMinute: Int
     package var updatedAt: Date
+    /// Origins whose pages may run the tenant's widget (lower case, no default port): the gateway
+    /// lets them make cross-origin calls to the widget's routes. Absent from older tenancy versions.
+    package var allowedOrigins: [String]?
 
     /// `updatedAt` in Unix microseconds, the feed's cursor unit (PostgreSQL's precision).
     package var updatedAtMicroseconds: Int64 { Int64((updatedAt.timeIntervalSince1970 * 1_000_000).rounded()) }
 
-    package init(tenantId: String, status: String, rateLimitPerMinute: Int, updatedAt: Date) {
+    package init(tenantId: String, status: String, rateLimitPerMinute: Int, updatedAt: Date, allowedOrigins: [String]? = nil) {
         self.tenantId = tenantId
         self.status = status
         self.rateLimitPerMinute = rateLimitPerMinute
         self.updatedAt = updatedAt
+        self.allowedOrigins = allowedOrigins
     }
 }
 

@@ -62,6 +62,54 @@ struct TenantPolicyTests {
         }
     }
 
+    /// A tenant's `allowed_origins` reach the gateway with its policy: pages on those origins may call
+    /// the widget's routes cross-origin (no credentials), never the token-protected ones, and no
+    /// longer once the tenant is suspended or drops the origin.
+    @Test func aTenantsOwnOriginsMayCallTheWidgetRoutes() async throws {
+        try await TestStack.with(.auth, .billing, .tenancy, .gateway, overrides: Self.overrides) { stack in
+            let tenant = try await Fixtures.register(at: stack.url(.gateway))
+            let tenancy = stack.databases[.tenancy]!
+            let shop = "https://shop.example.com"
+            let preflight = { (path: String, origin: String) in
+                try await TestHTTP.send(
+                    .OPTIONS, stack.url(.gateway) + path,
+                    headers: ["Origin": origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type, x-tenant-slug"]
+                )
+            }
+            // Not listed yet: refused like any unknown origin.
+            let before = try await preflight("/api/sessions/init", shop)
+            #expect(before.status == 403)
+            #expect(try before.error().code == "CORS_ORIGIN_NOT_ALLOWED")
+
+            let set = { (sql: PostgresQuery) in _ = try await TestPostgres.count(tenancy, sql) }
+            let id = UUID(uuidString: tenant.tenantId)!
+            try await set("WITH u AS (UPDATE tenants SET allowed_origins = ARRAY['https://shop.example.com'] WHERE id = \(id) RETURNING 1) SELECT count(*)::int FROM u")
+            let allowedAfter = try await Self.within(10) { try await preflight("/api/sessions/init", shop).status == 204 }
+            #expect(allowedAfter != nil, "the tenant's origin never reached the gateway")
+            let allowed = try await preflight("/api/sessions/init", shop)
+            #expect(allowed.header("Access-Control-Allow-Origin") == shop)
+            #expect(allowed.header("Access-Control-Allow-Credentials") == nil)
+            #expect(allowed.header("Vary") == "Origin")
+            // An ordinary answer on a widget route carries it too (the body is chat's business: no chat here).
+            let plans = try await TestHTTP.send(.GET, stack.url(.gateway) + "/api/tenants/\(tenant.tenantSlug)/theme", headers: ["Origin": shop])
+            #expect(plans.header("Access-Control-Allow-Origin") == shop)
+            // Not on routes that take an access token or credentials, and not for another origin.
+            for path in ["/api/auth/users", "/api/auth/login", "/api/admin/tenants"] {
+                let refused = try await preflight(path, shop)
+                #expect(refused.status == 403, "\(path)")
+            }
+            let me = try await TestHTTP.send(.GET, stack.url(.gateway) + "/api/auth/me", headers: Fixtures.bearer(tenant.accessToken).merging(["Origin": shop]) { $1 })
+            #expect(me.status == 200)
+            #expect(me.header("Access-Control-Allow-Origin") == nil)
+            #expect(try await preflight("/api/sessions/init", "https://elsewhere.example.com").status == 403)
+
+            // Suspended: its origins no longer count.
+            try await set("WITH u AS (UPDATE tenants SET status = 'suspended' WHERE id = \(id) RETURNING 1) SELECT count(*)::int FROM u")
+            let droppedAfter = try await Self.within(10) { try await preflight("/api/sessions/init", shop).status == 403 }
+            #expect(droppedAfter != nil, "a suspended tenant's origin was still allowed")
+        }
+    }
+
     @Test func theFeedAnswersTheGatewayAlone() async throws {
         try await TestStack.with(.auth, .billing, .tenancy, overrides: Self.overrides) { stack in
             let registered = try await Fixtures.register(at: stack.url(.tenancy))

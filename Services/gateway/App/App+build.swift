@@ -44,11 +44,13 @@ package func buildGatewayApplication(
     }
     var admission = Admission(verifier: verifier, limiter: limiter, limits: config.limits)
     let tunnels = OpenTunnels()
+    var widgetOrigin: (@Sendable (String) -> Bool)? = nil
     if let key = config.serviceKey {
         let identity = try await CallerIdentity(name: "gateway", privateKeyPEM: key)
         let policies = TenantPolicies()
         let revocations = Revocations()
         admission.tenantPolicies = policies
+        widgetOrigin = { policies.isWidgetOrigin($0) }
         admission.revocations = revocations
         let upstream = { (name: PublicService) in config.upstreams.first { $0.name == name }!.baseURL }
         let keyExchange = APIKeyExchangeClient(authURL: upstream(.auth), identity: identity, http: http, timeout: .seconds(5), logger: logger)
@@ -80,7 +82,7 @@ package func buildGatewayApplication(
     }
     let plane = DataPlane(
         admission: admission,
-        cors: CORSPolicy(origins: config.corsOrigins),
+        cors: CORSPolicy(origins: config.corsOrigins, widgetOrigin: widgetOrigin),
         upstreams: Dictionary(uniqueKeysWithValues: try config.upstreams.map { ($0.name, try UpstreamAddress($0)) }),
         limits: .init(
             maxBodyBytes: config.server.maxBodyBytes,

@@ -6,6 +6,12 @@ import ServiceCore
 /// credentials allowed; `*` lets any other origin read answers, never with credentials (browsers
 /// refuse that pair, and echoing every origin with credentials would hand any site the user's
 /// session). Preflights are answered by the gateway and promise only what it lets through.
+///
+/// Tenants' own origins (their `allowed_origins`, from the tenant-policy feed) are let through too,
+/// on the widget's routes only (those that take no access token: widget sessions, chat, public
+/// widget configuration and themes), without credentials. Which tenant a call is for is not known
+/// here (a preflight carries no header values): chat checks the `Origin` against the session's own
+/// tenant when the session starts, so a page of one tenant cannot open another tenant's widget.
 struct CORSPolicy: Sendable {
     static let allowedMethods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     static let allowedHeaders = ["Authorization", "Content-Type", "X-Session-ID", "X-Tenant-Slug", "X-Request-ID", "Idempotency-Key"]
@@ -14,10 +20,19 @@ struct CORSPolicy: Sendable {
     private let allowAny: Bool
     private let origins: Set<String>
     private let allowedHeaderNames = Set(Self.allowedHeaders.map { $0.lowercased() })
+    /// Whether some tenant runs its widget on an origin; nil: no tenant origins.
+    private let widgetOrigin: (@Sendable (String) -> Bool)?
 
-    init(origins: [String]) {
+    init(origins: [String], widgetOrigin: (@Sendable (String) -> Bool)? = nil) {
         self.allowAny = origins.contains("*")
         self.origins = Set(origins.filter { $0 != "*" }.map { $0.lowercased() })
+        self.widgetOrigin = widgetOrigin
+    }
+
+    /// Whether `path` is one of the widget's routes: every route it answers takes no access token.
+    static func isWidgetRoute(_ path: String?) -> Bool {
+        guard let path, let routes = PublicRoutes.routes(for: path) else { return false }
+        return routes.allSatisfy { $0.access == .open || $0.access == .session }
     }
 
     enum Preflight {
@@ -26,8 +41,8 @@ struct CORSPolicy: Sendable {
     }
 
     /// The answer to `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
-    func preflight(origin: String, requestMethod: String, requestHeaders: String?) -> Preflight {
-        guard var headers = originHeaders(origin) else {
+    func preflight(origin: String, requestMethod: String, requestHeaders: String?, widgetRoute: Bool = false) -> Preflight {
+        guard var headers = originHeaders(origin, widgetRoute: widgetRoute) else {
             return .refuse(AppError(.forbidden, code: "CORS_ORIGIN_NOT_ALLOWED", detail: "Origin \(origin) is not allowed"))
         }
         guard Self.allowedMethods.contains(requestMethod) else {
@@ -50,15 +65,18 @@ struct CORSPolicy: Sendable {
     }
 
     /// Headers for an ordinary answer to a request from `origin`; nil when the origin may not read it.
-    func responseHeaders(origin: String) -> [(String, String)]? {
-        guard var headers = originHeaders(origin) else { return nil }
+    func responseHeaders(origin: String, widgetRoute: Bool = false) -> [(String, String)]? {
+        guard var headers = originHeaders(origin, widgetRoute: widgetRoute) else { return nil }
         headers.append(("Access-Control-Expose-Headers", Self.exposedHeaders))
         return headers
     }
 
-    private func originHeaders(_ origin: String) -> [(String, String)]? {
+    private func originHeaders(_ origin: String, widgetRoute: Bool) -> [(String, String)]? {
         if origins.contains(origin.lowercased()) {
             return [("Access-Control-Allow-Origin", origin), ("Access-Control-Allow-Credentials", "true"), ("Vary", "Origin")]
+        }
+        if widgetRoute, let widgetOrigin, widgetOrigin(origin) {
+            return [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]
         }
         return allowAny ? [("Access-Control-Allow-Origin", "*")] : nil
     }

@@ -51,7 +51,9 @@ extension ProxyHandler {
         if let plan = exchange.plan {
             for field in RateLimitHeaderValues(plan.limit, policyName: plan.policy).fields { headers.append(field) }
         }
-        if !exchange.corsDone, let origin = exchange.facts.origin, let cors = plane.cors.responseHeaders(origin: origin) {
+        if !exchange.corsDone, let origin = exchange.facts.origin,
+            let cors = plane.cors.responseHeaders(origin: origin, widgetRoute: exchange.plan.map { $0.access != .authenticated && $0.access != .credentials } ?? false)
+        {
             headers.append(contentsOf: cors)
         }
         if !exchange.keepAlive || closeWhenIdle {

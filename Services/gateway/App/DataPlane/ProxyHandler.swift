@@ -214,7 +214,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         }
         if head.method == .OPTIONS, let origin = facts.origin, let requested = head.headers.first(name: "access-control-request-method") {
             switch plane.cors.preflight(
-                origin: origin, requestMethod: requested, requestHeaders: head.headers.first(name: "access-control-request-headers")
+                origin: origin, requestMethod: requested, requestHeaders: head.headers.first(name: "access-control-request-headers"),
+                widgetRoute: CORSPolicy.isWidgetRoute(path)
             ) {
             case .allow(let headers):
                 exchange.corsDone = true

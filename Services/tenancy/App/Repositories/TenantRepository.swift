@@ -59,14 +59,16 @@ struct PostgresTenantRepository: TenantRepository {
         // below, so the last row of a page would come back on the next one.
         let rows = try await client.query(
             """
-            SELECT id, status, rate_limit_per_minute, updated_at FROM tenants
+            SELECT id, status, rate_limit_per_minute, updated_at, allowed_origins FROM tenants
             WHERE (updated_at, id) > (TIMESTAMPTZ 'epoch' + \(since) * INTERVAL '1 microsecond', \(after)) AND status <> 'provisioning'
             ORDER BY updated_at, id LIMIT \(limit)
             """,
             logger: logger
         )
-        return try rows.decode((UUID, String, Int, Date).self).map { id, status, limit, updated in
-            TenantPolicy(tenantId: id.uuidString.lowercased(), status: status, rateLimitPerMinute: limit, updatedAt: updated)
+        return try rows.decode((UUID, String, Int, Date, [String]).self).map { id, status, limit, updated, origins in
+            TenantPolicy(
+                tenantId: id.uuidString.lowercased(), status: status, rateLimitPerMinute: limit, updatedAt: updated, allowedOrigins: origins
+            )
         }
     }
 

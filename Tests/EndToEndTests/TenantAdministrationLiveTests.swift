@@ -57,6 +57,11 @@ struct TenantAdministrationLiveTests {
             let sessionID = try allowed.json(Session.self).sessionId
             let chat = { try await TestHTTP.send(.POST, gateway + "/chatkit", headers: ["X-Session-ID": sessionID], body: "{}").status }
             #expect(try await chat() == 200)
+            struct Validity: Decodable { var valid: Bool }
+            let validate = {
+                try await TestHTTP.send(.POST, gateway + "/api/sessions/validate", headers: ["X-Session-ID": sessionID]).json(Validity.self).valid
+            }
+            #expect(try await validate())
 
             // A rename reaches auth's copy of the tenant through tenancy's outbox.
             #expect(try await put(#"{"name": "Bakery on the Corner"}"#).status == 200)
@@ -80,6 +85,7 @@ struct TenantAdministrationLiveTests {
             #expect(try suspendedAnswer.error().code == "TENANT_SUSPENDED")
             let chatStops = try await Self.within(10) { try await chat() == 403 }
             #expect(chatStops != nil, "chat still serves the suspended tenant's session after 10 s")
+            #expect(try await validate() == false, "a suspended tenant's session still validates")
             #expect(try await initSession(origin: "https://shop.example.com").status == 403)
             // Other tenants go on.
             let neighbour = try await Fixtures.register(at: gateway)
@@ -89,6 +95,7 @@ struct TenantAdministrationLiveTests {
             #expect(try await put(#"{"status": "active"}"#).status == 200)
             #expect(try await Self.within(10) { try await TestHTTP.send(.GET, gateway + "/api/auth/me", headers: owner).status == 200 } != nil)
             #expect(try await Self.within(10) { try await chat() == 200 } != nil)
+            #expect(try await validate())
 
             // The tenant's own limit, set by the admin API, is the gateway's for its tokens.
             #expect(try await put(#"{"rate_limit_per_minute": 4}"#).status == 200)

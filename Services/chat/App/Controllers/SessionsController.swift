@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import InternalAPI
+import Logging
 import ServiceCore
 
 /// `/api/sessions/*`: chat widget sessions for a tenant's end users.
@@ -73,8 +74,17 @@ struct SessionsController: Sendable {
         guard let id = request.headers[.xSessionID], !id.isEmpty else {
             throw AppError.badRequest("The X-Session-ID header is required", code: "SESSION_REQUIRED")
         }
-        guard PostgresSessionRepository.isWellFormed(id) else { return JSONResponse(ValidateResponse(valid: false)) }
-        let session = try await sessions.active(id: id, logger: context.logger)
-        return JSONResponse(ValidateResponse(valid: session != nil))
+        guard PostgresSessionRepository.isWellFormed(id), let session = try await sessions.active(id: id, logger: context.logger) else {
+            return JSONResponse(ValidateResponse(valid: false))
+        }
+        // A suspended (or removed) tenant's sessions stop too. Tenancy unreachable: the session alone decides.
+        do {
+            guard let tenant = try await directory.tenant(id: session.tenantID, logger: context.logger), tenant.status != "suspended" else {
+                return JSONResponse(ValidateResponse(valid: false))
+            }
+        } catch {
+            context.logger.warning("session validated without its tenant's status", metadata: ["error": "\(error)"])
+        }
+        return JSONResponse(ValidateResponse(valid: true))
     }
 }

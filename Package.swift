@@ -150,8 +150,9 @@ let package = Package(
                 ] + (module == "EndToEnd" || module == "ServiceCore" ? [] : [.target(name: module)])
                     // ServiceCore's tests stand up a small subscriber service and read the relay's metrics.
                     + (module == "ServiceCore" ? [hummingbird, .product(name: "Prometheus", package: "swift-prometheus")] : [])
-                    // tenancy's per-route tests drive its router in process (HummingbirdTesting's `.router`).
-                    + (module == "TenancyApp" ? routerTesting : []),
+                    // tenancy's per-route tests drive its router in process (HummingbirdTesting's `.router`);
+                    // its registration tests key fingerprints as the running service does.
+                    + (module == "TenancyApp" ? routerTesting + [.product(name: "Crypto", package: "swift-crypto")] : []),
                 path: "Tests/\(module)Tests",
                 swiftSettings: swiftSettings
             )

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import InternalAPI
@@ -14,6 +15,11 @@ import Testing
 /// tenancy, checked in all three databases.
 @Suite("tenancy idempotent registration")
 struct IdempotentRegistrationTests {
+    /// The fingerprint key of the tenancy the stack runs (derived from its SERVICE_KEY).
+    static func fingerprintKey() throws -> SymmetricKey {
+        try RegistrationRequests.fingerprintKey(servicePrivateKeyPEM: TestStack.serviceKeys[.tenancy]!.privateKeyPEM)
+    }
+
     typealias Footprint = RegistrationTests.Footprint
 
     static func footprint(_ stack: TestStack) async throws -> Footprint { try await RegistrationTests.footprint(stack) }
@@ -159,7 +165,8 @@ struct IdempotentRegistrationTests {
             let input = try OnboardingController.validated(
                 .init(email: body["email"]!, password: body["password"]!, accountName: body["account_name"], fullName: nil)
             )
-            let fingerprint = RegistrationRequests.fingerprint(input)
+            // Keyed as the running tenancy keys it (its SERVICE_KEY).
+            let fingerprint = RegistrationRequests.fingerprint(input, key: try Self.fingerprintKey())
             _ = try await TestPostgres.withClient(stack.databases[.tenancy]!) { client in
                 try await client.query(
                     """
@@ -205,8 +212,9 @@ struct IdempotentRegistrationTests {
                 )
             }
             let removed = try await TestPostgres.withDatabase(stack.databases[.tenancy]!) { database in
-                try await RegistrationRequests(client: database, lifetime: .seconds(86_400), abandonedAfter: .seconds(300))
-                    .prune(logger: Logger(label: "test"))
+                try await RegistrationRequests(
+                    client: database, lifetime: .seconds(86_400), abandonedAfter: .seconds(300), fingerprintKey: try Self.fingerprintKey()
+                ).prune(logger: Logger(label: "test"))
             }
             #expect(removed == 1)
             #expect(try await TestPostgres.count(stack.databases[.tenancy]!, "SELECT count(*)::int FROM registration_requests") == 1)

@@ -21,7 +21,8 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
     let relay = OutboxRelay(outbox: outbox, database: foundation.database, metrics: foundation.metrics, logger: foundation.logger)
 
     let registrationRequests = RegistrationRequests(
-        client: foundation.database, lifetime: .seconds(24 * 3_600), abandonedAfter: .seconds(config.abandonedRegistrationSeconds)
+        client: foundation.database, lifetime: .seconds(24 * 3_600), abandonedAfter: .seconds(config.abandonedRegistrationSeconds),
+        fingerprintKey: try RegistrationRequests.fingerprintKey(servicePrivateKeyPEM: config.common.serviceKeyPEM)
     )
     let onboarding = OnboardingProgressStore(client: foundation.database)
 

@@ -81,7 +81,7 @@ enum TenancyMigrations {
         Migration(5, "receive_events", OutboxSchema.receiverStatements),
         // Sign-up into an existing tenant by its slug, for tenants that open it (auth asks).
         Migration(6, "tenants_allow_signup", ["ALTER TABLE tenants ADD COLUMN allow_signup boolean NOT NULL DEFAULT false"]),
-        // Registration safe to retry (`Idempotency-Key`): one row per key, holding only a SHA-256 of
+        // Registration safe to retry (`Idempotency-Key`): one row per key, holding only a keyed fingerprint of
         // the request (never its password) and, once finished, the answer to replay: the non-secret
         // body of a 201 (tokens are minted afresh) or a refusal's error body.
         Migration(

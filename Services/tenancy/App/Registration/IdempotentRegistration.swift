@@ -54,7 +54,7 @@ struct IdempotentRegistration: Sendable {
     func register(_ input: RegistrationService.Input, key: String, logger: Logger) async throws -> (Registered, CreatedOwner) {
         var logger = logger
         logger[metadataKey: "idempotency_key"] = .string(key)
-        switch try await requests.claim(key: key, fingerprint: RegistrationRequests.fingerprint(input), logger: logger) {
+        switch try await requests.claim(key: key, fingerprint: requests.fingerprint(input), logger: logger) {
         case .reused:
             throw AppError(
                 .unprocessableContent, code: "IDEMPOTENCY_KEY_REUSED",

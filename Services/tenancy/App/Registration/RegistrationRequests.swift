@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import Logging
@@ -8,8 +9,11 @@ import ServiceLifecycle
 /// Registrations made under an `Idempotency-Key`: one row per key, claimed by the first request,
 /// finished with the answer to replay. Keys live `lifetime` (24 h); an expired key counts as new.
 ///
-/// The row holds a SHA-256 of the canonical request (password included), never the request itself,
-/// and of a 201 only the fields without secrets (a replay mints fresh tokens).
+/// The row holds a keyed fingerprint of the canonical request (password included), never the request
+/// itself, and of a 201 only the fields without secrets (a replay mints fresh tokens). The fingerprint
+/// is an HMAC-SHA256 under a key derived from tenancy's own service key: a plain SHA-256 of an email
+/// and a password is a fast hash to guess the password against, and the table alone (a backup, a
+/// replica) must not offer one.
 struct RegistrationRequests: Sendable {
     /// What the table says about a key for one request.
     enum Claim: Sendable {
@@ -28,6 +32,9 @@ struct RegistrationRequests: Sendable {
     /// An `in_progress` row older than this belongs to a registration that died (no registration
     /// takes this long); a retry with the same body takes the key over.
     let abandonedAfter: Duration
+    /// `fingerprintKey(servicePrivateKeyPEM:)` of tenancy's `SERVICE_KEY`: the same on every replica.
+    /// A new service key makes keys still in flight look reused (422) for at most their 24 hours.
+    let fingerprintKey: SymmetricKey
 
     func claim(key: String, fingerprint: Data, logger: Logger) async throws -> Claim {
         let lifetimeSeconds = lifetime.components.seconds
@@ -94,9 +101,21 @@ struct RegistrationRequests: Sendable {
         try await client.query("DELETE FROM registration_requests WHERE expires_at <= now() RETURNING 1", logger: logger).count
     }
 
-    /// The fingerprint of a registration request: SHA-256 of its validated fields as canonical JSON
-    /// (sorted keys), so two bodies that differ only in spacing, key order or email case match.
-    static func fingerprint(_ input: RegistrationService.Input) -> Data {
+    /// The HMAC key for fingerprints, derived (HKDF-SHA256) from the service's P-256 private key.
+    static func fingerprintKey(servicePrivateKeyPEM pem: String) throws -> SymmetricKey {
+        let key = try P256.Signing.PrivateKey(pemRepresentation: pem)
+        return HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: SymmetricKey(data: key.rawRepresentation), info: Data("tenancy registration fingerprint".utf8), outputByteCount: 32
+        )
+    }
+
+    /// The fingerprint of a registration request: HMAC-SHA256 of its validated fields as canonical
+    /// JSON (sorted keys), so two bodies that differ only in spacing, key order or email case match.
+    func fingerprint(_ input: RegistrationService.Input) -> Data {
+        Self.fingerprint(input, key: fingerprintKey)
+    }
+
+    static func fingerprint(_ input: RegistrationService.Input, key: SymmetricKey) -> Data {
         struct Canonical: Encodable {
             var email: String
             var password: String
@@ -106,7 +125,7 @@ struct RegistrationRequests: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let canonical = Canonical(email: input.email, password: input.password, accountName: input.accountName, fullName: input.fullName)
-        return SHA256Fingerprint.of((try? encoder.encode(canonical)) ?? Data())
+        return Data(HMAC<SHA256>.authenticationCode(for: (try? encoder.encode(canonical)) ?? Data(), using: key))
     }
 }
 

@@ -83,6 +83,10 @@ package final class TestStack: Sendable {
             "GATEWAY_ADMIN_PORT": String(adminPort),
             // Enough for a test; forty stacks at once would otherwise open hundreds.
             "DATABASE_MAX_CONNECTIONS": "6",
+            // The whole suite's services share one machine with every other test: a `SELECT 1` can
+            // wait over a second for a thread without the database being down (two such checks in a
+            // row answered 503 across a test). An outage still shows at once: a refused connection fails fast.
+            "DATABASE_CHECK_TIMEOUT_MS": "5000",
             // tenancy's branding files: a directory of this stack's own.
             "STORAGE_DIR": NSTemporaryDirectory() + "suite-storage-\(getpid())-\(ports[.tenancy]!)",
         ]

@@ -106,7 +106,13 @@ package struct GatewayConfig: Sendable {
         self.tenantPolicyRefreshSeconds = try settings.int("TENANT_POLICY_REFRESH_SECONDS", default: 5, range: 1...10)
         self.revocationRefreshSeconds = try settings.int("REVOCATION_REFRESH_SECONDS", default: 2, range: 1...4)
         let databaseURL = settings.string("GATEWAY_DATABASE_URL", default: "")
-        self.sharedLimitsDatabase = databaseURL.isEmpty ? nil : try DatabaseConfig(url: databaseURL, variable: "GATEWAY_DATABASE_URL", maxConnections: 4)
+        if databaseURL.isEmpty {
+            self.sharedLimitsDatabase = nil
+        } else {
+            var database = try DatabaseConfig(url: databaseURL, variable: "GATEWAY_DATABASE_URL", maxConnections: 4)
+            try database.readCheckTimeout(settings)
+            self.sharedLimitsDatabase = database
+        }
         switch settings.string("RATE_LIMIT_SHARED_FAILURE", default: "open").lowercased() {
         case "open": self.sharedLimitsFailOpen = true
         case "closed": self.sharedLimitsFailOpen = false

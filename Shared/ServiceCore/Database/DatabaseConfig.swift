@@ -9,6 +9,9 @@ package struct DatabaseConfig: Sendable {
     package var password: String?
     package var database: String
     package var maxConnections: Int
+    /// How long the health check's `SELECT 1` may take; two slower checks in a row count as the
+    /// database being unavailable (`DatabaseMonitor`). `DATABASE_CHECK_TIMEOUT_MS`.
+    package var checkTimeout: Duration = .seconds(1)
 
     package init(host: String, port: Int, username: String, password: String?, database: String, maxConnections: Int = 20) {
         self.host = host
@@ -44,6 +47,13 @@ package struct DatabaseConfig: Sendable {
     package init(settings: Settings) throws {
         let pool = try settings.int("DATABASE_MAX_CONNECTIONS", default: 20, range: 1...500)
         try self.init(url: try settings.requiredString("DATABASE_URL", isSecret: true), maxConnections: pool)
+        try readCheckTimeout(settings)
+    }
+
+    /// `DATABASE_CHECK_TIMEOUT_MS` (default 1000): a busier machine may need more before a slow answer
+    /// is taken for an outage.
+    package mutating func readCheckTimeout(_ settings: Settings) throws {
+        checkTimeout = .milliseconds(try settings.int("DATABASE_CHECK_TIMEOUT_MS", default: 1_000, range: 100...60_000))
     }
 
     package var clientConfiguration: PostgresClient.Configuration {

@@ -23,7 +23,8 @@ package final class DatabaseMonitor: Service, Sendable {
     private let logger: Logger
     private let state = Mutex(State())
 
-    package init(database: DatabaseConfig, interval: Duration = .milliseconds(500), timeout: Duration = .seconds(1), logger: Logger) {
+    package init(database: DatabaseConfig, interval: Duration = .milliseconds(500), timeout: Duration? = nil, logger: Logger) {
+        let timeout = timeout ?? database.checkTimeout
         var configuration = PostgresConnection.Configuration(
             host: database.host, port: database.port, username: database.username, password: database.password,
             database: database.database, tls: .disable

@@ -88,13 +88,8 @@ struct AdminTenantsController: Sendable {
         _ = try TenantAccess.requireSuperAdmin(context)
         let query = request.uri.queryParameters
         var problems: [String: [String]] = [:]
-        var filter = TenantFilter(status: nil, search: nil, limit: 50, offset: 0)
-        if let raw = query["limit"] {
-            if let value = Int(String(raw)), (1...200).contains(value) { filter.limit = value } else { problems["limit"] = ["must be 1 to 200"] }
-        }
-        if let raw = query["offset"] {
-            if let value = Int(String(raw)), (0...1_000_000).contains(value) { filter.offset = value } else { problems["offset"] = ["must be 0 to 1000000"] }
-        }
+        let paging = Paging(request, problems: &problems)
+        var filter = TenantFilter(status: nil, search: nil, limit: paging.limit, offset: paging.offset)
         filter.status = TenantFields.status(query["status"].map(String.init), problems: &problems)
         if let raw = query["search"].map(String.init) {
             let search = raw.trimmingCharacters(in: .whitespaces)

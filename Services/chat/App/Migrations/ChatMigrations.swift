@@ -53,5 +53,48 @@ enum ChatMigrations {
                 "CREATE INDEX widget_sessions_first_seen_idx ON widget_sessions (first_seen_at)",
             ]
         ),
+        // The knowledge base: a tenant's uploaded documents and the chunks of text the responders
+        // retrieve from. Ingestion (its queue and worker) writes them; retrieval reads the chunks,
+        // always by tenant. `search_config` is the text-search configuration of the tenant's
+        // language when the document was processed (`simple` when there is none).
+        Migration(
+            50,
+            "create_knowledge_base",
+            [
+                """
+                CREATE TABLE knowledge_documents (
+                    id uuid PRIMARY KEY,
+                    tenant_id uuid NOT NULL,
+                    filename text NOT NULL,
+                    content_type text NOT NULL,
+                    size_bytes bigint NOT NULL CHECK (size_bytes >= 0),
+                    sha256 text NOT NULL,
+                    storage_key text NOT NULL,
+                    status text NOT NULL CHECK (status IN ('pending', 'processing', 'completed', 'failed')),
+                    chunk_count integer NOT NULL DEFAULT 0,
+                    processing_error text,
+                    uploaded_by text,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    updated_at timestamptz NOT NULL DEFAULT now(),
+                    processed_at timestamptz
+                )
+                """,
+                "CREATE INDEX knowledge_documents_tenant_idx ON knowledge_documents (tenant_id, created_at DESC)",
+                """
+                CREATE TABLE knowledge_chunks (
+                    id uuid PRIMARY KEY,
+                    tenant_id uuid NOT NULL,
+                    document_id uuid NOT NULL REFERENCES knowledge_documents (id) ON DELETE CASCADE,
+                    position integer NOT NULL CHECK (position >= 0),
+                    content text NOT NULL,
+                    search_config regconfig NOT NULL DEFAULT 'simple',
+                    search_vector tsvector GENERATED ALWAYS AS (to_tsvector(search_config, content)) STORED,
+                    UNIQUE (document_id, position)
+                )
+                """,
+                "CREATE INDEX knowledge_chunks_search_idx ON knowledge_chunks USING gin (search_vector)",
+                "CREATE INDEX knowledge_chunks_tenant_idx ON knowledge_chunks (tenant_id)",
+            ]
+        ),
     ]
 }

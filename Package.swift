@@ -103,7 +103,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         )
-        + service("billing", app: "BillingApp")
+        + service("billing", app: "BillingApp", dependencies: [.product(name: "Crypto", package: "swift-crypto")])
         + service(
             "tenancy",
             app: "TenancyApp",
@@ -153,6 +153,9 @@ let package = Package(
                     // tenancy's per-route tests drive its router in process (HummingbirdTesting's `.router`);
                     // its registration tests key fingerprints as the running service does.
                     + (module == "TenancyApp" ? routerTesting + [.product(name: "Crypto", package: "swift-crypto")] : []),
+                    // billing's per-route tests drive its router in process; they and the live flow sign webhooks as providers do.
+                    + (module == "BillingApp" ? routerTesting : [])
+                    + (module == "BillingApp" || module == "EndToEnd" ? [.product(name: "Crypto", package: "swift-crypto")] : []),
                 path: "Tests/\(module)Tests",
                 swiftSettings: swiftSettings
             )

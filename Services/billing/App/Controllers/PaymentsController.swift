@@ -2,13 +2,43 @@ import Foundation
 import Hummingbird
 import ServiceCore
 
-/// `/api/payments/*`: the plan catalogue (public) and the caller's subscription.
+/// `/api/payments/*`: the plan catalogue and payment configuration (public) and the caller's subscription.
 struct PaymentsController: Sendable {
     let repository: any BillingRepository
     let verifier: AccessTokenVerifier
+    let catalog: PlanCatalog
+    let provider: any PaymentProvider
+    let locale: String
+    let clock: any BillingClock
+
+    struct PlanBody: Codable, Sendable {
+        var id: String
+        var title: String
+        var description: String
+        /// Integer minor units of `currency` (CLP has none: 19990 is 19,990 CLP).
+        var price: Int64
+        var currency: String
+        var monthlyMessageQuota: Int
+
+        init(_ plan: PlanDefinition) {
+            (id, title, description, price, currency, monthlyMessageQuota) = (
+                plan.id, plan.title, plan.description, plan.price.minorUnits, plan.price.currency, plan.monthlyMessageQuota
+            )
+        }
+    }
 
     struct PlansResponse: Codable, Sendable {
-        var plans: [Plan]
+        var plans: [PlanBody]
+    }
+
+    /// Seed 000's `PaymentConfig`, plus the provider and the currency.
+    struct ConfigResponse: Codable, Sendable {
+        var enabled: Bool
+        var provider: String
+        var publicKey: String?
+        var isSandbox: Bool
+        var locale: String
+        var currency: String
     }
 
     struct SubscriptionResponse: Codable, Sendable {
@@ -24,11 +54,30 @@ struct PaymentsController: Sendable {
 
     func addRoutes(to group: RouterGroup<AppRequestContext>) {
         group.get("plans", use: plans)
+        group.get("plans/:planID", use: plan)
+        group.get("config", use: config)
         group.group("subscription").add(middleware: JWTAuthMiddleware(verifier: verifier)).get(use: subscription)
     }
 
     @Sendable func plans(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<PlansResponse> {
-        JSONResponse(PlansResponse(plans: try await repository.publicPlans(logger: context.logger)), headers: [.cacheControl: "public, max-age=60"])
+        JSONResponse(PlansResponse(plans: catalog.publicPlans.map(PlanBody.init)), headers: [.cacheControl: "public, max-age=60"])
+    }
+
+    @Sendable func plan(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<PlanBody> {
+        guard let id = context.parameters.get("planID"), let plan = catalog.payable(id) else {
+            throw AppError.notFound("No such plan", code: "PLAN_NOT_FOUND")
+        }
+        return JSONResponse(PlanBody(plan), headers: [.cacheControl: "public, max-age=60"])
+    }
+
+    @Sendable func config(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<ConfigResponse> {
+        JSONResponse(
+            ConfigResponse(
+                enabled: true, provider: provider.kind.rawValue, publicKey: provider.publicKey, isSandbox: provider.isTestMode, locale: locale,
+                currency: catalog.currency
+            ),
+            headers: [.cacheControl: "public, max-age=60"]
+        )
     }
 
     @Sendable func subscription(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<SubscriptionResponse> {
@@ -36,7 +85,7 @@ struct PaymentsController: Sendable {
         guard let subscription = try await repository.subscription(tenantID: identity.tenantUUID, logger: context.logger) else {
             throw AppError.notFound("This account has no subscription", code: "SUBSCRIPTION_NOT_FOUND")
         }
-        return JSONResponse(Self.describe(subscription, now: Date()))
+        return JSONResponse(Self.describe(subscription, now: clock.now()))
     }
 
     static func describe(_ subscription: Subscription, now: Date) -> SubscriptionResponse {

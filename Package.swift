@@ -35,6 +35,16 @@ func service(_ directory: String, app: String, dependencies: [Target.Dependency]
     ]
 }
 
+/// billing's per-route tests drive its router in process; they and the live flow sign webhooks as providers do.
+func billingTestDependencies(_ module: String) -> [Target.Dependency] {
+    let crypto: [Target.Dependency] = [.product(name: "Crypto", package: "swift-crypto")]
+    switch module {
+    case "BillingApp": return routerTesting + crypto
+    case "EndToEnd": return crypto
+    default: return []
+    }
+}
+
 func serviceProduct(_ directory: String) -> Product {
     .executable(name: directory, targets: ["\(directory)-server"])
 }
@@ -103,7 +113,10 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         )
-        + service("billing", app: "BillingApp", dependencies: [.product(name: "Crypto", package: "swift-crypto")])
+        + service(
+            "billing", app: "BillingApp",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOHTTP1", package: "swift-nio")]
+        )
         + service(
             "tenancy",
             app: "TenancyApp",
@@ -152,10 +165,8 @@ let package = Package(
                     + (module == "ServiceCore" ? [hummingbird, .product(name: "Prometheus", package: "swift-prometheus")] : [])
                     // tenancy's per-route tests drive its router in process (HummingbirdTesting's `.router`);
                     // its registration tests key fingerprints as the running service does.
-                    + (module == "TenancyApp" ? routerTesting + [.product(name: "Crypto", package: "swift-crypto")] : []),
-                    // billing's per-route tests drive its router in process; they and the live flow sign webhooks as providers do.
-                    + (module == "BillingApp" ? routerTesting : [])
-                    + (module == "BillingApp" || module == "EndToEnd" ? [.product(name: "Crypto", package: "swift-crypto")] : []),
+                    + (module == "TenancyApp" ? routerTesting + [.product(name: "Crypto", package: "swift-crypto")] : [])
+                    + billingTestDependencies(module),
                 path: "Tests/\(module)Tests",
                 swiftSettings: swiftSettings
             )

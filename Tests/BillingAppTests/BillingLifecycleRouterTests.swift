@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import InternalAPI
+import Logging
 import PostgresNIO
 import ServiceCore
 import TestSupport
@@ -82,9 +83,9 @@ struct BillingLifecycleRouterTests {
             _ = try await h.trial(endingInDays: 1)
             try await TestPostgres.withClient(h.database) { client in
                 try await client.withConnection { held in
-                    _ = try await held.query("SELECT pg_advisory_lock(\(SubscriptionScheduler.lockKey))").collect()
+                    _ = try await held.query("SELECT pg_advisory_lock(\(SubscriptionScheduler.lockKey))", logger: Logger(label: "test")).collect()
                     #expect(try await h.runScheduler() == nil)
-                    _ = try await held.query("SELECT pg_advisory_unlock(\(SubscriptionScheduler.lockKey))").collect()
+                    _ = try await held.query("SELECT pg_advisory_unlock(\(SubscriptionScheduler.lockKey))", logger: Logger(label: "test")).collect()
                 }
             }
             #expect(try await h.runScheduler() == 1)
@@ -154,15 +155,16 @@ struct BillingLifecycleRouterTests {
             let paymentID = try #require(paid["payment_id"] as? String)
             let owner = try await h.token(tenant)
             let before = try await h.snapshot()
-            let badInputs: [([String: any Sendable], Int)] = [
-                (["payment_id": paymentID, "amount": 0], 422),
-                (["payment_id": paymentID, "amount": -5], 422),
-                (["payment_id": paymentID, "amount": 19_991], 422),
-                (["payment_id": UUID().uuidString], 404),
+            let badInputs: [(String, Int)] = [
+                (#"{"payment_id":"\#(paymentID)","amount":0}"#, 422),
+                (#"{"payment_id":"\#(paymentID)","amount":-5}"#, 422),
+                (#"{"payment_id":"\#(paymentID)","amount":19991}"#, 422),
+                (#"{"payment_id":"\#(UUID().uuidString)"}"#, 404),
+                (#"{"payment_id":"not-a-payment"}"#, 404),
+                (#"{"amount":5}"#, 422),
             ]
             for (body, status) in badInputs {
-                let data = try JSONSerialization.data(withJSONObject: body)
-                #expect(try await h.send(.post, "/api/payments/refund", token: owner, raw: String(decoding: data, as: UTF8.self)).status == status, "\(body)")
+                #expect(try await h.send(.post, "/api/payments/refund", token: owner, raw: body).status == status, "\(body)")
             }
             #expect(try await h.send(.post, "/api/payments/refund", token: owner, raw: #"{"payment_id":"\#(paymentID)","amount":10.5}"#).status == 422)
             #expect(try await h.send(.post, "/api/payments/refund", token: try await h.token(tenant, .user), json: ["payment_id": paymentID]).status == 403)

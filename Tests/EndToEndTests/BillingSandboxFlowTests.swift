@@ -15,9 +15,7 @@ import Testing
 struct BillingSandboxFlowTests {
     static let secret = "e2e-sandbox-secret"
 
-    func overrides(_ stack: TestStack? = nil) -> [String: String] {
-        ["RATE_LIMIT_AUTH_PER_MINUTE": "1000", "SANDBOX_WEBHOOK_SECRET": Self.secret, "SANDBOX_PENDING_APPROVAL_SECONDS": "1"]
-    }
+    static let overrides = ["RATE_LIMIT_AUTH_PER_MINUTE": "1000", "SANDBOX_WEBHOOK_SECRET": secret, "SANDBOX_PENDING_APPROVAL_SECONDS": "1"]
 
     /// A notification as MercadoPago (and the sandbox) signs it: HMAC-SHA256 over the documented manifest.
     static func signedWebhook(_ url: String, dataID: String, requestID: String = UUID().uuidString) async throws -> TestResponse {
@@ -37,7 +35,7 @@ struct BillingSandboxFlowTests {
     }
 
     @Test func payingWithASandboxCardActivatesAndCompletesTheOnboardingStep() async throws {
-        try await TestStack.with(.auth, .billing, .tenancy, .gateway, overrides: overrides()) { stack in
+        try await TestStack.with(.auth, .billing, .tenancy, .gateway, overrides: Self.overrides) { stack in
             let gateway = stack.url(.gateway)
             let registered = try await Fixtures.register(at: gateway)
             let auth = Fixtures.bearer(registered.accessToken)
@@ -86,7 +84,7 @@ struct BillingSandboxFlowTests {
     }
 
     @Test func aPendingPaymentIsApprovedByItsOwnLaterWebhookAndAnOlderOneChangesNothing() async throws {
-        try await TestStack.with(.auth, .billing, .tenancy, .gateway, overrides: overrides()) { stack in
+        try await TestStack.with(.auth, .billing, .tenancy, .gateway, overrides: Self.overrides) { stack in
             let gateway = stack.url(.gateway)
             let registered = try await Fixtures.register(at: gateway)
             let auth = Fixtures.bearer(registered.accessToken)

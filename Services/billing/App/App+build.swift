@@ -1,6 +1,9 @@
+import Foundation
+import HTTPTypes
 import Hummingbird
 import InternalAPI
 import Logging
+import PostgresNIO
 import ServiceCore
 
 /// Builds the billing service: plans, subscriptions and trials, payments and their webhooks.

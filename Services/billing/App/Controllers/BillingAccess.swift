@@ -1,5 +1,8 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
+import Logging
+import PostgresNIO
 import ServiceCore
 
 /// Who may do what with a tenant's billing: any member reads its subscription, payments and

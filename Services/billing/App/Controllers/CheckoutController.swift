@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import PostgresNIO
 import ServiceCore
 
 /// `/api/payments/*` for paying: card payments (Checkout Bricks), hosted checkouts (Checkout Pro),
@@ -197,7 +198,7 @@ struct CheckoutController: Sendable {
         do {
             let issuers = try await payments.provider.cardIssuers(paymentMethodID: method, logger: context.logger)
             return JSONResponse(IssuersResponse(issuers: issuers.map { IssuerBody(id: $0.id, name: $0.name, thumbnail: $0.thumbnail, secureThumbnail: $0.secureThumbnail) }))
-        } catch PaymentProviderError.rejectedByProvider(status: 404, _) {
+        } catch PaymentProviderError.rejectedByProvider(status: 404, message: _) {
             throw AppError.notFound("Unknown payment method", code: "PAYMENT_METHOD_NOT_FOUND")
         } catch let error as PaymentProviderError {
             throw ProviderFailure.appError(error)

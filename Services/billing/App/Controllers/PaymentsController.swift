@@ -1,5 +1,8 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
+import Logging
+import PostgresNIO
 import ServiceCore
 
 /// `/api/payments/*`: the plan catalogue and payment configuration (public) and the caller's subscription.

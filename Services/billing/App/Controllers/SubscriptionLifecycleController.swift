@@ -1,6 +1,8 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
+import PostgresNIO
 import ServiceCore
 
 /// `POST /api/payments/cancel` and `POST /api/payments/change-plan`: the tenant's own moves.
@@ -94,7 +96,7 @@ struct SubscriptionLifecycleController: Sendable {
             let currentPrice = catalog.plan(current.plan)?.price.minorUnits ?? 0
             guard target.price.minorUnits < currentPrice else {
                 throw AppError(
-                    .paymentRequired, code: "UPGRADE_REQUIRES_PAYMENT",
+                    HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required"), code: "UPGRADE_REQUIRES_PAYMENT",
                     detail: "Upgrades take effect when paid: pay for the \(target.id) plan through process-payment or create-preference"
                 )
             }

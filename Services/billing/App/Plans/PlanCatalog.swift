@@ -1,4 +1,7 @@
 import Foundation
+import HTTPTypes
+import Logging
+import PostgresNIO
 import ServiceCore
 
 /// A plan billing sells (or the trial it gives), from configuration.

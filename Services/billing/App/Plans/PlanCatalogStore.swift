@@ -1,5 +1,7 @@
 import Foundation
+import HTTPTypes
 import Logging
+import PostgresNIO
 import ServiceCore
 
 /// Writes the configured plans into `plans`, which subscriptions reference and readers join for

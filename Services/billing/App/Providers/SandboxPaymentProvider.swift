@@ -1,7 +1,9 @@
 import AsyncHTTPClient
 import Foundation
+import HTTPTypes
 import Logging
 import NIOCore
+import NIOHTTP1
 import PostgresNIO
 import ServiceCore
 
@@ -101,7 +103,9 @@ struct SandboxPaymentProvider: PaymentProvider {
             let rows = try await connection.query(
                 "SELECT amount, refunded_amount, status FROM sandbox_payments WHERE id = \(paymentID) FOR UPDATE", logger: logger
             ).collect()
-            guard let (paid, refunded, status) = try rows.first?.decode((Int64, Int64, String).self), status == "approved" else { return nil }
+            guard let row = rows.first else { return nil }
+            let (paid, refunded, status) = try row.decode((Int64, Int64, String).self)
+            guard status == "approved" else { return nil }
             let take = amount?.minorUnits ?? (paid - refunded)
             guard take > 0, refunded + take <= paid else { return nil }
             let id = String(Int64.random(in: 10_000_000_000..<100_000_000_000))
@@ -194,6 +198,7 @@ struct SandboxWebhookNotifier: Sendable {
             request.body = .bytes(ByteBuffer(string: body))
             do {
                 let response = try await http.execute(request, timeout: .seconds(10))
+                _ = try await response.body.collect(upTo: 64 * 1_024)
                 if response.status.code >= 300 {
                     logger.warning("sandbox webhook refused", metadata: ["status": "\(response.status.code)", "payment": "\(paymentID)"])
                 }

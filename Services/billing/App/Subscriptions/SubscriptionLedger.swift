@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import InternalAPI
 import Logging
 import PostgresNIO

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import InternalAPI
 import Logging
 import PostgresNIO
@@ -86,7 +87,8 @@ struct SubscriptionScheduler: Service {
                 "SELECT trial_ending_notified_at IS NOT NULL, trial_ended_notified_at IS NOT NULL FROM subscriptions WHERE id = \(current.id)",
                 logger: logger
             ).collect()
-            guard let (warned, ended) = try flags.first?.decode((Bool, Bool).self) else { return 0 }
+            guard let flag = flags.first else { return 0 }
+            let (warned, ended) = try flag.decode((Bool, Bool).self)
             if !warned && endsAt > now && endsAt <= now.addingTimeInterval(Self.trialWarning) {
                 try await ledger.outbox.enqueue(
                     try EventEnvelope(type: TrialEnding.type, source: "billing", payload: TrialEnding(tenantId: current.tenantID, trialEndsAt: endsAt), occurredAt: now),

@@ -1,4 +1,7 @@
 import Foundation
+import HTTPTypes
+import Logging
+import PostgresNIO
 
 /// A subscription's state, as stored in `subscriptions.status` and shown to tenants.
 enum SubscriptionStatus: String, Sendable, Codable, CaseIterable {

@@ -1,5 +1,8 @@
 import Crypto
 import Foundation
+import HTTPTypes
+import Logging
+import PostgresNIO
 
 /// MercadoPago's webhook signature, as MercadoPago documents it: the `x-signature` header is
 /// `ts=<timestamp>,v1=<hex HMAC-SHA256>`, the HMAC keyed with the application's webhook secret over

@@ -58,7 +58,7 @@ struct PaymentWebhookController: Sendable {
         let reported: ProviderPayment
         do {
             reported = try await provider.payment(id: dataID, logger: context.logger)
-        } catch PaymentProviderError.rejectedByProvider(status: 404, _) {
+        } catch PaymentProviderError.rejectedByProvider(status: 404, message: _) {
             context.logger.notice("webhook names a payment the provider does not know", metadata: ["provider_payment_id": "\(dataID)"])
             return JSONResponse(Receipt(status: "ignored"))
         } catch let error as PaymentProviderError {

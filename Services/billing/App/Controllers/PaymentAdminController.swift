@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import InternalAPI
 import Hummingbird
 import Logging
 import PostgresNIO
@@ -17,8 +18,9 @@ struct PaymentAdminController: Sendable {
 
     struct RefundRequest: Decodable, Sendable {
         var paymentId: String?
-        /// Integer minor units; nil refunds what is left.
-        var amount: Int64?
+        /// Integer minor units; nil refunds what is left. Read as any JSON value so that a fractional
+        /// or non-numeric amount is a field error, not a malformed body.
+        var amount: JSONValue?
     }
 
     struct RefundResponse: Codable, Sendable {
@@ -51,7 +53,12 @@ struct PaymentAdminController: Sendable {
         let identity = try BillingAccess.manager(context)
         let body = try await request.decodeJSON(as: RefundRequest.self, context: context)
         guard let raw = body.paymentId else { throw AppError.validation(["payment_id": ["is required"]]) }
-        if let amount = body.amount, amount <= 0 { throw AppError.validation(["amount": ["must be a positive whole number of minor units"]]) }
+        let requested: Int64?
+        switch body.amount {
+        case nil, .null?: requested = nil
+        case .integer(let value)? where value > 0: requested = value
+        default: throw AppError.validation(["amount": ["must be a positive whole number of minor units"]])
+        }
         guard let paymentID = UUID(uuidString: raw) else { throw AppError.notFound("Payment not found", code: "PAYMENT_NOT_FOUND") }
         let logger = context.logger
         let refundID = UUID()
@@ -65,7 +72,7 @@ struct PaymentAdminController: Sendable {
                 throw AppError.conflict("Only an approved payment can be refunded", code: "PAYMENT_NOT_REFUNDABLE")
             }
             let left = payment.amount.minorUnits - payment.refundedMinorUnits
-            let amount = body.amount ?? left
+            let amount = requested ?? left
             guard amount > 0, amount <= left else {
                 throw AppError.validation(["amount": ["must not exceed what is left to refund (\(left) \(payment.amount.currency))"]])
             }

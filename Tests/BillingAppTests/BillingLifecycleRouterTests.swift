@@ -79,6 +79,21 @@ struct BillingLifecycleRouterTests {
         }
     }
 
+    @Test func theSchedulerSettlesAPaymentWhoseWebhookWasLost() async throws {
+        try await BillingRouterHarness.with { h in
+            let tenant = try await h.trial()
+            #expect(try await h.pay(tenant, token: SandboxPaymentProvider.Token.pending).status == 200)
+            #expect(try await h.runScheduler() == 0)
+            #expect(try await h.status(of: tenant) == "incomplete")
+            h.clock.advance(seconds: 10)
+            #expect(try await h.runScheduler() == 1)
+            #expect(try await h.status(of: tenant) == "active")
+            #expect(try await h.value("SELECT status FROM payments", as: String.self) == "approved")
+            #expect(try await events(h, tenant) == ["payment_not_approved:payment", "payment_approved:scheduler"])
+            #expect(try await h.runScheduler() == 0)
+        }
+    }
+
     @Test func onlyOneReplicaRunsAPass() async throws {
         try await BillingRouterHarness.with { h in
             _ = try await h.trial(endingInDays: 1)

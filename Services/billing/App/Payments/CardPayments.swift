@@ -118,6 +118,10 @@ struct CardPayments: Sendable {
                 logger: logger
             )
             logger.warning("payment provider call failed", metadata: ["payment_id": "\(payment.id)", "error": "\(error)"])
+            // The provider refusing the card itself (a bad or used token) is the payer's to fix, not an outage.
+            if case .rejectedByProvider(let status, let message) = error, status < 500 {
+                throw AppError.validation(["token": ["was refused by the payment provider: \(message.prefix(200))"]], detail: "The payment provider refused the card")
+            }
             throw ProviderFailure.appError(error)
         }
         let now = clock.now()

@@ -14,24 +14,8 @@ struct PaymentsController: Sendable {
     let locale: String
     let clock: any BillingClock
 
-    struct PlanBody: Codable, Sendable {
-        var id: String
-        var title: String
-        var description: String
-        /// Integer minor units of `currency` (CLP has none: 19990 is 19,990 CLP).
-        var price: Int64
-        var currency: String
-        var monthlyMessageQuota: Int
-
-        init(_ plan: PlanDefinition) {
-            (id, title, description, price, currency, monthlyMessageQuota) = (
-                plan.id, plan.title, plan.description, plan.price.minorUnits, plan.price.currency, plan.monthlyMessageQuota
-            )
-        }
-    }
-
     struct PlansResponse: Codable, Sendable {
-        var plans: [PlanBody]
+        var plans: [Plan]
     }
 
     /// Seed 000's `PaymentConfig`, plus the provider and the currency.
@@ -63,14 +47,16 @@ struct PaymentsController: Sendable {
     }
 
     @Sendable func plans(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<PlansResponse> {
-        JSONResponse(PlansResponse(plans: catalog.publicPlans.map(PlanBody.init)), headers: [.cacheControl: "public, max-age=60"])
+        // From the `plans` table, which the configured catalogue is written to at start.
+        JSONResponse(PlansResponse(plans: try await repository.publicPlans(logger: context.logger)), headers: [.cacheControl: "public, max-age=60"])
     }
 
-    @Sendable func plan(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<PlanBody> {
-        guard let id = context.parameters.get("planID"), let plan = catalog.payable(id) else {
+    @Sendable func plan(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<Plan> {
+        let id = context.parameters.get("planID")
+        guard let plan = try await repository.publicPlans(logger: context.logger).first(where: { $0.id == id }) else {
             throw AppError.notFound("No such plan", code: "PLAN_NOT_FOUND")
         }
-        return JSONResponse(PlanBody(plan), headers: [.cacheControl: "public, max-age=60"])
+        return JSONResponse(plan, headers: [.cacheControl: "public, max-age=60"])
     }
 
     @Sendable func config(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<ConfigResponse> {

@@ -103,7 +103,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         )
-        + service("billing", app: "BillingApp")
+        + service("billing", app: "BillingApp", dependencies: [.product(name: "Crypto", package: "swift-crypto")])
         + service(
             "tenancy",
             app: "TenancyApp",
@@ -152,7 +152,10 @@ let package = Package(
                     + (module == "ServiceCore" ? [hummingbird, .product(name: "Prometheus", package: "swift-prometheus")] : [])
                     // tenancy's per-route tests drive its router in process (HummingbirdTesting's `.router`);
                     // its registration tests key fingerprints as the running service does.
-                    + (module == "TenancyApp" ? routerTesting + [.product(name: "Crypto", package: "swift-crypto")] : []),
+                    + (module == "TenancyApp" ? routerTesting + [.product(name: "Crypto", package: "swift-crypto")] : [])
+                    // billing's provider clients are tested against local HTTP servers (Hummingbird) speaking
+                    // MercadoPago's and Stripe's wire formats; its entitlement routes through `.router`.
+                    + (module == "BillingApp" ? routerTesting + [.product(name: "Crypto", package: "swift-crypto")] : []),
                 path: "Tests/\(module)Tests",
                 swiftSettings: swiftSettings
             )

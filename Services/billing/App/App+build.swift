@@ -1,4 +1,6 @@
+import Foundation
 import Hummingbird
+import InternalAPI
 import ServiceCore
 
 /// Builds the billing service: plans, subscriptions and trials.
@@ -13,5 +15,12 @@ package func buildBillingApplication(config: BillingConfig) async throws -> some
         provisioning: foundation.internalGroup(routes, accepting: ["tenancy"]),
         lookups: foundation.internalGroup(routes, accepting: ["tenancy", "chat"])
     )
+    // Entitlements and usage: chat asks before each message and reports each answer as an event.
+    let entitlements = EntitlementsController(
+        subscriptions: repository, usage: PostgresUsageRepository(client: foundation.database), verifier: verifier, now: { Date() }
+    )
+    entitlements.addRoutes(lookups: foundation.internalGroup(routes, accepting: ["chat", "tenancy"]), payments: routes.group("api/payments"))
+    EventReceiver(database: foundation.database, handlers: entitlements.eventHandlers(), senders: [MessageAnswered.type: "chat"])
+        .addRoutes(to: foundation.internalGroup(routes, accepting: ["chat"]))
     return foundation.makeApplication(routes: routes, migrations: BillingMigrations.all, services: [verifier])
 }

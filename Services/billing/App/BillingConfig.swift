@@ -7,6 +7,9 @@ package struct BillingConfig: Sendable {
     /// How often the JWKS is refetched (`JWKS_REFRESH_SECONDS`).
     package var jwksRefreshSeconds: Int
     package var trialDays: Int
+    /// Payment providers' credentials: nil when the provider is not configured.
+    package var mercadoPago: MercadoPagoConfig?
+    package var stripe: StripeConfig?
 
     package init(common: CommonConfig, jwksURL: String, trialDays: Int = 14) {
         self.common = common
@@ -20,5 +23,7 @@ package struct BillingConfig: Sendable {
         self.jwksURL = try settings.url("JWKS_URL")
         self.jwksRefreshSeconds = try settings.jwksRefreshSeconds()
         self.trialDays = try settings.int("TRIAL_DAYS", default: 14, range: 1...365)
+        self.mercadoPago = try MercadoPagoConfig(settings: settings)
+        self.stripe = try StripeConfig(settings: settings)
     }
 }

@@ -94,6 +94,8 @@ package enum PublicRoutes {
         .init(.get, "/api/admin/dashboard/stats", .tenancy, .authenticated),
         .init(.get, "/api/payments/plans", .billing, .open),
         .init(.get, "/api/payments/subscription", .billing, .authenticated),
+        // billing: entitlements and usage
+        .init(.get, "/api/payments/usage", .billing, .authenticated),
         .init(.post, "/api/sessions/init", .chat, .open),
         .init(.post, "/api/sessions/validate", .chat, .session),
         .init(.post, "/chatkit", .chat, .session),

@@ -50,4 +50,6 @@ enum BillingMigrations {
         // Tombstones of trials withdrawn by a failed registration's undo: a late start is refused.
         Migration(40, "create_withdrawn_trials", ["CREATE TABLE withdrawn_trials (tenant_id uuid PRIMARY KEY, withdrawn_at timestamptz NOT NULL DEFAULT now())"]),
     ]
+        // Entitlements and usage (60–69): processed events, usage counters.
+        + UsageMigrations.all
 }

@@ -36,7 +36,7 @@ struct EntitlementsTests {
         }
 
         /// An internal call made as `caller` makes it: a caller token for this very request.
-        func internalCall(_ method: HTTPRequest.Method, _ path: String, as caller: ServiceName, json: (any Encodable)? = nil) async throws -> TestResponse {
+        func internalCall(_ method: HTTPRequest.Method, _ path: String, as caller: ServiceName, json: (any Encodable)? = nil) async throws -> HummingbirdTesting.TestResponse {
             let body = try json.map { Array(try JSONCoding.encoder.encode($0)) }
             var headers = HTTPFields()
             for (name, value) in try await TestStack.callerHeaders(as: caller, to: .billing, method, path, body: body) {
@@ -46,12 +46,12 @@ struct EntitlementsTests {
             return try await client.execute(uri: path, method: method, headers: headers, body: body.map { ByteBuffer(bytes: $0) })
         }
 
-        func entitlement(_ tenant: UUID, as caller: ServiceName = .chat) async throws -> TestResponse {
+        func entitlement(_ tenant: UUID, as caller: ServiceName = .chat) async throws -> HummingbirdTesting.TestResponse {
             try await internalCall(.get, "/internal/entitlements/\(tenant.uuidString.lowercased())", as: caller)
         }
 
         /// Delivers `chat.message_answered` as chat's relay would.
-        func answered(_ tenant: UUID, at moment: Date = Date(), eventID: UUID = UUID(), from sender: ServiceName = .chat) async throws -> TestResponse {
+        func answered(_ tenant: UUID, at moment: Date = Date(), eventID: UUID = UUID(), from sender: ServiceName = .chat) async throws -> HummingbirdTesting.TestResponse {
             let event = try EventEnvelope(
                 type: MessageAnswered.type, source: sender.rawValue,
                 payload: MessageAnswered(tenantId: tenant, messageId: UUID(), conversationId: UUID(), answeredAt: moment), id: eventID

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 import ServiceCore
 import Synchronization
@@ -66,7 +67,7 @@ final class ProviderTestServer: Sendable {
     ) async throws -> T {
         let server = ProviderTestServer(port: try TestPorts.next())
         let (started, signal) = AsyncStream<Void>.makeStream()
-        let responder = CallbackResponder<BasicRequestContext> { request, _ in
+        let responder = CallbackResponder<BasicRequestContext>(callback: { request, _ in
             let bytes = try await request.body.collect(upTo: 1 << 20)
             let received = Received(
                 method: request.method.rawValue, path: request.uri.path, query: request.uri.query, headers: request.headers,
@@ -78,7 +79,7 @@ final class ProviderTestServer: Sendable {
                 status: HTTPResponse.Status(code: reply.status), headers: [.contentType: "application/json"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: reply.body))
             )
-        }
+        })
         let app = Application(
             responder: responder, configuration: .init(address: .hostname("127.0.0.1", port: server.port)),
             onServerRunning: { _ in signal.yield() }, logger: .init(label: "provider-test-server")

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import LocalPostgres
+import TestSupport
 import Testing
 
 @testable import BillingApp
@@ -177,8 +178,6 @@ struct StripeWebhookTests {
 /// virtual environment under `.build/stripe-venv`, made by `Tools/test.sh` or, the first time a
 /// test needs it, by the tests themselves (pip installs offline from the machine's mirror).
 enum StripePython {
-    private static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-
     private static let script = """
         import sys, stripe
         mode, secret, path, timestamp = sys.argv[1:5]
@@ -205,26 +204,11 @@ enum StripePython {
         if let header { arguments.append(header) }
         let status = ChildProcess.wait(try ChildProcess.spawn(arguments, outputPath: output))
         let text = (try? String(contentsOfFile: output, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-        guard status == 0 else { throw ChildProcess.Failure(command: "python stripe \(mode)", status: status, output: text) }
+        guard status == 0 else { throw FixtureError(description: "python with stripe (\(mode)) exited \(status): \(text)") }
         return text
     }
 
     private static let interpreter = Task<String, any Error> {
-        let requirements = "\(root)/Tools/stripe/requirements.txt"
-        let venv = "\(root)/.build/stripe-venv"
-        if FileManager.default.isExecutableFile(atPath: "\(venv)/bin/python"),
-            FileManager.default.contentsEqual(atPath: requirements, andPath: "\(venv)/requirements.txt")
-        {
-            return "\(venv)/bin/python"
-        }
-        // Built aside and renamed into place, so a half-made environment is never taken for a ready one.
-        let building = "\(venv).building-\(getpid())"
-        try? FileManager.default.removeItem(atPath: building)
-        try ChildProcess.run(["python3", "-m", "venv", building])
-        try ChildProcess.run(["\(building)/bin/python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", requirements])
-        try FileManager.default.copyItem(atPath: requirements, toPath: "\(building)/requirements.txt")
-        try? FileManager.default.removeItem(atPath: venv)
-        try FileManager.default.moveItem(atPath: building, toPath: venv)
-        return "\(venv)/bin/python"
+        try PythonEnvironment.interpreter(venv: ".build/stripe-venv", requirements: "Tools/stripe/requirements.txt")
     }
 }

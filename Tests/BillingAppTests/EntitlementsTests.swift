@@ -146,8 +146,7 @@ struct EntitlementsTests {
             let otherView = try JSONCoding.decoder.decode(TenantEntitlement.self, from: Data(try await harness.entitlement(other).body.readableBytesView))
             #expect(otherView.used == 0)
 
-            // Only chat reports answered messages: tenancy's key is refused at the door, and an
-            // event claiming another source is refused by type.
+            // Only chat reports answered messages: another service's key is refused at the door.
             #expect(try await harness.answered(tenant, from: .tenancy).status == .unauthorized)
             #expect(try await harness.counted(tenant) == 1)
             #expect(try await harness.count("SELECT count(*)::int FROM processed_events") == 1)

@@ -62,6 +62,7 @@ final class ProviderTestServer: Sendable {
     }
 
     /// Runs `body` with a server answering by `script`, and an HTTP client for the provider client under test.
+    @discardableResult
     static func with<T: Sendable>(
         _ script: @escaping Script, _ body: @Sendable (ProviderTestServer, HTTPClient) async throws -> T
     ) async throws -> T {

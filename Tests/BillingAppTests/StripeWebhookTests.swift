@@ -1,6 +1,8 @@
 import Crypto
 import Foundation
+import HTTPTypes
 import LocalPostgres
+import ServiceCore
 import TestSupport
 import Testing
 
@@ -67,6 +69,11 @@ struct StripeWebhookTests {
         #expect(throws: StripeSignature.Failure.malformedHeader) { try verifier.verify(payload: payload, header: "t=\(t),t=\(t),v1=\(good)") }
         #expect(throws: StripeSignature.Failure.noV1Signature) { try verifier.verify(payload: payload, header: "t=\(t),v0=\(good)") }
         #expect(throws: StripeSignature.Failure.noMatchingSignature) { try verifier.verify(payload: payload, header: "t=\(t),v1=zz") }
+    }
+
+    @Test func aFailureIsA400ForTheWebhookEndpoint() {
+        let error = StripeSignature.Failure.timestampOutsideTolerance.appError
+        #expect(error.status == .badRequest && error.code == "INVALID_WEBHOOK_SIGNATURE")
     }
 
     @Test func ourHeaderIsWhatTheDocumentedAlgorithmGives() {

@@ -1,5 +1,7 @@
 import Crypto
 import Foundation
+import HTTPTypes
+import ServiceCore
 
 /// Verifies Stripe's `Stripe-Signature` header as Stripe documents it: `t=<unix seconds>` and one
 /// or more `v1=<hex>` (also `v0=` from test tools, ignored), where each `v1` is the HMAC-SHA256, keyed
@@ -97,5 +99,13 @@ struct StripeSignature: Sendable {
             index = next
         }
         return bytes
+    }
+}
+
+extension StripeSignature.Failure {
+    /// What Stripe's webhook endpoint answers: 400, nothing applied. Stripe retries a non-2xx
+    /// delivery with backoff, so a request that does not verify is never acknowledged.
+    var appError: AppError {
+        AppError(.badRequest, code: "INVALID_WEBHOOK_SIGNATURE", detail: "The Stripe-Signature header does not verify: \(description)")
     }
 }

@@ -146,10 +146,23 @@ struct EntitlementsTests {
             let otherView = try JSONCoding.decoder.decode(TenantEntitlement.self, from: Data(try await harness.entitlement(other).body.readableBytesView))
             #expect(otherView.used == 0)
 
+            // The same event delivered by several relays at once still counts once.
+            let racing = UUID()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<5 {
+                    group.addTask {
+                        let status = try await harness.answered(tenant, eventID: racing).status
+                        #expect(status == .ok)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await harness.counted(tenant) == 2)
             // Only chat reports answered messages: another service's key is refused at the door.
             #expect(try await harness.answered(tenant, from: .tenancy).status == .unauthorized)
-            #expect(try await harness.counted(tenant) == 1)
-            #expect(try await harness.count("SELECT count(*)::int FROM processed_events") == 1)
+            #expect(try await harness.counted(tenant) == 2)
+            #expect(try await harness.count("SELECT count(*)::int FROM processed_events") == 2)
+            #expect(try await harness.internalCall(.get, "/internal/entitlements/not-a-uuid", as: .chat).status == .badRequest)
         }
     }
 

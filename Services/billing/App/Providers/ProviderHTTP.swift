@@ -24,7 +24,7 @@ struct ProviderHTTP: Sendable {
     /// Answers bigger than this are not a payment API's answer.
     static let maxAnswerBytes = 2 << 20
 
-    /// Sends the request; any 2xx or 4xx comes back, anything else throws `PaymentProviderError`.
+    /// Sends the request; a 2xx or a 4xx other than 429 comes back, anything else throws `PaymentProviderError`.
     func send(
         _ method: HTTPMethod, _ pathAndQuery: String, headers: [(String, String)], body: Data?, logger: Logger
     ) async throws -> Answer {

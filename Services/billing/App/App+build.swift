@@ -51,6 +51,13 @@ func buildBillingApplication(config: BillingConfig, clock: any BillingClock) asy
         provisioning: foundation.internalGroup(routes, accepting: ["tenancy"]),
         lookups: foundation.internalGroup(routes, accepting: ["tenancy", "chat"])
     )
+    // Entitlements and usage: chat asks before each message and reports each answer as an event.
+    let entitlements = EntitlementsController(
+        subscriptions: repository, usage: PostgresUsageRepository(client: foundation.database), verifier: verifier, now: { clock.now() }
+    )
+    entitlements.addRoutes(lookups: foundation.internalGroup(routes, accepting: ["chat", "tenancy"]), payments: api)
+    EventReceiver(database: foundation.database, handlers: entitlements.eventHandlers(), senders: [MessageAnswered.type: "chat"])
+        .addRoutes(to: foundation.internalGroup(routes, accepting: ["chat"]))
     var app = foundation.makeApplication(
         routes: routes, migrations: BillingMigrations.all, services: [verifier, relay, scheduler]
     )

@@ -7,6 +7,9 @@ package struct BillingConfig: Sendable {
     /// How often the JWKS is refetched (`JWKS_REFRESH_SECONDS`).
     package var jwksRefreshSeconds: Int
     package var trialDays: Int
+    /// Payment providers' credentials: nil when the provider is not configured.
+    package var mercadoPago: MercadoPagoConfig?
+    package var stripe: StripeConfig?
 
     // Billing core (issue 9, part B1): plans, the lifecycle, the provider and its webhooks.
     /// Where `billing.payment_completed` goes (`TENANCY_URL`).
@@ -82,6 +85,8 @@ package struct BillingConfig: Sendable {
             webhookSecret: settings.optionalString("SANDBOX_WEBHOOK_SECRET", isSecret: true) ?? "sandbox-webhook-secret",
             pendingApprovalSeconds: Double(try settings.int("SANDBOX_PENDING_APPROVAL_SECONDS", default: 5, range: 0...3_600))
         )
+        self.mercadoPago = try MercadoPagoConfig(settings: settings)
+        self.stripe = try StripeConfig(settings: settings)
     }
 
     /// The secret `POST /api/payments/webhook` verifies with: the sandbox's own under the sandbox.

@@ -108,6 +108,8 @@ package enum PublicRoutes {
         .init(.post, "/api/payments/cancel", .billing, .authenticated),
         .init(.post, "/api/payments/change-plan", .billing, .authenticated),
         .init(.post, "/api/payments/webhook", .billing, .open),
+        // billing: entitlements and usage
+        .init(.get, "/api/payments/usage", .billing, .authenticated),
         .init(.post, "/api/sessions/init", .chat, .open),
         .init(.post, "/api/sessions/validate", .chat, .session),
         .init(.post, "/chatkit", .chat, .session),

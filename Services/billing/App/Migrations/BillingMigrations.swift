@@ -176,4 +176,6 @@ enum BillingMigrations {
         ),
         Migration(51, "create_outbox", OutboxSchema.senderStatements),
     ]
+        // Entitlements and usage (60–69): processed events, usage counters.
+        + UsageMigrations.all
 }

@@ -218,9 +218,16 @@ enum PaymentProviderFactory {
                 SandboxWebhookNotifier(url: $0, signature: MercadoPagoWebhookSignature(secret: config.sandbox.webhookSecret, tolerance: 300), http: http)
             }
             return SandboxPaymentProvider(database: database, clock: clock, pendingApproval: config.sandbox.pendingApprovalSeconds, notifier: notifier)
-        case .mercadopago, .stripe:
-            // The HTTP clients are wired in with the providers' part of the work.
-            throw ConfigurationError(variable: "PAYMENT_PROVIDER", problem: "'\(config.paymentProvider.rawValue)' is not available in this build")
+        case .mercadopago:
+            guard let settings = config.mercadoPago else {
+                throw ConfigurationError(variable: "MERCADOPAGO_ACCESS_TOKEN", problem: "is required with PAYMENT_PROVIDER=mercadopago")
+            }
+            return MercadoPagoClient(config: settings, http: http)
+        case .stripe:
+            guard let client = config.stripe.flatMap({ StripeClient(config: $0, http: http) }) else {
+                throw ConfigurationError(variable: "STRIPE_SECRET_KEY", problem: "is required with PAYMENT_PROVIDER=stripe")
+            }
+            return client
         }
     }
 }

@@ -108,6 +108,10 @@ package enum PublicRoutes {
         .init(.post, "/api/payments/cancel", .billing, .authenticated),
         .init(.post, "/api/payments/change-plan", .billing, .authenticated),
         .init(.post, "/api/payments/webhook", .billing, .open),
+        // billing: Stripe's checkout, customer portal and webhook
+        .init(.post, "/api/payments/checkout", .billing, .authenticated),
+        .init(.post, "/api/payments/portal", .billing, .authenticated),
+        .init(.post, "/api/payments/webhook/stripe", .billing, .open),
         // billing: entitlements and usage
         .init(.get, "/api/payments/usage", .billing, .authenticated),
         .init(.post, "/api/sessions/init", .chat, .open),

@@ -175,6 +175,12 @@ enum BillingMigrations {
             ]
         ),
         Migration(51, "create_outbox", OutboxSchema.senderStatements),
+        // Stripe: the customer Stripe made for a tenant at its first completed checkout (the portal needs it).
+        Migration(
+            52,
+            "create_stripe_customers",
+            ["CREATE TABLE stripe_customers (tenant_id uuid PRIMARY KEY, customer_id text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"]
+        ),
     ]
         // Entitlements and usage (60–69): processed events, usage counters.
         + UsageMigrations.all

@@ -105,6 +105,30 @@ struct OpenAIResponderTests {
         #expect(server.piecesWritten < 20)
     }
 
+    @Test func aTenantsAgentConfigurationPicksTheResponder() async throws {
+        let server = try await OpenAITestServer.start(.stream(["From ", "the ", "model."], gap: .zero))
+        defer { Task { await server.stop() } }
+        var overrides = H.overrides
+        overrides.merge(["OPENAI_BASE_URL": server.baseURL, "AGENT_CONFIG_CACHE_SECONDS": "0"]) { _, new in new }
+        try await TestStack.with(.auth, .billing, .tenancy, .chat, overrides: overrides) { stack in
+            let chat = stack.url(.chat)
+            let a = try await Fixtures.register(at: stack.url(.tenancy))
+            let session = try await H.session(chat, slug: a.tenantSlug)
+            let put = { (body: String) in
+                try await TestHTTP.send(
+                    .PUT, stack.url(.tenancy) + "/api/admin/tenants/\(a.tenantId)/agent-config", headers: Fixtures.bearer(a.accessToken), body: body
+                )
+            }
+            #expect(try await put(#"{"responder": "gpt"}"#).status == 422)
+            #expect(try await H.ask(chat, session: session, message: "hello").json(H.Answer.self).content.contains("don't know"))
+            #expect(try await put(#"{"responder": "openai"}"#).status == 200)
+            #expect(try await H.ask(chat, session: session, message: "hello").json(H.Answer.self).content == "From the model.")
+            #expect(try await put(#"{"responder": "default"}"#).status == 200)
+            #expect(try await H.ask(chat, session: session, message: "hello").json(H.Answer.self).content.contains("don't know"))
+            #expect(server.received.count == 1)
+        }
+    }
+
     @Test func chatStreamsTheProvidersAnswerAndTurnsItsFailuresIntoErrorEvents() async throws {
         let server = try await OpenAITestServer.start(.stream(["Croissants ", "cost ", "2 euros."], gap: .milliseconds(20)))
         defer { Task { await server.stop() } }

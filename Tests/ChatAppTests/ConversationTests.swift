@@ -1,4 +1,6 @@
 import Foundation
+import InternalAPI
+import NIOHTTP1
 import Logging
 import PostgresNIO
 import ServiceCore

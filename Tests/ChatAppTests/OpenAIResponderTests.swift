@@ -1,7 +1,9 @@
 import AsyncHTTPClient
 import Foundation
+import NIOHTTP1
 import InternalAPI
 import Logging
+import PostgresNIO
 import ServiceCore
 import TestSupport
 import Testing

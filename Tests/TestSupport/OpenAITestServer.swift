@@ -35,30 +35,29 @@ package final class OpenAITestServer: Sendable {
     }
 
     package let port: Int
-    private let state: Mutex<State>
+    private let shared: SharedState
     private let task: Task<Void, any Error>
 
-    private init(port: Int, state: Mutex<State>, task: Task<Void, any Error>) {
+    private init(port: Int, shared: SharedState, task: Task<Void, any Error>) {
         self.port = port
-        self.state = state
+        self.shared = shared
         self.task = task
     }
 
     /// `OPENAI_BASE_URL` for this server.
     package var baseURL: String { "http://127.0.0.1:\(port)/v1" }
 
-    package var received: [Received] { state.withLock { $0.received } }
+    package var received: [Received] { shared.state.withLock { $0.received } }
     /// Content deltas written to clients so far.
-    package var piecesWritten: Int { state.withLock { $0.piecesWritten } }
+    package var piecesWritten: Int { shared.state.withLock { $0.piecesWritten } }
     /// Streams cut short because the client went away.
-    package var clientLeft: Int { state.withLock { $0.clientLeft } }
+    package var clientLeft: Int { shared.state.withLock { $0.clientLeft } }
 
     package func behave(_ behaviour: Behaviour) {
-        state.withLock { $0.behaviour = behaviour }
+        shared.state.withLock { $0.behaviour = behaviour }
     }
 
     package static func start(_ behaviour: Behaviour) async throws -> OpenAITestServer {
-        let state = Mutex(State(behaviour: behaviour))
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: "127.0.0.1", port: 0) { channel in
@@ -68,7 +67,7 @@ package final class OpenAITestServer: Sendable {
                 }
             }
         let port = server.channel.localAddress?.port ?? 0
-        let shared = SharedState(state: state)
+        let shared = SharedState(behaviour: behaviour)
         let task = Task {
             try await server.executeThenClose { inbound in
                 try await withThrowingDiscardingTaskGroup { group in
@@ -78,7 +77,7 @@ package final class OpenAITestServer: Sendable {
                 }
             }
         }
-        return OpenAITestServer(port: port, state: state, task: task)
+        return OpenAITestServer(port: port, shared: shared, task: task)
     }
 
     package func stop() async {
@@ -90,7 +89,7 @@ package final class OpenAITestServer: Sendable {
     private final class SharedState: Sendable {
         let state: Mutex<State>
 
-        init(state: Mutex<State>) { self.state = state }
+        init(behaviour: Behaviour) { self.state = Mutex(State(behaviour: behaviour)) }
 
         func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async throws {
             try await connection.executeThenClose { inbound, outbound in

@@ -193,7 +193,7 @@ struct PostgresConversationRepository: ConversationRepository {
                 logger: logger
             )
         }
-        return (decoded.map { Conversation(id: $0, tenantID: $1, sessionID: $2, messageCount: $3, createdAt: $4, updatedAt: $5) }, total)
+        return (decoded.map { row in Conversation(id: row.0, tenantID: row.1, sessionID: row.2, messageCount: row.3, createdAt: row.4, updatedAt: row.5) }, total)
     }
 
     func messages(conversationID: UUID, tenantID: UUID, limit: Int, offset: Int, logger: Logger) async throws -> (items: [StoredMessage], total: Int) {

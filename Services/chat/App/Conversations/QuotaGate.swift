@@ -47,7 +47,7 @@ final class QuotaGate: Sendable {
         unansweredSince.withLock { _ = $0.removeValue(forKey: tenantID) }
         guard entitlement.chatAllowed else {
             throw AppError(
-                .paymentRequired, code: "QUOTA_EXCEEDED",
+                HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required"), code: "QUOTA_EXCEEDED",
                 detail: entitlement.reason ?? "This account cannot answer more messages under its current plan"
             )
         }

@@ -137,12 +137,13 @@ struct OpenAIResponder: ReplyGenerator {
         request.headers.add(name: "Accept", value: "text/event-stream")
         if let key = settings.apiKey, !key.isEmpty { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
         request.body = .bytes(ByteBuffer(bytes: try JSONCoding.encoder.encode(body)))
-        let lastProgress = Mutex(ContinuousClock.now)
+        let lastProgress = ProgressMark()
         let timeout = settings.timeout
+        let prepared = request
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                let response = try await http.execute(request, timeout: .hours(1), logger: logger)
-                lastProgress.withLock { $0 = .now }
+                let response = try await http.execute(prepared, timeout: .hours(1), logger: logger)
+                lastProgress.touch()
                 guard response.status == .ok else {
                     let bytes = try await response.body.collect(upTo: 64 << 10)
                     let message = (try? JSONDecoder().decode(ProviderErrorBody.self, from: Data(bytes.readableBytesView)))?.error?.message
@@ -150,7 +151,7 @@ struct OpenAIResponder: ReplyGenerator {
                 }
                 var parser = SSELineParser()
                 for try await chunk in response.body {
-                    lastProgress.withLock { $0 = .now }
+                    lastProgress.touch()
                     for line in parser.feed(chunk) {
                         if try Self.handle(line: line, yield: yield) { return }
                     }
@@ -161,7 +162,7 @@ struct OpenAIResponder: ReplyGenerator {
             }
             group.addTask {
                 while true {
-                    let since = lastProgress.withLock { ContinuousClock.now - $0 }
+                    let since = lastProgress.elapsed()
                     if since >= timeout { throw ResponderError.timedOut(seconds: Int(timeout.components.seconds)) }
                     try await Task.sleep(for: min(timeout - since, .milliseconds(250)))
                 }
@@ -189,6 +190,14 @@ struct OpenAIResponder: ReplyGenerator {
         }
         return false
     }
+}
+
+/// When the provider last showed progress, shared by the reader and its watchdog.
+private final class ProgressMark: Sendable {
+    private let last = Mutex(ContinuousClock.now)
+
+    func touch() { last.withLock { $0 = .now } }
+    func elapsed() -> Duration { last.withLock { ContinuousClock.now - $0 } }
 }
 
 /// Splits a byte stream into lines (LF or CRLF), however the bytes are cut into chunks.

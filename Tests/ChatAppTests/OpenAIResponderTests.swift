@@ -25,7 +25,8 @@ struct OpenAIResponderTests {
         )
     }
 
-    static func responder(_ server: OpenAITestServer, timeout: Duration = .seconds(1)) -> OpenAIResponder {
+    /// A generous timeout where the test is not about it: the whole suite shares two cores.
+    static func responder(_ server: OpenAITestServer, timeout: Duration = .seconds(15)) -> OpenAIResponder {
         OpenAIResponder(
             settings: OpenAISettings(baseURL: server.baseURL, apiKey: "sk-test", model: "test-model", timeout: timeout), http: HTTPClient.shared,
             logger: Logger(label: "test")
@@ -72,11 +73,11 @@ struct OpenAIResponderTests {
         for pieces in [[String](), ["Croissants "]] {
             let server = try await OpenAITestServer.start(.stallAfter(pieces))
             let started = ContinuousClock.now
-            let (received, error) = await Self.collect(Self.responder(server, timeout: .seconds(1)).reply(Self.context()))
+            let (received, error) = await Self.collect(Self.responder(server, timeout: .seconds(2)).reply(Self.context()))
             let elapsed = ContinuousClock.now - started
             #expect(received == pieces)
-            #expect(error as? ResponderError == .timedOut(seconds: 1))
-            #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(5), "\(elapsed)")
+            #expect(error as? ResponderError == .timedOut(seconds: 2))
+            #expect(elapsed >= .milliseconds(1_900) && elapsed < .seconds(10), "\(elapsed)")
             await server.stop()
         }
     }
@@ -135,7 +136,7 @@ struct OpenAIResponderTests {
         let server = try await OpenAITestServer.start(.stream(["Croissants ", "cost ", "2 euros."], gap: .milliseconds(20)))
         defer { Task { await server.stop() } }
         var overrides = H.overrides
-        overrides.merge(["CHAT_RESPONDER": "openai", "OPENAI_BASE_URL": server.baseURL, "OPENAI_API_KEY": "sk-test", "OPENAI_MODEL": "test-model", "OPENAI_TIMEOUT_SECONDS": "1"]) { _, new in new }
+        overrides.merge(["CHAT_RESPONDER": "openai", "OPENAI_BASE_URL": server.baseURL, "OPENAI_API_KEY": "sk-test", "OPENAI_MODEL": "test-model", "OPENAI_TIMEOUT_SECONDS": "3"]) { _, new in new }
         try await TestStack.with(.auth, .billing, .tenancy, .chat, overrides: overrides) { stack in
             let chat = stack.url(.chat)
             let database = stack.databases[.chat]!
@@ -155,7 +156,7 @@ struct OpenAIResponderTests {
             server.behave(.stallAfter(["Croissants "]))
             let started = ContinuousClock.now
             let (_, stalled, stalledRaw) = try await H.stream(chat, session: session, message: "And a baguette?")
-            #expect(ContinuousClock.now - started < .seconds(5))
+            #expect(ContinuousClock.now - started < .seconds(12))
             #expect(stalled.last?.type == "error" && stalled.last?.code == "RESPONDER_TIMEOUT")
             #expect(stalledRaw.last?.data == "[DONE]")
             #expect(try await H.count(database, "SELECT count(*)::int FROM messages WHERE role = 'assistant' AND status = 'partial' AND content = 'Croissants '") == 1)

@@ -149,7 +149,7 @@ struct ConversationTests {
             let headers = ["X-Session-ID": session]
             for url in [chat + "/api/chat", chat + "/chatkit", chat + "/api/public/widgets/\(a.tenantId)/chat"] {
                 for body in [#"{"message": ""}"#, #"{"message": "   \n "}"#, #"{"messages": [{"role": "user", "content": ""}]}"#,
-                    #"{"messages": [{"role": "robot", "content": "hi"}]}"#] {
+                    #"{"messages": [{"role": "assistant", "content": "\u3000"}, {"role": "user", "content": "hi"}]}"#] {
                     let response = try await TestHTTP.send(.POST, url, headers: headers, body: body)
                     #expect(response.status == 422, "\(url) \(body)")
                     #expect(try response.error().code == "VALIDATION_ERROR")

@@ -52,27 +52,36 @@ struct ChatExchange: Sendable {
     }
 
     static let maxMessageCharacters = 8_000
+    static let maxMessages = 100
+
+    /// White space as the API's JSON Schema patterns (ECMA-262 `\s`) mean it, so a message the
+    /// schema calls blank is refused here and no other: Foundation's set without U+0085, with U+FEFF.
+    static let whiteSpace: CharacterSet = {
+        var set = CharacterSet.whitespacesAndNewlines
+        set.remove("\u{85}")
+        set.insert("\u{FEFF}")
+        return set
+    }()
 
     /// The user's message of `body`; nil when there is none (the widget opening: the greeting answers).
+    /// Every message sent must be non-blank and at most 8000 characters; roles other than `user` are ignored.
     static func userMessage(of body: ChatRequest?) throws -> String? {
         guard let body else { return nil }
         var problems: [String: [String]] = [:]
-        if let messages = body.messages {
-            if messages.count > 100 { problems["messages"] = ["must hold at most 100 messages"] }
-            if messages.contains(where: { !["user", "assistant", "system"].contains($0.role) }) {
-                problems["messages"] = ["each role must be user, assistant or system"]
+        func check(_ text: String, _ field: String) {
+            if text.trimmingCharacters(in: whiteSpace).isEmpty {
+                problems[field] = ["a message must not be blank"]
+            } else if text.unicodeScalars.count > maxMessageCharacters {
+                problems[field] = ["a message must be at most \(maxMessageCharacters) characters"]
             }
         }
-        let text = body.message ?? body.messages?.last(where: { $0.role == "user" })?.content
-        if let text {
-            if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-                problems[body.message != nil ? "message" : "messages"] = ["the message must not be empty"]
-            } else if text.unicodeScalars.count > maxMessageCharacters {
-                problems[body.message != nil ? "message" : "messages"] = ["a message must be at most \(maxMessageCharacters) characters"]
-            }
+        if let message = body.message { check(message, "message") }
+        if let messages = body.messages {
+            if messages.count > maxMessages { problems["messages"] = ["must hold at most \(maxMessages) messages"] }
+            for message in messages.prefix(maxMessages) { check(message.content, "messages") }
         }
         guard problems.isEmpty else { throw AppError.validation(problems) }
-        return text
+        return body.message ?? body.messages?.last(where: { $0.role == "user" })?.content
     }
 
     /// The session of `X-Session-ID`, or 401.

@@ -171,10 +171,12 @@ struct OpenAIResponderTests {
             }
             #expect(try await H.count(database, "SELECT count(*)::int FROM messages WHERE role = 'assistant'") == 2)
             #expect(try await H.count(database, "SELECT count(*)::int FROM chat_traces WHERE status = 'failed' AND error LIKE 'provider answered %: provider says no'") == 2)
-            // The JSON route answers the provider's failure as 502.
+            // The JSON route answers the provider's failure in its body, as the stream does.
+            struct Failed: Decodable { struct Failure: Decodable { var code: String }; var status: String; var content: String; var error: Failure? }
             let json = try await H.ask(chat, session: session, message: "Anything else?")
-            #expect(json.status == 502)
-            #expect(try json.error().code == "RESPONDER_ERROR")
+            #expect(json.status == 200)
+            let failed = try json.json(Failed.self)
+            #expect(failed.status == "failed" && failed.content.isEmpty && failed.error?.code == "RESPONDER_ERROR")
         }
     }
 }

@@ -10,11 +10,18 @@ struct ChatController: Sendable {
     let exchange: ChatExchange
 
     struct ChatResponse: Codable, Sendable {
+        /// Why the responder stopped, as the stream's `error` event says it.
+        struct Failure: Codable, Sendable {
+            var code: String
+            var detail: String
+        }
         var messageId: UUID?
         var conversationId: UUID?
         var content: String
+        /// `complete`, `refused`, `partial` (the responder failed after saying something) or `failed`.
         var status: String
         var sources: [MessageSource]
+        var error: Failure?
     }
 
     func addRoutes(api: RouterGroup<AppRequestContext>, publicWidgets: RouterGroup<AppRequestContext>) {
@@ -35,15 +42,14 @@ struct ChatController: Sendable {
     }
 
     private func answer(_ prepared: ChatExchange.Prepared, context: AppRequestContext) async throws -> JSONResponse<ChatResponse> {
+        // A responder's failure is part of the answer, as in the stream (an `error` event after a 200):
+        // the message was accepted and stored, only the assistant could not (fully) reply.
         let outcome = await exchange.answer(prepared, logger: context.logger) { _ in }
-        if let error = outcome.error {
-            let status: HTTPResponse.Status = if case .timedOut = error { .gatewayTimeout } else { .badGateway }
-            throw AppError(status, code: error.code, detail: error.publicDetail)
-        }
         return JSONResponse(
             ChatResponse(
-                messageId: outcome.messageID, conversationId: outcome.conversationID, content: outcome.text, status: outcome.status,
-                sources: outcome.sources
+                messageId: outcome.messageID, conversationId: outcome.conversationID, content: outcome.text,
+                status: outcome.error != nil && outcome.text.isEmpty ? "failed" : outcome.status, sources: outcome.sources,
+                error: outcome.error.map { ChatResponse.Failure(code: $0.code, detail: $0.publicDetail) }
             )
         )
     }

@@ -2,19 +2,46 @@ import Hummingbird
 import InternalAPI
 import ServiceCore
 
-/// Builds the chat service: widget sessions and the streaming chat endpoint.
+/// Builds the chat service: widget sessions, conversations answered by the responders, history and traces.
 package func buildChatApplication(config: ChatConfig) async throws -> some ApplicationProtocol {
     let foundation = try await ServiceFoundation(name: "chat", config: config.common)
     let sessions = PostgresSessionRepository(client: foundation.database)
     let tenancy = foundation.client(for: "tenancy", baseURL: config.tenancyURL)
     let directory = TenantDirectory(tenancy: tenancy, ttl: .seconds(config.tenantCacheSeconds))
     let agents = InternalLookupCache<AgentConfiguration>(client: tenancy, ttl: .seconds(config.agentCacheSeconds))
-    let responder = GreetingResponder(tokenDelay: .milliseconds(config.streamTokenDelayMilliseconds))
+
+    // Conversations (issue 10): responders, quota through billing, answers reported to billing
+    // through the outbox, history and traces.
+    let billing = foundation.client(for: "billing", baseURL: config.billingURL)
+    let outbox = Outbox(routes: [MessageAnswered.type: [billing]])
+    let relay = OutboxRelay(outbox: outbox, database: foundation.database, metrics: foundation.metrics, logger: foundation.logger)
+    let verifier = foundation.accessTokenVerifier(jwksURL: config.jwksURL, refreshSeconds: config.jwksRefreshSeconds)
+    let openAI = OpenAISettings(
+        baseURL: config.openAIBaseURL, apiKey: config.openAIKey, model: config.openAIModel, timeout: .seconds(config.openAITimeoutSeconds)
+    )
+    let responders = Responders(
+        byName: [
+            "builtin": BuiltinResponder(tokenDelay: .milliseconds(config.streamTokenDelayMilliseconds)),
+            "openai": OpenAIResponder(settings: openAI, http: foundation.http, logger: foundation.logger),
+        ],
+        defaultName: config.responder
+    )
+    let conversations = PostgresConversationRepository(client: foundation.database, outbox: outbox)
+    let exchange = ChatExchange(
+        sessions: sessions, directory: directory, agents: agents, conversations: conversations,
+        retriever: PostgresKnowledgeRetriever(client: foundation.database), responders: responders,
+        quota: QuotaGate(billing: billing, ttl: .seconds(config.entitlementCacheSeconds), grace: .seconds(config.quotaGraceSeconds))
+    )
+    let access = ChatAccess(exchange: exchange, verifier: verifier)
 
     let routes = foundation.makeRouter()
     SessionsController(sessions: sessions, directory: directory, maxAgeDays: config.sessionMaxAgeDays)
         .addRoutes(to: routes.group("api/sessions"))
-    ChatKitController(sessions: sessions, directory: directory, agents: agents, responder: responder).addRoutes(to: routes)
+    ChatKitController(exchange: exchange).addRoutes(to: routes)
+    ChatController(exchange: exchange).addRoutes(api: routes.group("api"), publicWidgets: routes.group("api/public/widgets"))
+    ConversationsController(access: access, conversations: conversations).addRoutes(to: routes.group("api"))
+    TracesController(access: access, traces: PostgresTraceRepository(client: foundation.database))
+        .addRoutes(to: routes.group("api/admin/tenants"))
     // tenancy's: usage counts for its administration, and its tenant events (a suspended tenant's
     // cached entry is dropped, so its sessions stop at once).
     let fromTenancy = foundation.internalGroup(routes, accepting: ["tenancy"])
@@ -22,5 +49,7 @@ package func buildChatApplication(config: ChatConfig) async throws -> some Appli
     let forget: EventReceiver.Handler = { event, _, _ in directory.forget(try event.decodePayload(as: TenantChanged.self).tenantId) }
     EventReceiver(database: foundation.database, handlers: Dictionary(uniqueKeysWithValues: TenantChanged.types.map { ($0, forget) }))
         .addRoutes(to: fromTenancy)
-    return foundation.makeApplication(routes: routes, migrations: ChatMigrations.all)
+    return foundation.makeApplication(
+        routes: routes, migrations: ChatMigrations.all + ConversationMigrations.all, services: [verifier, relay]
+    )
 }

@@ -117,6 +117,12 @@ package enum PublicRoutes {
         .init(.post, "/api/sessions/init", .chat, .open),
         .init(.post, "/api/sessions/validate", .chat, .session),
         .init(.post, "/chatkit", .chat, .session),
+        // chat: conversations, history and traces (issue 10, conversations part)
+        .init(.post, "/api/chat", .chat, .session),
+        .init(.post, "/api/public/widgets/:tenantID/chat", .chat, .session),
+        .init(.get, "/api/conversations", .chat, .session),
+        .init(.get, "/api/conversations/:conversationID/messages", .chat, .session),
+        .init(.get, "/api/admin/tenants/:tenantID/traces", .chat, .authenticated),
     ]
 
     /// The routes declared for a path (every method it answers), or nil for a path no service has.

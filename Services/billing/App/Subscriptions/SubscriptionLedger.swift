@@ -121,7 +121,10 @@ struct SubscriptionLedger: Sendable {
 
     /// The subscription after an approved payment for `plan`: a new period from now, or, when the
     /// same plan is paid again while its period runs, the next period after the current one.
-    static func activated(_ current: SubscriptionRecord?, tenantID: UUID, plan: String, now: Date) -> SubscriptionRecord {
+    static func activated(_ current: SubscriptionRecord?, tenantID: UUID, plan: String, now exactly: Date) -> SubscriptionRecord {
+        // Periods start on a whole second: events carry their times to the second (as every time on
+        // the wire), so a message answered just after the payment must not sort before its period.
+        let now = Date(timeIntervalSince1970: exactly.timeIntervalSince1970.rounded(.down))
         var renewal = false
         if let current, current.status == .active, current.plan == plan, let end = current.currentPeriodEnd, end > now { renewal = true }
         let from = renewal ? (current?.currentPeriodEnd ?? now) : now

@@ -45,10 +45,13 @@ struct TenantEventsTests {
             #expect(try await Self.directoryName(stack, tenant) == "Acme Two")
             // Only tenancy sends them.
             let forged = try Self.event(TenantChanged.renamed, tenant, name: "Hijacked", version: 9_000)
-            for caller in [ServiceName.chat, .billing, .gateway] {
+            for caller in [ServiceName.chat, .gateway] {
                 let refused = try await stack.callInternal(.post, .auth, "/internal/events", as: caller, json: forged)
                 #expect(refused.status == 401)
             }
+            // billing reaches the route (its trial events) but may not send tenancy's.
+            let fromBilling = try await stack.callInternal(.post, .auth, "/internal/events", as: .billing, json: forged)
+            #expect(try fromBilling.status == 403 && fromBilling.error().code == "EVENT_SENDER_NOT_ALLOWED")
             #expect(try await Self.directoryName(stack, tenant) == "Acme Two")
         }
     }

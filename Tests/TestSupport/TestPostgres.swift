@@ -76,7 +76,11 @@ package enum TestPostgres {
     }
 
     /// Runs `body` with a monitored `Database` on `database`, as a service would have it.
+    /// Its health check allows 5 s, as `TestStack`'s services do: beside every other test, two slow
+    /// `SELECT 1`s in a row would otherwise mark a healthy database down (`DatabaseUnavailable`).
     package static func withDatabase<T: Sendable>(_ database: DatabaseConfig, _ body: (Database) async throws -> T) async throws -> T {
+        var database = database
+        database.checkTimeout = .seconds(5)
         let client = PostgresClient(configuration: database.clientConfiguration, backgroundLogger: quietLogger)
         let monitor = DatabaseMonitor(database: database, logger: quietLogger)
         return try await withThrowingTaskGroup(of: Void.self) { group in

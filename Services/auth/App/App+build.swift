@@ -64,8 +64,13 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
         .addRoutes(to: foundation.internalGroup(routes, accepting: ["tenancy"]))
     // Tenants a super_admin creates get their owner invited; tenancy's tenant events keep the directory true.
     InternalInvitationsController(invitations: invitations).addRoutes(to: foundation.internalGroup(routes, accepting: ["tenancy"]))
-    EventReceiver(database: foundation.database, handlers: TenantEventHandlers.all(directory: directory))
-        .addRoutes(to: foundation.internalGroup(routes, accepting: ["tenancy"]))
+    // tenancy's tenant events, and billing's trial events (the owners' trial mails).
+    EventReceiver(
+        database: foundation.database,
+        handlers: TenantEventHandlers.all(directory: directory).merging(TrialMails.handlers(appBaseURL: appBaseURL)) { first, _ in first },
+        senders: Dictionary(uniqueKeysWithValues: TenantChanged.types.map { ($0, "tenancy") }).merging(TrialMails.senders) { first, _ in first }
+    )
+    .addRoutes(to: foundation.internalGroup(routes, accepting: ["tenancy", "billing"]))
     // The gateway's alone: its revocation feed and the API-key exchange.
     let gatewayOnly = foundation.internalGroup(routes, "gateway", accepting: ["gateway"])
     GatewayRevocationsController(sessions: sessions).addRoutes(to: gatewayOnly)

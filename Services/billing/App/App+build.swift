@@ -19,8 +19,10 @@ func buildBillingApplication(config: BillingConfig, clock: any BillingClock) asy
 
     // Billing core (issue 9, part B1): events out, the provider, the lifecycle and its scheduler.
     let tenancy = foundation.client(for: "tenancy", baseURL: config.tenancyURL)
-    // subscription_changed and the trial events have no receiver yet: declared, so written nowhere until one subscribes.
-    let outbox = Outbox(routes: [PaymentCompleted.type: [tenancy], SubscriptionChanged.type: [], TrialEnding.type: [], TrialEnded.type: []])
+    let auth = foundation.client(for: "auth", baseURL: config.authURL)
+    // subscription_changed has no receiver yet: declared, so written nowhere until one subscribes.
+    // The trial events go to auth, which mails the tenant's owners.
+    let outbox = Outbox(routes: [PaymentCompleted.type: [tenancy], SubscriptionChanged.type: [], TrialEnding.type: [auth], TrialEnded.type: [auth]])
     let relay = OutboxRelay(outbox: outbox, database: foundation.database, metrics: foundation.metrics, logger: foundation.logger)
     let provider = try PaymentProviderFactory.make(config, database: foundation.database, http: foundation.http, clock: clock)
     let ledger = SubscriptionLedger(outbox: outbox)

@@ -14,6 +14,8 @@ package struct BillingConfig: Sendable {
     // Billing core (issue 9, part B1): plans, the lifecycle, the provider and its webhooks.
     /// Where `billing.payment_completed` goes (`TENANCY_URL`).
     package var tenancyURL: String
+    /// Where the trial events go (`AUTH_URL`): auth mails the tenant's owners.
+    package var authURL: String
     /// `BILLING_PLANS` (JSON) or seed 000's plans.
     var plans: PlanCatalog
     /// `PAYMENT_PROVIDER`: `sandbox` (default), `mercadopago` or `stripe`.
@@ -43,12 +45,15 @@ package struct BillingConfig: Sendable {
         package var pendingApprovalSeconds: Double
     }
 
-    package init(common: CommonConfig, jwksURL: String, trialDays: Int = 14, tenancyURL: String = "http://127.0.0.1:8082") {
+    package init(common: CommonConfig, jwksURL: String, trialDays: Int = 14, tenancyURL: String = "http://127.0.0.1:8082",
+        authURL: String = "http://127.0.0.1:8081"
+    ) {
         self.common = common
         self.jwksURL = jwksURL
         self.jwksRefreshSeconds = AccessTokenVerifier.defaultRefreshSeconds
         self.trialDays = trialDays
         self.tenancyURL = tenancyURL
+        self.authURL = authURL
         self.plans = .defaults
         self.paymentProvider = .sandbox
         self.graceDays = 7
@@ -66,6 +71,7 @@ package struct BillingConfig: Sendable {
         self.jwksRefreshSeconds = try settings.jwksRefreshSeconds()
         self.trialDays = try settings.int("TRIAL_DAYS", default: 14, range: 1...365)
         self.tenancyURL = try settings.url("TENANCY_URL")
+        self.authURL = try settings.url("AUTH_URL")
         self.plans = try settings.optionalString("BILLING_PLANS").map { try PlanCatalog(json: $0) } ?? .defaults
         let provider = settings.string("PAYMENT_PROVIDER", default: "sandbox").lowercased()
         guard let kind = PaymentProviderKind(rawValue: provider) else {

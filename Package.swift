@@ -66,6 +66,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         // Branding uploads arrive as multipart/form-data; tenancy parses them with this (only tenancy uses it).
         .package(url: "https://github.com/vapor/multipart-kit.git", from: "4.7.1"),
+        // chat's knowledge base reads DOCX files (zip archives) with this; multipart-kit parses its uploads.
+        .package(url: "https://github.com/weichsel/ZIPFoundation.git", from: "0.9.20"),
     ],
     targets: [
         .target(
@@ -112,7 +114,14 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         )
-        + service("chat", app: "ChatApp", dependencies: [.product(name: "Crypto", package: "swift-crypto")])
+        + service(
+            "chat",
+            app: "ChatApp",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "MultipartKit", package: "multipart-kit"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"), .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        )
         + service(
             "gateway",
             app: "GatewayApp",

@@ -11,7 +11,9 @@ package func buildChatApplication(config: ChatConfig) async throws -> some Appli
     let agents = InternalLookupCache<AgentConfiguration>(client: tenancy, ttl: .seconds(config.agentCacheSeconds))
     let responder = GreetingResponder(tokenDelay: .milliseconds(config.streamTokenDelayMilliseconds))
 
-    let routes = foundation.makeRouter()
+    let routes = foundation.makeRouter(bodyLimits: [
+        KnowledgeController.uploadPath: KnowledgeController.maxBodyBytes, AttachmentsController.uploadPath: AttachmentsController.maxBodyBytes,
+    ])
     SessionsController(sessions: sessions, directory: directory, maxAgeDays: config.sessionMaxAgeDays)
         .addRoutes(to: routes.group("api/sessions"))
     ChatKitController(sessions: sessions, directory: directory, agents: agents, responder: responder).addRoutes(to: routes)
@@ -22,5 +24,29 @@ package func buildChatApplication(config: ChatConfig) async throws -> some Appli
     let forget: EventReceiver.Handler = { event, _, _ in directory.forget(try event.decodePayload(as: TenantChanged.self).tenantId) }
     EventReceiver(database: foundation.database, handlers: Dictionary(uniqueKeysWithValues: TenantChanged.types.map { ($0, forget) }))
         .addRoutes(to: fromTenancy)
-    return foundation.makeApplication(routes: routes, migrations: ChatMigrations.all)
+    // The knowledge base (tenant admins) with its ingestion worker, and widget attachments; files in
+    // chat's STORAGE_DIR. chat's outbox tells tenancy of a tenant's first processed document.
+    let verifier = foundation.accessTokenVerifier(jwksURL: config.jwksURL, refreshSeconds: config.jwksRefreshSeconds)
+    let storage = try FileSystemAssetStorage(directory: config.storageDirectory)
+    let outbox = Outbox(routes: [KnowledgeBaseUploaded.type: [tenancy]])
+    let relay = OutboxRelay(outbox: outbox, database: foundation.database, metrics: foundation.metrics, logger: foundation.logger)
+    let knowledge = PostgresKnowledgeRepository(client: foundation.database, outbox: outbox)
+    KnowledgeController(documents: knowledge, storage: storage, verifier: verifier, threadPool: .singleton)
+        .addRoutes(to: routes.group("api/knowledge-base"))
+    let ingestion = KnowledgeIngestionWorker(
+        repository: knowledge, storage: storage,
+        extractor: TextExtractor(
+            pdf: PDFText(executable: config.pdftotextPath, timeout: .seconds(config.pdfTimeoutSeconds), maxTextBytes: 32 * 1_048_576),
+            maxTextBytes: 32 * 1_048_576
+        ),
+        directory: directory, database: foundation.database,
+        settings: .init(
+            batchSize: config.knowledgeConcurrency, lease: .seconds(config.knowledgeLeaseSeconds), maxAttempts: config.knowledgeMaxAttempts
+        ),
+        logger: foundation.logger
+    )
+    AttachmentsController(
+        attachments: PostgresAttachmentRepository(client: foundation.database), sessions: sessions, storage: storage, threadPool: .singleton
+    ).addRoutes(to: routes.group("attachments"))
+    return foundation.makeApplication(routes: routes, migrations: ChatMigrations.all, services: [verifier, relay, ingestion])
 }

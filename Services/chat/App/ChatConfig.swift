@@ -13,6 +13,24 @@ package struct ChatConfig: Sendable {
     /// How long a tenant's agent configuration from tenancy is reused: a change reaches chat within it.
     package var agentCacheSeconds: Int
 
+    // The knowledge base and attachments.
+    /// How often the JWKS that admins' access tokens are checked with is refetched (`JWKS_REFRESH_SECONDS`).
+    package var jwksRefreshSeconds = AccessTokenVerifier.defaultRefreshSeconds
+    /// Where knowledge-base files and attachments are kept (`STORAGE_DIR`); chat's own directory,
+    /// shared by its replicas; created at start if missing.
+    package var storageDirectory = ".data/chat-storage"
+    /// poppler's `pdftotext`, by name on `PATH` or by path (`PDFTOTEXT_PATH`).
+    package var pdftotextPath = "pdftotext"
+    /// How long `pdftotext` may run on one PDF before it is killed and the document fails.
+    package var pdfTimeoutSeconds = 60
+    /// How long a worker holds a document it claimed; a crashed worker's document is claimed
+    /// again after it. Must outlast the processing of one document.
+    package var knowledgeLeaseSeconds = 300
+    /// Claims of a document before it fails for good.
+    package var knowledgeMaxAttempts = 3
+    /// Documents one replica processes side by side.
+    package var knowledgeConcurrency = 2
+
     package init(
         common: CommonConfig, jwksURL: String, tenancyURL: String, sessionMaxAgeDays: Int = 30,
         streamTokenDelayMilliseconds: Int = 40, tenantCacheSeconds: Int = 10, agentCacheSeconds: Int = 5
@@ -37,5 +55,13 @@ package struct ChatConfig: Sendable {
         self.tenantCacheSeconds = try settings.int("TENANT_CACHE_SECONDS", default: 10, range: 0...3_600)
         // At most 10 s: an admin's change to the agent shows in chat within that.
         self.agentCacheSeconds = try settings.int("AGENT_CONFIG_CACHE_SECONDS", default: 5, range: 0...10)
+        // The knowledge base and attachments.
+        self.jwksRefreshSeconds = try settings.jwksRefreshSeconds()
+        self.storageDirectory = settings.string("STORAGE_DIR", default: ".data/chat-storage")
+        self.pdftotextPath = settings.string("PDFTOTEXT_PATH", default: "pdftotext")
+        self.pdfTimeoutSeconds = try settings.int("KNOWLEDGE_PDF_TIMEOUT_SECONDS", default: 60, range: 1...600)
+        self.knowledgeLeaseSeconds = try settings.int("KNOWLEDGE_LEASE_SECONDS", default: 300, range: 1...3_600)
+        self.knowledgeMaxAttempts = try settings.int("KNOWLEDGE_MAX_ATTEMPTS", default: 3, range: 1...20)
+        self.knowledgeConcurrency = try settings.int("KNOWLEDGE_WORKER_CONCURRENCY", default: 2, range: 1...16)
     }
 }

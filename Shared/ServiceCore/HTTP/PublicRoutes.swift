@@ -97,6 +97,16 @@ package enum PublicRoutes {
         .init(.post, "/api/sessions/init", .chat, .open),
         .init(.post, "/api/sessions/validate", .chat, .session),
         .init(.post, "/chatkit", .chat, .session),
+        // chat: knowledge base and attachments (issue 10, part C1)
+        .init(.post, "/api/knowledge-base/upload", .chat, .authenticated),
+        .init(.get, "/api/knowledge-base/files", .chat, .authenticated),
+        .init(.get, "/api/knowledge-base/files/:fileID/status", .chat, .authenticated),
+        .init(.delete, "/api/knowledge-base/files/:fileID", .chat, .authenticated),
+        .init(.post, "/api/knowledge-base/files/:fileID/reprocess", .chat, .authenticated),
+        .init(.post, "/attachments", .chat, .session),
+        .init(.get, "/attachments/:attachmentID", .chat, .open),
+        .init(.get, "/attachments/:attachmentID/preview", .chat, .open),
+        .init(.delete, "/attachments/:attachmentID", .chat, .session),
     ]
 
     /// The routes declared for a path (every method it answers), or nil for a path no service has.

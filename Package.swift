@@ -161,7 +161,9 @@ let package = Package(
                     + (module == "ServiceCore" ? [hummingbird, .product(name: "Prometheus", package: "swift-prometheus")] : [])
                     // tenancy's per-route tests drive its router in process (HummingbirdTesting's `.router`);
                     // its registration tests key fingerprints as the running service does.
-                    + (module == "TenancyApp" ? routerTesting + [.product(name: "Crypto", package: "swift-crypto")] : []),
+                    + (module == "TenancyApp" ? routerTesting + [.product(name: "Crypto", package: "swift-crypto")] : [])
+                    // chat's knowledge-base and attachment tests drive its router in process too.
+                    + (module == "ChatApp" ? routerTesting : []),
                 path: "Tests/\(module)Tests",
                 swiftSettings: swiftSettings
             )

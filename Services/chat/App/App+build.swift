@@ -39,7 +39,7 @@ package func buildChatApplication(config: ChatConfig) async throws -> some Appli
             pdf: PDFText(executable: config.pdftotextPath, timeout: .seconds(config.pdfTimeoutSeconds), maxTextBytes: 32 * 1_048_576),
             maxTextBytes: 32 * 1_048_576
         ),
-        directory: directory, database: foundation.database,
+        language: { tenantID, logger in try await directory.tenant(id: tenantID, logger: logger)?.language }, database: foundation.database,
         settings: .init(
             batchSize: config.knowledgeConcurrency, lease: .seconds(config.knowledgeLeaseSeconds), maxAttempts: config.knowledgeMaxAttempts
         ),

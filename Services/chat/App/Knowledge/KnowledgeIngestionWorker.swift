@@ -24,7 +24,9 @@ struct KnowledgeIngestionWorker: Service {
     let repository: any KnowledgeRepository
     let storage: any AssetStorage
     let extractor: TextExtractor
-    let directory: TenantDirectory
+    /// The tenant's settings language (tenancy's tenant directory); nil for a tenant tenancy does
+    /// not know (removed), which indexes with `simple`; throws when tenancy cannot be asked.
+    let language: @Sendable (UUID, Logger) async throws -> String?
     let database: Database
     let settings: Settings
     let logger: Logger
@@ -61,8 +63,8 @@ struct KnowledgeIngestionWorker: Service {
         do {
             guard let format = DocumentFormat.named(job.filename) else { throw ExtractionFailure("the document's format is not supported") }
             guard let stored = try await storage.get(job.storageKey) else { throw ExtractionFailure("the stored file is missing") }
-            // A tenant unknown to tenancy (removed) indexes with `simple`; tenancy unreachable is retried.
-            let language = try await directory.tenant(id: job.tenantID, logger: logger)?.language
+            // tenancy unreachable: retried later.
+            let language = try await self.language(job.tenantID, logger)
             let text = try await extractor.text(of: Data(buffer: stored), format: format)
             let chunker = self.chunker
             let chunks = try await NIOThreadPool.singleton.runIfActive { chunker.chunks(of: text.replacingOccurrences(of: "\u{0}", with: "")) }

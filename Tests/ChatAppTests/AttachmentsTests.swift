@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import NIOCore
+import PostgresNIO
 import ServiceCore
 import TestSupport
 import Testing
@@ -22,7 +23,7 @@ struct AttachmentsTests {
 
     static let png: [UInt8] = Array(Data(base64Encoded: "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")!)
 
-    func session(_ kb: KnowledgeHarness) async throws -> String {
+    func newSession(_ kb: KnowledgeHarness) async throws -> String {
         let tenant = try await Fixtures.register(at: kb.stack.url(.tenancy))
         var headers = HTTPFields()
         headers[.xTenantSlug] = tenant.tenantSlug
@@ -42,7 +43,7 @@ struct AttachmentsTests {
 
     @Test func uploadDownloadPreviewDelete() async throws {
         try await KnowledgeHarness.with { kb in
-            let session = try await session(kb)
+            let session = try await newSession(kb)
             let image = try await upload(kb, Self.png, name: "photo.txt", session: session)
             #expect(image.status == 201, "\(image.text)")
             let view = try image.json(View.self)
@@ -55,15 +56,15 @@ struct AttachmentsTests {
             #expect(download.headers[.contentType] == "image/png" && download.headers[.xContentTypeOptions] == "nosniff")
             #expect(try await kb.send(.get, view.previewUrl!).status == 200)
 
-            let text = try await upload(kb, Array("plain notes".utf8), name: "a\"b.txt", session: session)
+            let text = try await upload(kb, Array("plain notes".utf8), name: "../notes.txt", session: session)
             let textView = try text.json(View.self)
             #expect(textView.previewUrl == nil)
             #expect(try await kb.send(.get, "/attachments/\(textView.id)/preview").status == 404)
             let textDownload = try await kb.send(.get, textView.uploadUrl)
-            #expect(textDownload.headers[.contentDisposition] == "attachment; filename=\"ab.txt\"")
+            #expect(textDownload.headers[.contentDisposition] == "attachment; filename=\"notes.txt\"")
 
             // Another session may not delete it; its own may, and then it is gone.
-            let other = try await session(kb)
+            let other = try await newSession(kb)
             var otherHeaders = HTTPFields()
             otherHeaders[.xSessionID] = other
             #expect(try await kb.send(.delete, view.uploadUrl, headers: otherHeaders).status == 404)
@@ -78,7 +79,7 @@ struct AttachmentsTests {
 
     @Test func badUploadsChangeNothing() async throws {
         try await KnowledgeHarness.with { kb in
-            let session = try await session(kb)
+            let session = try await newSession(kb)
             #expect(try await upload(kb, Self.png, name: "x.png", session: nil).status == 401)
             #expect(try await upload(kb, Self.png, name: "x.png", session: "sess_unknown").status == 401)
             let binary = try await upload(kb, [0x4D, 0x5A, 0x00, 0x90, 0xFF], name: "x.png", session: session)
@@ -95,7 +96,7 @@ struct AttachmentsTests {
 
     @Test func tenUploadsAMinutePerSession() async throws {
         try await KnowledgeHarness.with { kb in
-            let session = try await session(kb)
+            let session = try await newSession(kb)
             for index in 0..<10 {
                 #expect(try await upload(kb, Array("note \(index)".utf8), name: "n.txt", session: session).status == 201)
             }
@@ -105,7 +106,7 @@ struct AttachmentsTests {
             #expect(try await kb.count("SELECT count(*)::int FROM attachments") == 10)
             #expect(kb.storedFiles().count == 10)
             // Another session has its own allowance.
-            #expect(try await upload(kb, Array("x".utf8), name: "n.txt", session: try await session(kb)).status == 201)
+            #expect(try await upload(kb, Array("x".utf8), name: "n.txt", session: try await newSession(kb)).status == 201)
         }
     }
 }

@@ -42,9 +42,11 @@ struct KnowledgeQueueTests {
         }
 
         func row(_ id: UUID) async throws -> (status: String, attempts: Int, chunks: Int, error: String?) {
-            try await database.query(
+            let rows = try await database.query(
                 "SELECT status, attempts, chunk_count, processing_error FROM knowledge_documents WHERE id = \(id)", logger: Logger(label: "test")
-            ).decode((String, Int, Int, String?).self).first!
+            ).decode((String, Int, Int, String?).self)
+            let row = rows[0]
+            return (row.0, row.1, row.2, row.3)
         }
     }
 

@@ -1,5 +1,6 @@
 import Hummingbird
 import InternalAPI
+import NIOPosix
 import ServiceCore
 
 /// Builds the chat service: widget sessions and the streaming chat endpoint.

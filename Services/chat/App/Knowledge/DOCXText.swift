@@ -28,7 +28,7 @@ enum DOCXText {
             if entry.path == "word/document.xml" { document = entry }
         }
         guard let document else { throw ExtractionFailure("the DOCX file has no word/document.xml") }
-        if document.uncompressedSize > UInt64(maxDocumentBytes) {
+        if Int64(document.uncompressedSize) > Int64(maxDocumentBytes) {
             throw ExtractionFailure("the DOCX document is larger than \(maxDocumentBytes) bytes uncompressed")
         }
         var xml = Data()

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import PostgresNIO
 import ServiceCore
 import ServiceLifecycle
 
@@ -65,7 +66,7 @@ struct KnowledgeIngestionWorker: Service {
             guard let stored = try await storage.get(job.storageKey) else { throw ExtractionFailure("the stored file is missing") }
             // tenancy unreachable: retried later.
             let language = try await self.language(job.tenantID, logger)
-            let text = try await extractor.text(of: Data(buffer: stored), format: format)
+            let text = try await extractor.text(of: Data(stored.readableBytesView), format: format)
             let chunker = self.chunker
             let chunks = try await NIOThreadPool.singleton.runIfActive { chunker.chunks(of: text.replacingOccurrences(of: "\u{0}", with: "")) }
             guard !chunks.isEmpty else { throw ExtractionFailure("no text was found in the document") }

@@ -120,6 +120,8 @@ let package = Package(
             dependencies: [
                 .product(name: "Crypto", package: "swift-crypto"), .product(name: "MultipartKit", package: "multipart-kit"),
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"), .product(name: "NIOPosix", package: "swift-nio"),
+                // Its `ChildProcess` runs pdftotext (posix_spawn, no inherited sockets, waitpid with a deadline).
+                "LocalPostgres",
             ]
         )
         + service(

@@ -3,6 +3,7 @@ import NIOHTTP1
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import LocalPostgres
 import NIOCore
 import PostgresNIO
 import ServiceCore
@@ -193,12 +194,8 @@ enum KnowledgeFiles {
     static func docx(_ kind: String) throws -> [UInt8] {
         let path = NSTemporaryDirectory() + "kb-\(UUID().uuidString).docx"
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", docxScript, kind, path]
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw FixtureError(description: "python3 could not write the \(kind) DOCX") }
+        // posix_spawn and waitpid, not Foundation's Process (see LocalPostgres's ChildProcess).
+        try ChildProcess.run(["python3", "-c", docxScript, kind, path])
         return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import LocalPostgres
 import NIOPosix
 
 /// The text of a PDF, from poppler's `pdftotext` run as a child process on a temporary copy of the
@@ -29,15 +30,9 @@ struct PDFText: Sendable {
         }
         defer { try? FileManager.default.removeItem(at: directory) }
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = ["-enc", "UTF-8", "-q", input.path, output.path]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        let child = Child(process)
-        let status = try await child.run(timeout: timeout)
-        guard let status else { throw ExtractionFailure("reading the PDF took longer than \(timeout.components.seconds) s and was stopped") }
+        guard let status = try await Self.run([path, "-enc", "UTF-8", "-q", input.path, output.path], timeout: timeout) else {
+            throw ExtractionFailure("reading the PDF took longer than \(timeout.components.seconds) s and was stopped")
+        }
         guard status == 0 else { throw ExtractionFailure("the PDF could not be read (pdftotext exited with status \(status))") }
         let maxTextBytes = self.maxTextBytes
         return try await NIOThreadPool.singleton.runIfActive {
@@ -56,32 +51,26 @@ struct PDFText: Sendable {
         return path.split(separator: ":").map { "\($0)/\(executable)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    /// A started process and its end, which is awaited through `terminationHandler` (never
-    /// `waitUntilExit`, which blocks a thread).
-    private final class Child: @unchecked Sendable {
-        let process: Process
-
-        init(_ process: Process) { self.process = process }
-
-        /// The exit status, or nil when the process was killed for running past `timeout`.
-        func run(timeout: Duration) async throws -> Int32? {
-            let ended = AsyncStream<Int32>.makeStream()
-            process.terminationHandler = { process in
-                ended.continuation.yield(process.terminationStatus)
-                ended.continuation.finish()
+    /// Runs `arguments` (posix_spawn: the child inherits none of the service's sockets) and returns
+    /// its exit status, or nil when it ran past `timeout` and was killed. Waits by polling `waitpid`
+    /// without blocking a thread; a cancelled wait kills and reaps the child too.
+    static func run(_ arguments: [String], timeout: Duration) async throws -> Int32? {
+        let pid = try ChildProcess.spawn(arguments)
+        let deadline = ContinuousClock.now + timeout
+        do {
+            while true {
+                if let status = ChildProcess.exitStatus(ifEnded: pid) { return status }
+                if ContinuousClock.now >= deadline {
+                    kill(pid, SIGKILL)
+                    ChildProcess.wait(pid)
+                    return nil
+                }
+                try await Task.sleep(for: .milliseconds(20))
             }
-            try process.run()
-            let pid = process.processIdentifier
-            let killer = Task {
-                try await Task.sleep(for: timeout)
-                kill(pid, SIGKILL)
-                return true
-            }
-            var status: Int32?
-            for await value in ended.stream { status = value }
-            killer.cancel()
-            let killed = (try? await killer.value) ?? false
-            return killed ? nil : status
+        } catch {
+            kill(pid, SIGKILL)
+            ChildProcess.wait(pid)
+            throw error
         }
     }
 }

@@ -114,7 +114,8 @@ struct KnowledgeBaseTests {
                 body: ByteBuffer(bytes: MultipartBody(parts: [.init(name: "other", bytes: Array("x".utf8))]).bytes)
             )
             #expect(noFile.status == 422)
-            let tooBig = try await kb.upload([UInt8](repeating: 0x61, count: KnowledgeController.maxFileBytes + 1), filename: "big.txt", token: token)
+            // Past the route's own limit (50 MiB + 64 KiB of framing): 413 before the body is read.
+            let tooBig = try await kb.upload([UInt8](repeating: 0x61, count: KnowledgeController.maxBodyBytes + 1), filename: "big.txt", token: token)
             #expect(tooBig.status == 413)
             #expect(try tooBig.error().code == "PAYLOAD_TOO_LARGE")
             // Members without the role, and no token at all.
@@ -124,6 +125,9 @@ struct KnowledgeBaseTests {
 
             #expect(try await kb.count("SELECT count(*)::int FROM knowledge_documents") == 0)
             #expect(kb.storedFiles().isEmpty)
+            // The route's limit is its own: 2 MiB, beyond every other route's `MAX_BODY_BYTES`, is taken.
+            let large = try await kb.upload(Array(String(repeating: "Fresh bread daily. ", count: 110_000).utf8), filename: "large.txt", token: token)
+            #expect(large.status == 201, "\(large.text)")
         }
     }
 

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -91,16 +90,11 @@ struct AttachmentsController: Sendable {
     }
 
     private static func check(_ body: ByteBuffer, boundary: String) throws -> Accepted {
-        let form = try FileUploadForm.parse(body, boundary: boundary)
-        guard let file = form.file else { throw AppError.validation(["file": ["is required"]]) }
-        if file.body.readableBytes > maxFileBytes { throw fileTooLarge }
-        guard file.body.readableBytes > 0 else { throw AppError.validation(["file": ["is empty"]]) }
-        let bytes = Array(file.body.readableBytesView)
-        guard let format = AttachmentFormat.detect(bytes) else {
+        let file = try FileUploadForm.file(in: body, boundary: boundary, maxBytes: maxFileBytes, tooLarge: fileTooLarge)
+        guard let format = AttachmentFormat.detect(Array(file.body.readableBytesView)) else {
             throw AppError.validation(["file": ["must be a PNG, JPEG, GIF or WebP image, a PDF or UTF-8 text"]])
         }
-        let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
-        return Accepted(format: format, file: file.body, name: file.displayName, sha256: digest)
+        return Accepted(format: format, file: file.body, name: file.displayName, sha256: file.sha256)
     }
 
     @Sendable func download(_ request: Request, context: AppRequestContext) async throws -> Response {

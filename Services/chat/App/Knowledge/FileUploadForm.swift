@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -26,6 +27,11 @@ struct FileUploadForm: Decodable {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "a file part is read from multipart only"))
         }
 
+        /// The SHA-256 of the file, in hex.
+        var sha256: String {
+            SHA256.hash(data: Array(part.body.readableBytesView)).map { String(format: "%02x", $0) }.joined()
+        }
+
         /// The client's file name, for display only.
         var displayName: String {
             MultipartFormChecks.displayName(contentDisposition: part.headers.first { $0.name.lowercased() == "content-disposition" }?.value ?? "")
@@ -42,6 +48,14 @@ struct FileUploadForm: Decodable {
         } catch {
             throw MultipartFormChecks.malformed
         }
+    }
+
+    /// The `file` part of `body`: present, not empty, at most `maxBytes` (beyond: `tooLarge`).
+    static func file(in body: ByteBuffer, boundary: String, maxBytes: Int, tooLarge: AppError) throws -> UploadedPart {
+        guard let file = try parse(body, boundary: boundary).file else { throw AppError.validation(["file": ["is required"]]) }
+        if file.body.readableBytes > maxBytes { throw tooLarge }
+        guard file.body.readableBytes > 0 else { throw AppError.validation(["file": ["is empty"]]) }
+        return file
     }
 
     /// The boundary of the request's content type, or 415 naming what to send.

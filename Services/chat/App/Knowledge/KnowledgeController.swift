@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -120,18 +119,14 @@ struct KnowledgeController: Sendable {
     }
 
     private static func check(_ body: ByteBuffer, boundary: String) throws -> Accepted {
-        let form = try FileUploadForm.parse(body, boundary: boundary)
-        guard let file = form.file else { throw AppError.validation(["file": ["is required"]]) }
-        if file.body.readableBytes > maxFileBytes { throw fileTooLarge }
+        let file = try FileUploadForm.file(in: body, boundary: boundary, maxBytes: maxFileBytes, tooLarge: fileTooLarge)
         let name = file.displayName
         let supported = DocumentFormat.allCases.map { $0.rawValue.uppercased() }.joined(separator: ", ")
         guard let format = DocumentFormat.named(name) else {
             throw AppError.validation(["file": ["must be one of \(supported) (by its file name's extension)"]])
         }
-        guard file.body.readableBytes > 0 else { throw AppError.validation(["file": ["is empty"]]) }
         if let mismatch = format.mismatch(file.body.readableBytesView) { throw AppError.validation(["file": [mismatch]]) }
-        let digest = SHA256.hash(data: Array(file.body.readableBytesView)).map { String(format: "%02x", $0) }.joined()
-        return Accepted(format: format, file: file.body, name: name, sha256: digest)
+        return Accepted(format: format, file: file.body, name: name, sha256: file.sha256)
     }
 
     @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<FileList> {

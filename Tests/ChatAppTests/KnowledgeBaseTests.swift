@@ -203,6 +203,10 @@ struct KnowledgeBaseTests {
             let seen = try await kb.send(.get, "/api/knowledge-base/files/\(id)/status?tenant_id=\(owner.uuidString.lowercased())", token: admin)
             #expect(seen.status == 200)
             #expect(try await kb.send(.get, "/api/knowledge-base/files/\(id)/status", token: admin).status == 404)
+            // Anyone else naming a tenant: their own works, another (or a non-UUID) is 404.
+            #expect(try await kb.send(.get, "/api/knowledge-base/files?tenant_id=\(owner.uuidString.lowercased())", token: other).status == 404)
+            #expect(try await kb.send(.get, "/api/knowledge-base/files?tenant_id=", token: ownerToken).status == 404)
+            #expect(try await kb.send(.get, "/api/knowledge-base/files/\(id)/status?tenant_id=\(owner.uuidString.lowercased())", token: ownerToken).status == 200)
         }
     }
 

@@ -35,6 +35,16 @@ func service(_ directory: String, app: String, dependencies: [Target.Dependency]
     ]
 }
 
+/// billing's per-route tests drive its router in process; they and the live flow sign webhooks as providers do.
+func billingTestDependencies(_ module: String) -> [Target.Dependency] {
+    let crypto: [Target.Dependency] = [.product(name: "Crypto", package: "swift-crypto")]
+    switch module {
+    case "BillingApp": return routerTesting + crypto
+    case "EndToEnd": return crypto
+    default: return []
+    }
+}
+
 func serviceProduct(_ directory: String) -> Product {
     .executable(name: directory, targets: ["\(directory)-server"])
 }
@@ -105,7 +115,10 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         )
-        + service("billing", app: "BillingApp")
+        + service(
+            "billing", app: "BillingApp",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOHTTP1", package: "swift-nio")]
+        )
         + service(
             "tenancy",
             app: "TenancyApp",
@@ -164,6 +177,7 @@ let package = Package(
                     // tenancy's per-route tests drive its router in process (HummingbirdTesting's `.router`);
                     // its registration tests key fingerprints as the running service does.
                     + (module == "TenancyApp" ? routerTesting + [.product(name: "Crypto", package: "swift-crypto")] : [])
+                    + billingTestDependencies(module)
                     // chat's knowledge-base and attachment tests drive its router in process too.
                     + (module == "ChatApp" ? routerTesting : []),
                 path: "Tests/\(module)Tests",

@@ -12,6 +12,17 @@ swift build --build-tests
 # Every test starts services of its own (pools, listeners, background workers) on the same small
 # machine; run at most this many at once, so deadlines measure the code and not the queue for a core.
 export SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=${SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH:-8}
+# Stripe's official Python library, which the billing tests check webhook signatures against
+# (Tests/BillingAppTests/StripeWebhookTests.swift), in a virtual environment of its own under .build, made once
+# (the tests make it themselves when it is missing; making it here keeps that out of their deadlines).
+stripe_venv=.build/stripe-venv
+if [[ ! -x $stripe_venv/bin/python ]] || ! cmp -s Tools/stripe/requirements.txt "$stripe_venv/requirements.txt"; then
+    echo "test: installing Stripe's Python library into $stripe_venv (Tools/stripe/requirements.txt)"
+    rm -rf "$stripe_venv"
+    python3 -m venv "$stripe_venv"
+    "$stripe_venv/bin/python" -m pip install --quiet --disable-pip-version-check -r Tools/stripe/requirements.txt
+    cp Tools/stripe/requirements.txt "$stripe_venv/requirements.txt"
+fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 swift test --skip-build 2>&1 | tee "$log"

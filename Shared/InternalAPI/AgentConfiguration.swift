@@ -34,10 +34,14 @@ package struct AgentConfiguration: Codable, Sendable, Equatable {
     package var storeContext: [String: JSONValue]
     package var guardrailConfig: Guardrails
     package var updatedAt: Date
+    /// Which of chat's responders answers for this tenant (`builtin`, `openai`); nil: chat's
+    /// `CHAT_RESPONDER`. Added for chat's responders; an absent field reads as nil.
+    package var responder: String?
 
     package init(
         tenantId: String, agentName: String, tone: Tone, greetingMessage: String, temperature: Double, maxTokens: Int, model: String,
-        storeContext: [String: JSONValue], guardrailConfig: Guardrails, updatedAt: Date
+        storeContext: [String: JSONValue], guardrailConfig: Guardrails, updatedAt: Date,
+        responder: String? = nil
     ) {
         self.tenantId = tenantId
         self.agentName = agentName
@@ -49,5 +53,6 @@ package struct AgentConfiguration: Codable, Sendable, Equatable {
         self.storeContext = storeContext
         self.guardrailConfig = guardrailConfig
         self.updatedAt = updatedAt
+        self.responder = responder
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import InternalAPI
 import NIOHTTP1
 import PostgresNIO
 import ServiceCore
@@ -90,7 +91,8 @@ struct ChatAPITests {
             let decoded = try events.dropLast().map { try JSONCoding.decoder.decode(Event.self, from: Data($0.data.utf8)) }
             let deltas = decoded.filter { $0.type == "text.delta" }.compactMap(\.delta)
             #expect(deltas.count > 5)
-            let greeting = "Hi! I'm the virtual assistant of Bakery Blue. How can I help you today?"
+            // First contact: the greeting, then (with nothing in the knowledge base) a plain "I don't know".
+            let greeting = "Hi! I'm the virtual assistant of Bakery Blue. How can I help you today?\n\n" + BuiltinResponder.unknown(.friendly)
             #expect(deltas.joined() == greeting)
             #expect(decoded.last?.content == greeting)
             // Produced 100 ms apart and received as produced, not all at the end.
@@ -132,7 +134,7 @@ struct ChatAPITests {
     }
 
     @Test func greetingIsSplitIntoWords() {
-        #expect(GreetingResponder.tokens(of: "Hi there,  friend!") == ["Hi ", "there,  ", "friend!"])
-        #expect(GreetingResponder.tokens(of: "").isEmpty)
+        #expect(WordStream.tokens(of: "Hi there,  friend!") == ["Hi ", "there,  ", "friend!"])
+        #expect(WordStream.tokens(of: "").isEmpty)
     }
 }

@@ -107,23 +107,7 @@ package final class SMTPTestServer: Sendable {
 
     /// The virtual environment's interpreter, made once per test process.
     private static let python = Task<String, any Error> {
-        let requirements = "\(root)/Tests/TestSupport/smtp_test_server.requirements.txt"
-        let venv = "\(root)/.build/test-venv"
-        let installed = "\(venv)/requirements.txt"
-        if FileManager.default.isExecutableFile(atPath: "\(venv)/bin/python"),
-            FileManager.default.contentsEqual(atPath: requirements, andPath: installed)
-        {
-            return "\(venv)/bin/python"
-        }
-        // Built aside and renamed into place, so a half-made environment is never taken for a ready one.
-        let building = "\(venv).building-\(getpid())"
-        try? FileManager.default.removeItem(atPath: building)
-        try ChildProcess.run(["python3", "-m", "venv", building])
-        try ChildProcess.run(["\(building)/bin/python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", requirements])
-        try FileManager.default.copyItem(atPath: requirements, toPath: "\(building)/requirements.txt")
-        try? FileManager.default.removeItem(atPath: venv)
-        try FileManager.default.moveItem(atPath: building, toPath: venv)
-        return "\(venv)/bin/python"
+        try PythonEnvironment.interpreter(venv: ".build/test-venv", requirements: "Tests/TestSupport/smtp_test_server.requirements.txt")
     }
 }
 

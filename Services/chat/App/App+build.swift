@@ -3,21 +3,49 @@ import InternalAPI
 import NIOPosix
 import ServiceCore
 
-/// Builds the chat service: widget sessions and the streaming chat endpoint.
+/// Builds the chat service: widget sessions, conversations answered by the responders, history and traces.
 package func buildChatApplication(config: ChatConfig) async throws -> some ApplicationProtocol {
     let foundation = try await ServiceFoundation(name: "chat", config: config.common)
     let sessions = PostgresSessionRepository(client: foundation.database)
     let tenancy = foundation.client(for: "tenancy", baseURL: config.tenancyURL)
     let directory = TenantDirectory(tenancy: tenancy, ttl: .seconds(config.tenantCacheSeconds))
     let agents = InternalLookupCache<AgentConfiguration>(client: tenancy, ttl: .seconds(config.agentCacheSeconds))
-    let responder = GreetingResponder(tokenDelay: .milliseconds(config.streamTokenDelayMilliseconds))
+
+    // Conversations (issue 10): responders, quota through billing, answers reported to billing
+    // through the outbox, history and traces.
+    let billing = foundation.client(for: "billing", baseURL: config.billingURL)
+    // chat's outbox: answered messages to billing; a tenant's first processed knowledge-base document to tenancy.
+    let outbox = Outbox(routes: [MessageAnswered.type: [billing], KnowledgeBaseUploaded.type: [tenancy]])
+    let relay = OutboxRelay(outbox: outbox, database: foundation.database, metrics: foundation.metrics, logger: foundation.logger)
+    let verifier = foundation.accessTokenVerifier(jwksURL: config.jwksURL, refreshSeconds: config.jwksRefreshSeconds)
+    let openAI = OpenAISettings(
+        baseURL: config.openAIBaseURL, apiKey: config.openAIKey, model: config.openAIModel, timeout: .seconds(config.openAITimeoutSeconds)
+    )
+    let responders = Responders(
+        byName: [
+            "builtin": BuiltinResponder(tokenDelay: .milliseconds(config.streamTokenDelayMilliseconds)),
+            "openai": OpenAIResponder(settings: openAI, http: foundation.http, logger: foundation.logger),
+        ],
+        defaultName: config.responder
+    )
+    let conversations = PostgresConversationRepository(client: foundation.database, outbox: outbox)
+    let exchange = ChatExchange(
+        sessions: sessions, directory: directory, agents: agents, conversations: conversations,
+        retriever: PostgresKnowledgeRetriever(client: foundation.database), responders: responders,
+        quota: QuotaGate(billing: billing, ttl: .seconds(config.entitlementCacheSeconds), grace: .seconds(config.quotaGraceSeconds))
+    )
+    let access = ChatAccess(exchange: exchange, verifier: verifier)
 
     let routes = foundation.makeRouter(bodyLimits: [
         KnowledgeController.uploadPath: KnowledgeController.maxBodyBytes, AttachmentsController.uploadPath: AttachmentsController.maxBodyBytes,
     ])
     SessionsController(sessions: sessions, directory: directory, maxAgeDays: config.sessionMaxAgeDays)
         .addRoutes(to: routes.group("api/sessions"))
-    ChatKitController(sessions: sessions, directory: directory, agents: agents, responder: responder).addRoutes(to: routes)
+    ChatKitController(exchange: exchange).addRoutes(to: routes)
+    ChatController(exchange: exchange).addRoutes(api: routes.group("api"), publicWidgets: routes.group("api/public/widgets"))
+    ConversationsController(access: access, conversations: conversations).addRoutes(to: routes.group("api"))
+    TracesController(access: access, traces: PostgresTraceRepository(client: foundation.database))
+        .addRoutes(to: routes.group("api/admin/tenants"))
     // tenancy's: usage counts for its administration, and its tenant events (a suspended tenant's
     // cached entry is dropped, so its sessions stop at once).
     let fromTenancy = foundation.internalGroup(routes, accepting: ["tenancy"])
@@ -26,11 +54,8 @@ package func buildChatApplication(config: ChatConfig) async throws -> some Appli
     EventReceiver(database: foundation.database, handlers: Dictionary(uniqueKeysWithValues: TenantChanged.types.map { ($0, forget) }))
         .addRoutes(to: fromTenancy)
     // The knowledge base (tenant admins) with its ingestion worker, and widget attachments; files in
-    // chat's STORAGE_DIR. chat's outbox tells tenancy of a tenant's first processed document.
-    let verifier = foundation.accessTokenVerifier(jwksURL: config.jwksURL, refreshSeconds: config.jwksRefreshSeconds)
+    // chat's STORAGE_DIR. The outbox above tells tenancy of a tenant's first processed document.
     let storage = try FileSystemAssetStorage(directory: config.storageDirectory)
-    let outbox = Outbox(routes: [KnowledgeBaseUploaded.type: [tenancy]])
-    let relay = OutboxRelay(outbox: outbox, database: foundation.database, metrics: foundation.metrics, logger: foundation.logger)
     let knowledge = PostgresKnowledgeRepository(client: foundation.database, outbox: outbox)
     KnowledgeController(documents: knowledge, storage: storage, verifier: verifier, threadPool: .singleton)
         .addRoutes(to: routes.group("api/knowledge-base"))
@@ -49,5 +74,7 @@ package func buildChatApplication(config: ChatConfig) async throws -> some Appli
     AttachmentsController(
         attachments: PostgresAttachmentRepository(client: foundation.database), sessions: sessions, storage: storage, threadPool: .singleton
     ).addRoutes(to: routes.group("attachments"))
-    return foundation.makeApplication(routes: routes, migrations: ChatMigrations.all, services: [verifier, relay, ingestion])
+    return foundation.makeApplication(
+        routes: routes, migrations: ChatMigrations.all + ConversationMigrations.all, services: [verifier, relay, ingestion]
+    )
 }

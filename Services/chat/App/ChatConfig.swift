@@ -12,10 +12,23 @@ package struct ChatConfig: Sendable {
     package var tenantCacheSeconds: Int
     /// How long a tenant's agent configuration from tenancy is reused: a change reaches chat within it.
     package var agentCacheSeconds: Int
-
-    // The knowledge base and attachments.
-    /// How often the JWKS that admins' access tokens are checked with is refetched (`JWKS_REFRESH_SECONDS`).
+    // Conversations, responders, quota (issue 10, conversations part).
+    /// billing, asked for each tenant's entitlement before a user message.
+    package var billingURL: String
     package var jwksRefreshSeconds = AccessTokenVerifier.defaultRefreshSeconds
+    /// `builtin` (offline, from the knowledge base) or `openai`; a tenant's agent may pick another.
+    package var responder = "builtin"
+    package var openAIBaseURL = "https://api.openai.com/v1"
+    package var openAIKey: String?
+    package var openAIModel = "gpt-4o-mini"
+    /// No token from the provider within it ends the reply with an error event.
+    package var openAITimeoutSeconds = 30
+    /// How long billing's entitlement answer is reused (at most 10 s).
+    package var entitlementCacheSeconds = 10
+    /// How long messages are allowed while billing cannot be asked and no answer of it is known.
+    package var quotaGraceSeconds = 300
+
+    // The knowledge base and attachments (`jwksRefreshSeconds` above checks admins' tokens too).
     /// Where knowledge-base files and attachments are kept (`STORAGE_DIR`); chat's own directory,
     /// shared by its replicas; created at start if missing.
     package var storageDirectory = ".data/chat-storage"
@@ -33,7 +46,8 @@ package struct ChatConfig: Sendable {
 
     package init(
         common: CommonConfig, jwksURL: String, tenancyURL: String, sessionMaxAgeDays: Int = 30,
-        streamTokenDelayMilliseconds: Int = 40, tenantCacheSeconds: Int = 10, agentCacheSeconds: Int = 5
+        streamTokenDelayMilliseconds: Int = 40, tenantCacheSeconds: Int = 10, agentCacheSeconds: Int = 5,
+        billingURL: String = "http://127.0.0.1:8083"
     ) {
         self.common = common
         self.jwksURL = jwksURL
@@ -42,6 +56,7 @@ package struct ChatConfig: Sendable {
         self.streamTokenDelayMilliseconds = streamTokenDelayMilliseconds
         self.tenantCacheSeconds = tenantCacheSeconds
         self.agentCacheSeconds = agentCacheSeconds
+        self.billingURL = billingURL
     }
 
     package init(settings: Settings) throws {
@@ -55,8 +70,20 @@ package struct ChatConfig: Sendable {
         self.tenantCacheSeconds = try settings.int("TENANT_CACHE_SECONDS", default: 10, range: 0...3_600)
         // At most 10 s: an admin's change to the agent shows in chat within that.
         self.agentCacheSeconds = try settings.int("AGENT_CONFIG_CACHE_SECONDS", default: 5, range: 0...10)
-        // The knowledge base and attachments.
+        // Conversations, responders, quota.
+        self.billingURL = try settings.url("BILLING_URL")
         self.jwksRefreshSeconds = try settings.jwksRefreshSeconds()
+        self.responder = settings.string("CHAT_RESPONDER", default: "builtin")
+        guard ["builtin", "openai"].contains(responder) else {
+            throw ConfigurationError(variable: "CHAT_RESPONDER", problem: "must be builtin or openai")
+        }
+        self.openAIBaseURL = try settings.url("OPENAI_BASE_URL", default: "https://api.openai.com/v1")
+        self.openAIKey = settings.optionalString("OPENAI_API_KEY", isSecret: true)
+        self.openAIModel = settings.string("OPENAI_MODEL", default: "gpt-4o-mini")
+        self.openAITimeoutSeconds = try settings.int("OPENAI_TIMEOUT_SECONDS", default: 30, range: 1...600)
+        self.entitlementCacheSeconds = try settings.int("ENTITLEMENT_CACHE_SECONDS", default: 10, range: 0...10)
+        self.quotaGraceSeconds = try settings.int("QUOTA_GRACE_SECONDS", default: 300, range: 0...86_400)
+        // The knowledge base and attachments.
         self.storageDirectory = settings.string("STORAGE_DIR", default: ".data/chat-storage")
         self.pdftotextPath = settings.string("PDFTOTEXT_PATH", default: "pdftotext")
         self.pdfTimeoutSeconds = try settings.int("KNOWLEDGE_PDF_TIMEOUT_SECONDS", default: 60, range: 1...600)

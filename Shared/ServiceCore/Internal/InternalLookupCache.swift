@@ -43,6 +43,12 @@ package final class InternalLookupCache<Value: Decodable & Sendable>: Sendable {
         }
     }
 
+    /// The last answer kept for `path`, however old: what a caller may fall back on while the
+    /// service cannot be asked.
+    package func lastKnown(path: String) -> Value? {
+        cache.withLock { $0[path]?.value }
+    }
+
     /// Drops every kept answer `stale` picks: the next question for it asks the service.
     package func forget(where stale: (Value) -> Bool) {
         cache.withLock { cache in cache = cache.filter { !stale($0.value.value) } }

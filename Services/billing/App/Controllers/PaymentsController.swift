@@ -1,14 +1,31 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
+import Logging
+import PostgresNIO
 import ServiceCore
 
-/// `/api/payments/*`: the plan catalogue (public) and the caller's subscription.
+/// `/api/payments/*`: the plan catalogue and payment configuration (public) and the caller's subscription.
 struct PaymentsController: Sendable {
     let repository: any BillingRepository
     let verifier: AccessTokenVerifier
+    let catalog: PlanCatalog
+    let provider: any PaymentProvider
+    let locale: String
+    let clock: any BillingClock
 
     struct PlansResponse: Codable, Sendable {
         var plans: [Plan]
+    }
+
+    /// Seed 000's `PaymentConfig`, plus the provider and the currency.
+    struct ConfigResponse: Codable, Sendable {
+        var enabled: Bool
+        var provider: String
+        var publicKey: String?
+        var isSandbox: Bool
+        var locale: String
+        var currency: String
     }
 
     struct SubscriptionResponse: Codable, Sendable {
@@ -24,11 +41,32 @@ struct PaymentsController: Sendable {
 
     func addRoutes(to group: RouterGroup<AppRequestContext>) {
         group.get("plans", use: plans)
+        group.get("plans/:planID", use: plan)
+        group.get("config", use: config)
         group.group("subscription").add(middleware: JWTAuthMiddleware(verifier: verifier)).get(use: subscription)
     }
 
     @Sendable func plans(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<PlansResponse> {
+        // From the `plans` table, which the configured catalogue is written to at start.
         JSONResponse(PlansResponse(plans: try await repository.publicPlans(logger: context.logger)), headers: [.cacheControl: "public, max-age=60"])
+    }
+
+    @Sendable func plan(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<Plan> {
+        let id = context.parameters.get("planID")
+        guard let plan = try await repository.publicPlans(logger: context.logger).first(where: { $0.id == id }) else {
+            throw AppError.notFound("No such plan", code: "PLAN_NOT_FOUND")
+        }
+        return JSONResponse(plan, headers: [.cacheControl: "public, max-age=60"])
+    }
+
+    @Sendable func config(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<ConfigResponse> {
+        JSONResponse(
+            ConfigResponse(
+                enabled: true, provider: provider.kind.rawValue, publicKey: provider.publicKey, isSandbox: provider.isTestMode, locale: locale,
+                currency: catalog.currency
+            ),
+            headers: [.cacheControl: "public, max-age=60"]
+        )
     }
 
     @Sendable func subscription(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<SubscriptionResponse> {
@@ -36,7 +74,7 @@ struct PaymentsController: Sendable {
         guard let subscription = try await repository.subscription(tenantID: identity.tenantUUID, logger: context.logger) else {
             throw AppError.notFound("This account has no subscription", code: "SUBSCRIPTION_NOT_FOUND")
         }
-        return JSONResponse(Self.describe(subscription, now: Date()))
+        return JSONResponse(Self.describe(subscription, now: clock.now()))
     }
 
     static func describe(_ subscription: Subscription, now: Date) -> SubscriptionResponse {

@@ -110,7 +110,7 @@ struct PostgresBillingRepository: BillingRepository {
 
     /// Serialises starting and withdrawing one tenant's trial: without it, a start whose insert is
     /// not yet committed would be missed by a concurrent withdrawal's delete, and outlive it.
-    private static func lockTrial(of tenantID: UUID, on connection: PostgresConnection, logger: Logger) async throws {
+    static func lockTrial(of tenantID: UUID, on connection: PostgresConnection, logger: Logger) async throws {
         _ = try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended(\(tenantID.uuidString), 7))", logger: logger).collect()
     }
 }

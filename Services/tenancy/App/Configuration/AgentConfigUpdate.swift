@@ -18,6 +18,8 @@ struct AgentConfigUpdate: Decodable, Sendable {
     var model: String?
     var maxTokens: Double?
     var guardrailConfig: Guardrails?
+    /// chat's responder for this tenant: `builtin`, `openai`, or `default` (chat's `CHAT_RESPONDER`).
+    var responder: String?
 
     static let temperatureRange = 0.3...1.0
     static let maxTokensRange = 50...2000
@@ -44,6 +46,16 @@ struct AgentConfigUpdate: Decodable, Sendable {
         if let guardrails = guardrailConfig {
             change.blockedTerms = Self.blockedTerms(guardrails.blockedTerms, rules: &rules)
             change.piiRedaction = guardrails.piiRedaction
+        }
+        if let responder {
+            if responder == "default" {
+                change.responderChanged = true
+            } else if ["builtin", "openai"].contains(responder) {
+                change.responderChanged = true
+                change.responder = responder
+            } else {
+                rules.add("responder", "must be builtin, openai or default")
+            }
         }
         try rules.finish()
         return change
@@ -81,6 +93,9 @@ struct AgentConfigChange: Sendable, Equatable {
     var storeContext: String?
     var piiRedaction: Bool?
     var blockedTerms: [String]?
+    /// Whether `responder` is to be stored (nil then means chat's default).
+    var responderChanged = false
+    var responder: String?
 }
 
 extension UInt8 {

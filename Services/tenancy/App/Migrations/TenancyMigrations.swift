@@ -194,5 +194,10 @@ enum TenancyMigrations {
         ),
         // Platform administration: tenant renamed, suspended, reactivated, for auth and chat.
         Migration(40, "create_event_outbox", OutboxSchema.senderStatements),
+        // chat's responder per tenant (issue 10, conversations part): null follows chat's CHAT_RESPONDER.
+        Migration(
+            50, "agent_configs_responder",
+            ["ALTER TABLE agent_configs ADD COLUMN responder text CHECK (responder IN ('builtin', 'openai'))"]
+        ),
     ]
 }

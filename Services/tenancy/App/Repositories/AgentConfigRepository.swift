@@ -25,7 +25,7 @@ struct PostgresAgentConfigRepository: AgentConfigRepository {
 
     private static let columns = """
         a.tenant_id, a.agent_name, a.tone, a.greeting_message, a.temperature, a.max_tokens, a.model, a.store_context::text,
-        a.pii_redaction, a.blocked_terms, a.updated_at
+        a.pii_redaction, a.blocked_terms, a.updated_at, a.responder
         """
 
     func find(tenantID: UUID, logger: Logger) async throws -> AgentConfiguration? {
@@ -65,6 +65,7 @@ struct PostgresAgentConfigRepository: AgentConfigRepository {
                     store_context = COALESCE(CAST(\(change.storeContext) AS jsonb), a.store_context),
                     pii_redaction = COALESCE(\(change.piiRedaction), a.pii_redaction),
                     blocked_terms = COALESCE(\(change.blockedTerms), a.blocked_terms),
+                    responder = CASE WHEN \(change.responderChanged) THEN \(change.responder) ELSE a.responder END,
                     updated_at = clock_timestamp()
                 WHERE a.tenant_id = \(tenantID)
                 RETURNING \(unescaped: Self.columns)
@@ -79,14 +80,14 @@ struct PostgresAgentConfigRepository: AgentConfigRepository {
     }
 
     private static func configuration(_ row: PostgresRow) throws -> AgentConfiguration {
-        let (tenantID, name, tone, greeting, temperature, maxTokens, model, context, pii, terms, updatedAt) = try row.decode(
-            (UUID, String, String, String, Double, Int, String, String, Bool, [String], Date).self
+        let (tenantID, name, tone, greeting, temperature, maxTokens, model, context, pii, terms, updatedAt, responder) = try row.decode(
+            (UUID, String, String, String, Double, Int, String, String, Bool, [String], Date, String?).self
         )
         return AgentConfiguration(
             tenantId: tenantID.uuidString.lowercased(), agentName: name, tone: AgentConfiguration.Tone(rawValue: tone) ?? .friendly, greetingMessage: greeting,
             temperature: temperature, maxTokens: maxTokens, model: model,
             storeContext: (try? JSONCoding.decoder.decode([String: JSONValue].self, from: Data(context.utf8))) ?? [:],
-            guardrailConfig: .init(piiRedaction: pii, blockedTerms: terms), updatedAt: updatedAt
+            guardrailConfig: .init(piiRedaction: pii, blockedTerms: terms), updatedAt: updatedAt, responder: responder
         )
     }
 }

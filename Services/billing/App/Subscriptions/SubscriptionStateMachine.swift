@@ -1,0 +1,88 @@
+import Foundation
+import HTTPTypes
+import Logging
+import PostgresNIO
+
+/// A subscription's state, as stored in `subscriptions.status` and shown to tenants.
+enum SubscriptionStatus: String, Sendable, Codable, CaseIterable {
+    case trialing, active, incomplete, canceled
+    case pastDue = "past_due"
+}
+
+/// What can happen to a subscription. Each is recorded (`subscription_transitions.event`) with its cause.
+enum SubscriptionEvent: String, Sendable, Codable, CaseIterable {
+    /// A payment for a plan period was approved (by the provider, or marked paid by a super_admin).
+    case paymentApproved = "payment_approved"
+    /// A first payment came back pending or rejected.
+    case paymentNotApproved = "payment_not_approved"
+    /// The trial's end passed without a payment (the status stays `trialing`; `is_trial_expired`).
+    case trialExpired = "trial_expired"
+    /// A paid period ended with no payment for the next one.
+    case periodEndedUnpaid = "period_ended_unpaid"
+    /// A period ended on a subscription cancelled for its end.
+    case periodEndedCanceled = "period_ended_canceled"
+    /// `SUBSCRIPTION_GRACE_DAYS` passed in `past_due`.
+    case graceElapsed = "grace_elapsed"
+    /// The tenant cancelled: at once when nothing is paid ahead, else at the period's end.
+    case cancelRequested = "cancel_requested"
+    /// A downgrade was asked for; it takes effect at the period's end.
+    case planChangeScheduled = "plan_change_scheduled"
+    /// A scheduled downgrade took effect at the period's end.
+    case scheduledPlanApplied = "scheduled_plan_applied"
+}
+
+/// Where a transition came from (`subscription_transitions.cause`).
+enum TransitionCause: String, Sendable, Codable {
+    case payment, webhook, scheduler, user, admin
+}
+
+/// The subscription lifecycle as one pure function, so every path that moves a subscription
+/// (payments, webhooks, the scheduler, the tenant, an admin) agrees on what is allowed:
+///
+/// ```
+/// trialing ──payment_approved──▶ active ──period_ended_unpaid──▶ past_due ──grace_elapsed──▶ canceled
+///    │  ╲                           │  ▲                              │                          │
+///    │   payment_not_approved       │  └──────payment_approved────────┴──────────────────────────┘
+///    │          ▼                   └─period_ended_canceled (after cancel_requested)─▶ canceled
+///    │     incomplete ──payment_approved──▶ active
+///    └─trial_expired (stays trialing, is_trial_expired) / cancel_requested ─▶ canceled
+/// ```
+enum SubscriptionStateMachine {
+    /// The status after `event`, or nil when `event` is not allowed in `status`.
+    ///
+    /// `cancelRequested` on a paid-ahead subscription (`active`, `past_due`) keeps its status: the
+    /// tenant keeps access until `current_period_end`, when `periodEndedCanceled` ends it.
+    static func next(from status: SubscriptionStatus, on event: SubscriptionEvent) -> SubscriptionStatus? {
+        switch (status, event) {
+        case (_, .paymentApproved): .active
+        case (.trialing, .paymentNotApproved), (.incomplete, .paymentNotApproved): .incomplete
+        case (.trialing, .trialExpired): .trialing
+        case (.active, .periodEndedUnpaid): .pastDue
+        case (.active, .periodEndedCanceled), (.pastDue, .periodEndedCanceled): .canceled
+        case (.pastDue, .graceElapsed): .canceled
+        case (.trialing, .cancelRequested), (.incomplete, .cancelRequested): .canceled
+        case (.active, .cancelRequested), (.pastDue, .cancelRequested): status
+        case (.active, .planChangeScheduled): .active
+        case (.active, .scheduledPlanApplied): .active
+        default: nil
+        }
+    }
+
+    /// Whether the tenant may use the platform in `status` (a trial also needs `trial_ends_at` ahead).
+    static func grantsAccess(_ status: SubscriptionStatus) -> Bool {
+        switch status {
+        case .trialing, .active, .pastDue: true
+        case .incomplete, .canceled: false
+        }
+    }
+}
+
+/// Billing's notion of now. Production reads the system clock; tests move a `ManualClock` so that
+/// trials, periods and grace days pass without sleeping.
+protocol BillingClock: Sendable {
+    func now() -> Date
+}
+
+struct SystemClock: BillingClock {
+    func now() -> Date { Date() }
+}

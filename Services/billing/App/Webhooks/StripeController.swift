@@ -1,0 +1,155 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import PostgresNIO
+import ServiceCore
+
+/// Stripe's routes: `POST /api/payments/checkout` (a hosted checkout for a plan, through whichever
+/// provider takes payments — a Stripe Checkout Session under `PAYMENT_PROVIDER=stripe`),
+/// `POST /api/payments/portal` (Stripe's Customer Portal for a tenant that paid through Stripe) and
+/// `POST /api/payments/webhook/stripe` (signed events, verified as Stripe documents them, each event
+/// id applied once; the payment itself is re-read from Stripe, never taken from the body).
+struct StripeController: Sendable {
+    let database: Database
+    let payments: CardPayments
+    let catalog: PlanCatalog
+    let returnURL: String
+    let verifier: AccessTokenVerifier
+    let applier: ProviderPaymentApplier
+    /// nil without `STRIPE_SECRET_KEY`: no portal, and checkout events cannot be re-read.
+    let stripe: StripeClient?
+    /// nil without `STRIPE_WEBHOOK_SECRET`: the webhook answers 503.
+    let signature: StripeSignature?
+    let clock: any BillingClock
+
+    struct PlanRequest: Decodable, Sendable { var plan: String? }
+
+    struct CheckoutResponse: Codable, Sendable {
+        var sessionId: String
+        var url: String
+        var plan: String
+        var amount: Int64
+        var currency: String
+    }
+
+    struct PortalResponse: Codable, Sendable { var url: String }
+
+    struct Receipt: Codable, Sendable {
+        /// `applied`, `duplicate` or `ignored`.
+        var status: String
+    }
+
+    /// Stripe's events are small; a body larger than this is not one.
+    static let maxEventBytes = 512 * 1024
+
+    func addRoutes(to group: RouterGroup<AppRequestContext>) {
+        group.post("webhook/stripe", use: webhook)
+        let signedIn = group.group().add(middleware: JWTAuthMiddleware(verifier: verifier))
+        signedIn.post("checkout", use: checkout)
+        signedIn.post("portal", use: portal)
+    }
+
+    @Sendable func checkout(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<CheckoutResponse> {
+        let identity = try BillingAccess.manager(context)
+        let body = try await request.decodeJSON(as: PlanRequest.self, context: context)
+        var invalid: [String: [String]] = [:]
+        guard let plan = CheckoutController.plan(body.plan, in: catalog, invalid: &invalid) else { throw AppError.validation(invalid) }
+        let (_, hosted) = try await payments.createCheckout(
+            plan: plan, tenantID: identity.tenantUUID, email: identity.email, returnURL: returnURL, logger: context.logger
+        )
+        return JSONResponse(
+            CheckoutResponse(sessionId: hosted.id, url: hosted.url, plan: plan.id, amount: plan.price.minorUnits, currency: plan.price.currency),
+            status: .created
+        )
+    }
+
+    @Sendable func portal(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<PortalResponse> {
+        let identity = try BillingAccess.manager(context)
+        guard let stripe else {
+            throw AppError.unavailable("The customer portal needs Stripe, which this server is not configured for", code: "PORTAL_NOT_CONFIGURED")
+        }
+        let rows = try await database.query(
+            "SELECT customer_id FROM stripe_customers WHERE tenant_id = \(identity.tenantUUID)", logger: context.logger
+        )
+        guard let customer = try rows.decode(String.self).first else {
+            throw AppError(.conflict, code: "NO_STRIPE_CUSTOMER", detail: "This account has not paid through Stripe yet, so it has no customer portal")
+        }
+        do {
+            let session = try await stripe.createPortalSession(customerID: customer, returnURL: returnURL, logger: context.logger)
+            return JSONResponse(PortalResponse(url: session.url), status: .created)
+        } catch let error as PaymentProviderError {
+            throw ProviderFailure.appError(error)
+        }
+    }
+
+    @Sendable func webhook(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<Receipt> {
+        guard let signature else {
+            throw AppError.unavailable("Stripe webhooks are not configured on this server", code: "WEBHOOK_NOT_CONFIGURED")
+        }
+        let raw: ByteBuffer
+        do {
+            raw = try await request.body.collect(upTo: Self.maxEventBytes)
+        } catch {
+            throw AppError.badRequest("A Stripe event is at most \(Self.maxEventBytes) bytes", code: "INVALID_NOTIFICATION")
+        }
+        do {
+            try signature.verify(payload: raw.readableBytesView, header: request.headers[HTTPField.Name("Stripe-Signature")!])
+        } catch {
+            context.logger.notice("Stripe webhook signature refused", metadata: ["reason": "\(error)"])
+            throw error.appError
+        }
+        let event: StripeWebhookEvent
+        do {
+            event = try StripeWebhookEvent.parse(Data(raw.readableBytesView))
+        } catch {
+            throw AppError.badRequest("Not a Stripe event: \(error.description)", code: "INVALID_NOTIFICATION")
+        }
+        guard case .checkoutCompleted(let completed)? = event.kind else {
+            // Recurring Stripe subscriptions (invoices, subscription updates) are not how billing
+            // sells plans: each period is one payment, so those events have nothing to move.
+            context.logger.info("Stripe event acknowledged, nothing to apply", metadata: ["stripe_event": "\(event.id)", "type": "\(event.type)"])
+            return JSONResponse(Receipt(status: "ignored"))
+        }
+        // The payment as Stripe holds it now, read before anything is recorded: when Stripe cannot
+        // be reached the event is answered 502 and Stripe delivers it again.
+        let reported = try await payment(of: completed, logger: context.logger)
+        let now = clock.now()
+        let outcome: String = try await database.transaction(logger: context.logger) { connection in
+            let fresh = try await connection.query(
+                """
+                INSERT INTO processed_webhooks (provider, resource_id, status) VALUES ('stripe-event', \(event.id), \(event.type))
+                ON CONFLICT DO NOTHING RETURNING resource_id
+                """,
+                logger: context.logger
+            ).collect()
+            guard !fresh.isEmpty else { return "duplicate" }
+            if let owner = completed.owner, let customer = completed.customerID {
+                try await connection.query(
+                    """
+                    INSERT INTO stripe_customers (tenant_id, customer_id) VALUES (\(owner.tenantID), \(customer))
+                    ON CONFLICT (tenant_id) DO UPDATE SET customer_id = excluded.customer_id, updated_at = now()
+                    """,
+                    logger: context.logger
+                )
+            }
+            guard let reported else { return "ignored" }
+            return try await applier.apply(reported, cause: .webhook, now: now, on: connection, logger: context.logger) == .applied ? "applied" : "ignored"
+        }
+        return JSONResponse(Receipt(status: outcome))
+    }
+
+    /// The PaymentIntent of a completed checkout as Stripe holds it now (nil for a checkout without one).
+    private func payment(of completed: StripeWebhookEvent.CheckoutCompleted, logger: Logger) async throws -> ProviderPayment? {
+        guard let intent = completed.paymentIntentID else { return nil }
+        guard let stripe else {
+            throw AppError.unavailable("Stripe events need STRIPE_SECRET_KEY to read the payment", code: "WEBHOOK_NOT_CONFIGURED")
+        }
+        do {
+            return try await stripe.payment(id: intent, logger: logger)
+        } catch let error as PaymentProviderError {
+            throw ProviderFailure.appError(error)
+        }
+    }
+}

@@ -1,0 +1,47 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceCore
+
+/// Finds the chunks of a tenant's knowledge base that best match a message: PostgreSQL full-text
+/// search, always within the tenant, ranked by `ts_rank_cd`.
+protocol KnowledgeRetriever: Sendable {
+    func search(tenantID: UUID, query: String, limit: Int, logger: Logger) async throws -> [RetrievedChunk]
+}
+
+struct PostgresKnowledgeRetriever: KnowledgeRetriever {
+    let client: Database
+
+    /// The message's words joined with `or` for `websearch_to_tsquery`: a chunk that holds some
+    /// of them matches and ranks by how many and how close. Each chunk's query is built with that
+    /// chunk's own `search_config` (the tenant's language when it was ingested, `simple`
+    /// otherwise), so stemming and stop words are the same on both sides. The query is built once per
+    /// configuration (a few dozen), not per row, so the chunks' GIN index can answer the match.
+    static func orQuery(_ text: String) -> String? {
+        let words = text.lowercased().split(whereSeparator: { !($0.isLetter || $0.isNumber) })
+            .filter { $0.count > 1 && $0 != "or" }
+        var seen = Set<Substring>()
+        let distinct = words.filter { seen.insert($0).inserted }.prefix(32)
+        return distinct.isEmpty ? nil : distinct.joined(separator: " or ")
+    }
+
+    func search(tenantID: UUID, query: String, limit: Int, logger: Logger) async throws -> [RetrievedChunk] {
+        guard let terms = Self.orQuery(query) else { return [] }
+        let rows = try await client.query(
+            """
+            WITH q AS (SELECT oid::regconfig AS config, websearch_to_tsquery(oid::regconfig, \(terms)) AS query FROM pg_ts_config)
+            SELECT c.id, c.document_id, d.filename, c.content, ts_rank_cd(c.search_vector, q.query)::float8 AS score
+            FROM q
+            JOIN knowledge_chunks c ON c.search_config = q.config AND c.search_vector @@ q.query
+            JOIN knowledge_documents d ON d.id = c.document_id AND d.tenant_id = c.tenant_id
+            WHERE c.tenant_id = \(tenantID) AND d.status = 'completed'
+            ORDER BY score DESC, c.id
+            LIMIT \(limit)
+            """,
+            logger: logger
+        )
+        return try rows.decode((UUID, UUID, String, String, Double).self).map {
+            RetrievedChunk(id: $0, documentID: $1, filename: $2, content: $3, score: $4)
+        }
+    }
+}

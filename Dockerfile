@@ -105,8 +105,19 @@ EXPOSE 8083
 ENTRYPOINT ["/app/billing"]
 
 FROM runtime AS chat
+# poppler-utils: pdftotext, which reads the text of knowledge-base PDFs (run as a child process).
+# hadolint ignore=DL3008
+USER root
+RUN export DEBIAN_FRONTEND=noninteractive \
+    && apt-get -q update \
+    && apt-get -q install -y --no-install-recommends poppler-utils \
+    && rm -rf /var/lib/apt/lists/*
+USER 10001:10001
 COPY --from=build --chown=app:app /staging/chat /app/chat
-ENV HTTP_PORT=8084
+# Knowledge-base files and attachments (STORAGE_DIR), owned by the service's user.
+RUN mkdir -p /app/storage
+ENV HTTP_PORT=8084 \
+    STORAGE_DIR=/app/storage
 EXPOSE 8084
 ENTRYPOINT ["/app/chat"]
 

@@ -76,6 +76,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         // Branding uploads arrive as multipart/form-data; tenancy parses them with this (only tenancy uses it).
         .package(url: "https://github.com/vapor/multipart-kit.git", from: "4.7.1"),
+        // chat's knowledge base reads DOCX files (zip archives) with this; multipart-kit parses its uploads.
+        .package(url: "https://github.com/weichsel/ZIPFoundation.git", from: "0.9.20"),
     ],
     targets: [
         .target(
@@ -125,7 +127,16 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         )
-        + service("chat", app: "ChatApp", dependencies: [.product(name: "Crypto", package: "swift-crypto")])
+        + service(
+            "chat",
+            app: "ChatApp",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "MultipartKit", package: "multipart-kit"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"), .product(name: "NIOPosix", package: "swift-nio"),
+                // Its `ChildProcess` runs pdftotext (posix_spawn, no inherited sockets, waitpid with a deadline).
+                "LocalPostgres",
+            ]
+        )
         + service(
             "gateway",
             app: "GatewayApp",
@@ -166,7 +177,9 @@ let package = Package(
                     // tenancy's per-route tests drive its router in process (HummingbirdTesting's `.router`);
                     // its registration tests key fingerprints as the running service does.
                     + (module == "TenancyApp" ? routerTesting + [.product(name: "Crypto", package: "swift-crypto")] : [])
-                    + billingTestDependencies(module),
+                    + billingTestDependencies(module)
+                    // chat's knowledge-base and attachment tests drive its router in process too.
+                    + (module == "ChatApp" ? routerTesting : []),
                 path: "Tests/\(module)Tests",
                 swiftSettings: swiftSettings
             )

@@ -92,10 +92,13 @@ package struct TenantSummary: Codable, Sendable, Equatable {
     package var allowSignup: Bool?
     /// Origins (`https://host[:port]`) whose pages may start widget sessions; empty or absent: any.
     package var allowedOrigins: [String]?
+    /// The tenant's settings language (ISO 639-1, such as `es`); absent from an older tenancy.
+    /// chat's knowledge base picks the text-search configuration of its chunks by it.
+    package var language: String?
 
     package init(
         id: UUID, name: String, slug: String, status: String, rateLimitPerMinute: Int, agentName: String, greetingMessage: String,
-        allowSignup: Bool? = nil, allowedOrigins: [String]? = nil
+        allowSignup: Bool? = nil, allowedOrigins: [String]? = nil, language: String? = nil
     ) {
         self.id = id
         self.name = name
@@ -106,6 +109,7 @@ package struct TenantSummary: Codable, Sendable, Equatable {
         self.greetingMessage = greetingMessage
         self.allowSignup = allowSignup
         self.allowedOrigins = allowedOrigins
+        self.language = language
     }
 }
 

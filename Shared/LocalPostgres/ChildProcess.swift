@@ -87,6 +87,18 @@ package enum ChildProcess {
         return 128 + (status & 0x7F)
     }
 
+    /// `pid`'s exit status (as `wait` gives it) when it has ended, else nil at once: for callers that
+    /// wait with a deadline (chat runs `pdftotext` so).
+    package static func exitStatus(ifEnded pid: pid_t) -> Int32? {
+        var status: Int32 = 0
+        var ended = waitpid(pid, &status, WNOHANG)
+        while ended == -1, errno == EINTR { ended = waitpid(pid, &status, WNOHANG) }
+        if ended == 0 { return nil }
+        if ended == -1 { return -1 }
+        if status & 0x7F == 0 { return (status >> 8) & 0xFF }
+        return 128 + (status & 0x7F)
+    }
+
     /// Runs a command to completion; throws with its output when it fails.
     package static func run(_ arguments: [String], environment: [String: String]? = nil) throws {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("child-\(UUID().uuidString).log").path

@@ -71,43 +71,6 @@ struct LookTenants {
     }
 }
 
-/// Builds `multipart/form-data` bodies the way a browser's FormData does.
-struct MultipartBody {
-    static let boundary = "----LookTestBoundary7MA4YWxkTrZu0gW"
-
-    struct Part {
-        var name: String
-        var filename: String?
-        var contentType: String?
-        var bytes: [UInt8]
-    }
-
-    var parts: [Part] = []
-
-    static func upload(type: String?, file: [UInt8]?, filename: String = "logo.png", contentType: String = "image/png") -> MultipartBody {
-        var body = MultipartBody()
-        if let type { body.parts.append(Part(name: "asset_type", bytes: Array(type.utf8))) }
-        if let file { body.parts.append(Part(name: "file", filename: filename, contentType: contentType, bytes: file)) }
-        return body
-    }
-
-    var bytes: [UInt8] {
-        var out: [UInt8] = []
-        for part in parts {
-            var head = "--\(Self.boundary)\r\nContent-Disposition: form-data; name=\"\(part.name)\""
-            if let filename = part.filename { head += "; filename=\"\(filename)\"" }
-            head += "\r\n"
-            if let type = part.contentType { head += "Content-Type: \(type)\r\n" }
-            head += "\r\n"
-            out += Array(head.utf8) + part.bytes + Array("\r\n".utf8)
-        }
-        out += Array("--\(Self.boundary)--\r\n".utf8)
-        return out
-    }
-
-    static var contentType: String { "multipart/form-data; boundary=\(boundary)" }
-}
-
 /// Small images built byte by byte: real ones, and ones that lie in their headers.
 enum TestImages {
     /// A real 1×1 PNG.

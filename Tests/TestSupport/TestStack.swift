@@ -90,6 +90,9 @@ package final class TestStack: Sendable {
             // tenancy's branding files: a directory of this stack's own.
             "STORAGE_DIR": NSTemporaryDirectory() + "suite-storage-\(getpid())-\(ports[.tenancy]!)",
         ]
+        // chat keeps its knowledge-base files and attachments in a directory of its own: tenancy's
+        // branding sweep removes whatever in its directory no branding row names.
+        if service == .chat { variables["STORAGE_DIR"] = NSTemporaryDirectory() + "suite-chat-storage-\(getpid())-\(ports[.chat]!)" }
         variables["SERVICE_KEY"] = Self.serviceKeys[service]!.privateKeyPEM
         for other in ServiceName.allCases where other != service {
             variables["\(other.rawValue.uppercased())_PUBLIC_KEY"] = Self.serviceKeys[other]!.publicKeyPEM

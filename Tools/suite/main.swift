@@ -122,6 +122,8 @@ func settings(_ service: String, host: String = "127.0.0.1", port: Int, database
     variables["HTTP_HOST"] = host
     variables["HTTP_PORT"] = String(port)
     variables["DATABASE_URL"] = database.flatMap { databaseURLs[$0] }
+    // chat's files never share tenancy's directory (its branding sweep removes files it does not know).
+    if service == "chat", let directory = environment["STORAGE_DIR"] { variables["STORAGE_DIR"] = directory + "-chat" }
     return Settings.variables(variables)
 }
 

@@ -1,5 +1,6 @@
 import Hummingbird
 import InternalAPI
+import NIOPosix
 import ServiceCore
 
 /// Builds the chat service: widget sessions, conversations answered by the responders, history and traces.
@@ -13,7 +14,8 @@ package func buildChatApplication(config: ChatConfig) async throws -> some Appli
     // Conversations (issue 10): responders, quota through billing, answers reported to billing
     // through the outbox, history and traces.
     let billing = foundation.client(for: "billing", baseURL: config.billingURL)
-    let outbox = Outbox(routes: [MessageAnswered.type: [billing]])
+    // chat's outbox: answered messages to billing; a tenant's first processed knowledge-base document to tenancy.
+    let outbox = Outbox(routes: [MessageAnswered.type: [billing], KnowledgeBaseUploaded.type: [tenancy]])
     let relay = OutboxRelay(outbox: outbox, database: foundation.database, metrics: foundation.metrics, logger: foundation.logger)
     let verifier = foundation.accessTokenVerifier(jwksURL: config.jwksURL, refreshSeconds: config.jwksRefreshSeconds)
     let openAI = OpenAISettings(
@@ -34,7 +36,9 @@ package func buildChatApplication(config: ChatConfig) async throws -> some Appli
     )
     let access = ChatAccess(exchange: exchange, verifier: verifier)
 
-    let routes = foundation.makeRouter()
+    let routes = foundation.makeRouter(bodyLimits: [
+        KnowledgeController.uploadPath: KnowledgeController.maxBodyBytes, AttachmentsController.uploadPath: AttachmentsController.maxBodyBytes,
+    ])
     SessionsController(sessions: sessions, directory: directory, maxAgeDays: config.sessionMaxAgeDays)
         .addRoutes(to: routes.group("api/sessions"))
     ChatKitController(exchange: exchange).addRoutes(to: routes)
@@ -49,7 +53,28 @@ package func buildChatApplication(config: ChatConfig) async throws -> some Appli
     let forget: EventReceiver.Handler = { event, _, _ in directory.forget(try event.decodePayload(as: TenantChanged.self).tenantId) }
     EventReceiver(database: foundation.database, handlers: Dictionary(uniqueKeysWithValues: TenantChanged.types.map { ($0, forget) }))
         .addRoutes(to: fromTenancy)
+    // The knowledge base (tenant admins) with its ingestion worker, and widget attachments; files in
+    // chat's STORAGE_DIR. The outbox above tells tenancy of a tenant's first processed document.
+    let storage = try FileSystemAssetStorage(directory: config.storageDirectory)
+    let knowledge = PostgresKnowledgeRepository(client: foundation.database, outbox: outbox)
+    KnowledgeController(documents: knowledge, storage: storage, verifier: verifier, threadPool: .singleton)
+        .addRoutes(to: routes.group("api/knowledge-base"))
+    let ingestion = KnowledgeIngestionWorker(
+        repository: knowledge, storage: storage,
+        extractor: TextExtractor(
+            pdf: PDFText(executable: config.pdftotextPath, timeout: .seconds(config.pdfTimeoutSeconds), maxTextBytes: 32 * 1_048_576),
+            maxTextBytes: 32 * 1_048_576
+        ),
+        language: { tenantID, logger in try await directory.tenant(id: tenantID, logger: logger)?.language }, database: foundation.database,
+        settings: .init(
+            batchSize: config.knowledgeConcurrency, lease: .seconds(config.knowledgeLeaseSeconds), maxAttempts: config.knowledgeMaxAttempts
+        ),
+        logger: foundation.logger
+    )
+    AttachmentsController(
+        attachments: PostgresAttachmentRepository(client: foundation.database), sessions: sessions, storage: storage, threadPool: .singleton
+    ).addRoutes(to: routes.group("attachments"))
     return foundation.makeApplication(
-        routes: routes, migrations: ChatMigrations.all + ConversationMigrations.all, services: [verifier, relay]
+        routes: routes, migrations: ChatMigrations.all + ConversationMigrations.all, services: [verifier, relay, ingestion]
     )
 }

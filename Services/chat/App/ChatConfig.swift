@@ -28,6 +28,22 @@ package struct ChatConfig: Sendable {
     /// How long messages are allowed while billing cannot be asked and no answer of it is known.
     package var quotaGraceSeconds = 300
 
+    // The knowledge base and attachments (`jwksRefreshSeconds` above checks admins' tokens too).
+    /// Where knowledge-base files and attachments are kept (`STORAGE_DIR`); chat's own directory,
+    /// shared by its replicas; created at start if missing.
+    package var storageDirectory = ".data/chat-storage"
+    /// poppler's `pdftotext`, by name on `PATH` or by path (`PDFTOTEXT_PATH`).
+    package var pdftotextPath = "pdftotext"
+    /// How long `pdftotext` may run on one PDF before it is killed and the document fails.
+    package var pdfTimeoutSeconds = 60
+    /// How long a worker holds a document it claimed; a crashed worker's document is claimed
+    /// again after it. Must outlast the processing of one document.
+    package var knowledgeLeaseSeconds = 300
+    /// Claims of a document before it fails for good.
+    package var knowledgeMaxAttempts = 3
+    /// Documents one replica processes side by side.
+    package var knowledgeConcurrency = 2
+
     package init(
         common: CommonConfig, jwksURL: String, tenancyURL: String, sessionMaxAgeDays: Int = 30,
         streamTokenDelayMilliseconds: Int = 40, tenantCacheSeconds: Int = 10, agentCacheSeconds: Int = 5,
@@ -67,5 +83,12 @@ package struct ChatConfig: Sendable {
         self.openAITimeoutSeconds = try settings.int("OPENAI_TIMEOUT_SECONDS", default: 30, range: 1...600)
         self.entitlementCacheSeconds = try settings.int("ENTITLEMENT_CACHE_SECONDS", default: 10, range: 0...10)
         self.quotaGraceSeconds = try settings.int("QUOTA_GRACE_SECONDS", default: 300, range: 0...86_400)
+        // The knowledge base and attachments.
+        self.storageDirectory = settings.string("STORAGE_DIR", default: ".data/chat-storage")
+        self.pdftotextPath = settings.string("PDFTOTEXT_PATH", default: "pdftotext")
+        self.pdfTimeoutSeconds = try settings.int("KNOWLEDGE_PDF_TIMEOUT_SECONDS", default: 60, range: 1...600)
+        self.knowledgeLeaseSeconds = try settings.int("KNOWLEDGE_LEASE_SECONDS", default: 300, range: 1...3_600)
+        self.knowledgeMaxAttempts = try settings.int("KNOWLEDGE_MAX_ATTEMPTS", default: 3, range: 1...20)
+        self.knowledgeConcurrency = try settings.int("KNOWLEDGE_WORKER_CONCURRENCY", default: 2, range: 1...16)
     }
 }

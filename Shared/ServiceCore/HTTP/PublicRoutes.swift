@@ -123,6 +123,16 @@ package enum PublicRoutes {
         .init(.get, "/api/conversations", .chat, .session),
         .init(.get, "/api/conversations/:conversationID/messages", .chat, .session),
         .init(.get, "/api/admin/tenants/:tenantID/traces", .chat, .authenticated),
+        // chat: knowledge base and attachments (issue 10, part C1)
+        .init(.post, "/api/knowledge-base/upload", .chat, .authenticated),
+        .init(.get, "/api/knowledge-base/files", .chat, .authenticated),
+        .init(.get, "/api/knowledge-base/files/:fileID/status", .chat, .authenticated),
+        .init(.delete, "/api/knowledge-base/files/:fileID", .chat, .authenticated),
+        .init(.post, "/api/knowledge-base/files/:fileID/reprocess", .chat, .authenticated),
+        .init(.post, "/attachments", .chat, .session),
+        .init(.get, "/attachments/:attachmentID", .chat, .open),
+        .init(.get, "/attachments/:attachmentID/preview", .chat, .open),
+        .init(.delete, "/attachments/:attachmentID", .chat, .session),
     ]
 
     /// The routes declared for a path (every method it answers), or nil for a path no service has.

@@ -29,7 +29,8 @@ package struct QueueWorkerConfiguration: Sendable {
 /// poll interval unless a commit's `pg_notify` on `channel` (from this replica or another) wakes it
 /// at once; now and then refresh the backlog gauge and purge old history; keep trying while the
 /// database is away. Graceful shutdown lets the batch in flight finish before `run` returns.
-struct QueueWorkerLoop: Sendable {
+/// Also drives chat's knowledge-base ingestion worker.
+package struct QueueWorkerLoop: Sendable {
     /// How many finished items one purge statement deletes at most.
     static let purgeChunk = 1_000
 
@@ -40,10 +41,18 @@ struct QueueWorkerLoop: Sendable {
     var configuration: QueueWorkerConfiguration
     var logger: Logger
 
+    package init(name: String, channel: String, database: Database, configuration: QueueWorkerConfiguration, logger: Logger) {
+        self.name = name
+        self.channel = channel
+        self.database = database
+        self.configuration = configuration
+        self.logger = logger
+    }
+
     /// `workOnDueBatch` returns how many items it took, once their outcomes are recorded;
     /// `countPending` counts the unfinished items for `recordPending`; `purgeChunk` deletes up to
     /// `purgeChunk` finished items older than its argument and returns how many.
-    func run(
+    package func run(
         workOnDueBatch: () async throws -> Int,
         countPending: PostgresQuery,
         recordPending: (Int) -> Void,

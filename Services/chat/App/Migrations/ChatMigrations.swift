@@ -97,4 +97,6 @@ enum ChatMigrations {
             ]
         ),
     ]
+        // 51–59: knowledge-base ingestion, chat's outbox, attachments.
+        + KnowledgeMigrations.all
 }

@@ -33,7 +33,7 @@ struct InternalTenantsController: Sendable {
         return TenantSummary(
             id: tenant.id, name: tenant.name, slug: tenant.slug, status: tenant.status,
             rateLimitPerMinute: tenant.rateLimitPerMinute, agentName: agent.agentName, greetingMessage: agent.greetingMessage,
-            allowSignup: tenant.allowSignup, allowedOrigins: tenant.allowedOrigins
+            allowSignup: tenant.allowSignup, allowedOrigins: tenant.allowedOrigins, language: tenant.language
         )
     }
 }

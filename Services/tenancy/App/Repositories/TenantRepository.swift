@@ -17,6 +17,8 @@ struct Tenant: Sendable {
     var registrationID: UUID? = nil
     /// Origins whose pages may start widget sessions; empty: any.
     var allowedOrigins: [String] = []
+    /// The tenant's settings language (ISO 639-1; `en` until set), for chat's knowledge-base text search.
+    var language = "en"
 }
 
 struct OnboardingProgress: Sendable, Codable, Equatable {
@@ -126,8 +128,8 @@ struct PostgresTenantRepository: TenantRepository {
 
     private static let selectTenant = """
         SELECT t.id, t.name, t.slug, t.status, t.rate_limit_per_minute, t.created_at, a.agent_name, a.tone, a.greeting_message,
-            t.allow_signup, t.allowed_origins
-        FROM tenants t JOIN agent_configs a ON a.tenant_id = t.id
+            t.allow_signup, t.allowed_origins, COALESCE(ts.settings->>'language', 'en')
+        FROM tenants t JOIN agent_configs a ON a.tenant_id = t.id LEFT JOIN tenant_settings ts ON ts.tenant_id = t.id
         """
 
     func find(slug: String, logger: Logger) async throws -> (Tenant, AgentConfig)? {
@@ -160,13 +162,13 @@ struct PostgresTenantRepository: TenantRepository {
     }
 
     private func first(_ rows: QueryRows) throws -> (Tenant, AgentConfig)? {
-        for (id, name, slug, status, limit, created, agentName, tone, greeting, allowSignup, origins) in try rows.decode(
-            (UUID, String, String, String, Int, Date, String, String, String, Bool, [String]).self
+        for (id, name, slug, status, limit, created, agentName, tone, greeting, allowSignup, origins, language) in try rows.decode(
+            (UUID, String, String, String, Int, Date, String, String, String, Bool, [String], String).self
         ) {
             return (
                 Tenant(
                     id: id, name: name, slug: slug, status: status, rateLimitPerMinute: limit, createdAt: created, allowSignup: allowSignup,
-                    allowedOrigins: origins
+                    allowedOrigins: origins, language: language
                 ),
                 AgentConfig(agentName: agentName, tone: tone, greetingMessage: greeting)
             )

@@ -7,8 +7,9 @@ import Foundation
 import NIOCore
 import NIOPosix
 
-/// Where branding files live, by key (an asset id: never anything a client chose).
-protocol AssetStorage: Sendable {
+/// Where uploaded files live (tenancy's branding, chat's knowledge base and attachments), by key
+/// (an id the service made: never anything a client chose).
+package protocol AssetStorage: Sendable {
     /// Stores `bytes` under `key` so that a reader sees the whole file or none of it.
     func put(_ key: String, _ bytes: ByteBuffer) async throws
     /// The file under `key`, or nil when there is none.
@@ -19,24 +20,24 @@ protocol AssetStorage: Sendable {
     func list() async throws -> [(key: String, modified: Date)]
 }
 
-/// `AssetStorage` in a directory (`STORAGE_DIR`). A write goes to a temporary file in the same
+/// `AssetStorage` in a directory (each service's `STORAGE_DIR`). A write goes to a temporary file in the same
 /// directory, is flushed to disk and renamed over the final name (atomic on POSIX), and the
 /// directory is flushed too: a crash leaves the old state or the new, never a partial file.
 /// All file I/O runs on the NIO thread pool, never on an event loop.
-struct FileSystemAssetStorage: AssetStorage {
-    let directory: String
-    let threadPool: NIOThreadPool
+package struct FileSystemAssetStorage: AssetStorage {
+    package let directory: String
+    package let threadPool: NIOThreadPool
 
-    static let temporaryPrefix = ".tmp-"
+    package static let temporaryPrefix = ".tmp-"
 
-    init(directory: String, threadPool: NIOThreadPool = .singleton) throws {
+    package init(directory: String, threadPool: NIOThreadPool = .singleton) throws {
         let url = URL(fileURLWithPath: directory).standardizedFileURL
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         self.directory = url.path
         self.threadPool = threadPool
     }
 
-    func put(_ key: String, _ bytes: ByteBuffer) async throws {
+    package func put(_ key: String, _ bytes: ByteBuffer) async throws {
         let path = try self.path(for: key)
         let temporary = directory + "/" + Self.temporaryPrefix + UUID().uuidString.lowercased()
         let directory = self.directory
@@ -67,7 +68,7 @@ struct FileSystemAssetStorage: AssetStorage {
         }
     }
 
-    func get(_ key: String) async throws -> ByteBuffer? {
+    package func get(_ key: String) async throws -> ByteBuffer? {
         let path = try self.path(for: key)
         return try await threadPool.runIfActive {
             guard let data = FileManager.default.contents(atPath: path) else { return nil }
@@ -75,7 +76,7 @@ struct FileSystemAssetStorage: AssetStorage {
         }
     }
 
-    func delete(_ key: String) async throws {
+    package func delete(_ key: String) async throws {
         let path = try self.path(for: key)
         let directory = self.directory
         try await threadPool.runIfActive {
@@ -84,7 +85,7 @@ struct FileSystemAssetStorage: AssetStorage {
         }
     }
 
-    func list() async throws -> [(key: String, modified: Date)] {
+    package func list() async throws -> [(key: String, modified: Date)] {
         let directory = self.directory
         return try await threadPool.runIfActive {
             try FileManager.default.contentsOfDirectory(atPath: directory).compactMap { name in
@@ -112,11 +113,11 @@ struct FileSystemAssetStorage: AssetStorage {
     }
 }
 
-enum StorageError: Error, CustomStringConvertible {
+package enum StorageError: Error, CustomStringConvertible {
     case invalidKey
     case system(String, Int32)
 
-    var description: String {
+    package var description: String {
         switch self {
         case .invalidKey: "invalid storage key"
         case .system(let call, let code): "\(call) failed: \(String(cString: strerror(code)))"

@@ -70,6 +70,10 @@ export TENANT_DEFAULT_RATE_LIMIT_PER_MINUTE=1000000
 # Likewise API keys: past the tenant's limit every new key is 409, and the stateful phase would never
 # get one to use or revoke.
 export API_KEYS_PER_TENANT=10000
+# Stripe's routes answer 503 without credentials; with these (an API no one listens on) they are
+# exercised: a webhook without a valid signature is 400, the portal 409 for a tenant that never paid
+# through Stripe. Payments themselves stay with the offline sandbox.
+export STRIPE_SECRET_KEY=sk_test_fuzz STRIPE_WEBHOOK_SECRET=whsec_fuzz STRIPE_API_URL=http://127.0.0.1:9
 export BCRYPT_COST=4 CHAT_STREAM_TOKEN_DELAY_MS=0 LOG_LEVEL=${LOG_LEVEL:-info} HEALTH_CHECK_INTERVAL_SECONDS=1
 # A super_admin for the operations only one may call (the owner's token meets their 403 in the main run).
 export SUPER_ADMIN_EMAIL=fuzz-root@example.com SUPER_ADMIN_PASSWORD=Fuzz-Root-$RANDOM$RANDOM

@@ -49,9 +49,9 @@ func buildBillingApplication(config: BillingConfig, clock: any BillingClock) asy
         signature: config.webhookSecret.map { MercadoPagoWebhookSignature(secret: $0, tolerance: TimeInterval(config.webhookToleranceSeconds)) },
         clock: clock
     ).addRoutes(to: api)
-    // Stripe: hosted checkout, the customer portal and its signed events.
+    // Stripe: the customer portal and its signed events.
     StripeController(
-        database: foundation.database, payments: payments, catalog: config.plans, returnURL: config.paymentReturnURL, verifier: verifier,
+        database: foundation.database, returnURL: config.paymentReturnURL, verifier: verifier,
         applier: applier, stripe: config.stripe.flatMap { StripeClient(config: $0, http: foundation.http) },
         signature: config.stripe?.webhookSecret.map { StripeSignature(secret: $0, tolerance: config.stripe?.webhookTolerance ?? StripeSignature.defaultTolerance, now: { clock.now() }) },
         clock: clock

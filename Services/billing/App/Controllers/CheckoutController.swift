@@ -39,6 +39,14 @@ struct CheckoutController: Sendable {
         var currency: String
     }
 
+    struct CheckoutSessionResponse: Codable, Sendable {
+        var sessionId: String
+        var url: String
+        var plan: String
+        var amount: Int64
+        var currency: String
+    }
+
     struct PaymentStatusResponse: Codable, Sendable {
         var paymentId: String
         var status: String
@@ -89,6 +97,7 @@ struct CheckoutController: Sendable {
         group.get("card-issuers/:paymentMethodID", use: cardIssuers)
         let signedIn = group.group().add(middleware: JWTAuthMiddleware(verifier: verifier))
         signedIn.post("create-preference", use: createPreference)
+        signedIn.post("checkout", use: checkout)
         signedIn.post("process-payment", use: processPayment)
         signedIn.get("payment/:paymentID", use: payment)
         signedIn.get("invoices", use: invoices)
@@ -118,7 +127,18 @@ struct CheckoutController: Sendable {
         return JSONResponse(try await payments.process(order, tenantID: identity.tenantUUID, logger: context.logger))
     }
 
-    @Sendable func createPreference(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<PreferenceResponse> {
+    /// `POST /api/payments/checkout`: the same hosted checkout as `create-preference`, in the shape of
+    /// a Stripe Checkout Session (what it is under `PAYMENT_PROVIDER=stripe`).
+    @Sendable func checkout(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<CheckoutSessionResponse> {
+        let (plan, hosted) = try await hostedCheckout(request, context: context)
+        return JSONResponse(
+            CheckoutSessionResponse(sessionId: hosted.id, url: hosted.url, plan: plan.id, amount: plan.price.minorUnits, currency: plan.price.currency),
+            status: .created
+        )
+    }
+
+    /// The caller's plan (validated) and a hosted checkout for it, recorded as a pending payment.
+    private func hostedCheckout(_ request: Request, context: AppRequestContext) async throws -> (PlanDefinition, HostedCheckout) {
         let identity = try BillingAccess.manager(context)
         let body = try await request.decodeJSON(as: PreferenceRequest.self, context: context)
         var invalid: [String: [String]] = [:]
@@ -126,6 +146,11 @@ struct CheckoutController: Sendable {
         let (_, checkout) = try await payments.createCheckout(
             plan: plan, tenantID: identity.tenantUUID, email: identity.email, returnURL: returnURL, logger: context.logger
         )
+        return (plan, checkout)
+    }
+
+    @Sendable func createPreference(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<PreferenceResponse> {
+        let (plan, checkout) = try await hostedCheckout(request, context: context)
         return JSONResponse(
             PreferenceResponse(
                 preferenceId: checkout.id, initPoint: checkout.url, sandboxInitPoint: checkout.sandboxURL ?? checkout.url, plan: plan.id,

@@ -6,15 +6,12 @@ import NIOCore
 import PostgresNIO
 import ServiceCore
 
-/// Stripe's routes: `POST /api/payments/checkout` (a hosted checkout for a plan, through whichever
-/// provider takes payments — a Stripe Checkout Session under `PAYMENT_PROVIDER=stripe`),
+/// Stripe's routes (its hosted checkout is `CheckoutController`'s `POST /api/payments/checkout`):
 /// `POST /api/payments/portal` (Stripe's Customer Portal for a tenant that paid through Stripe) and
 /// `POST /api/payments/webhook/stripe` (signed events, verified as Stripe documents them, each event
 /// id applied once; the payment itself is re-read from Stripe, never taken from the body).
 struct StripeController: Sendable {
     let database: Database
-    let payments: CardPayments
-    let catalog: PlanCatalog
     let returnURL: String
     let verifier: AccessTokenVerifier
     let applier: ProviderPaymentApplier
@@ -23,16 +20,6 @@ struct StripeController: Sendable {
     /// nil without `STRIPE_WEBHOOK_SECRET`: the webhook answers 503.
     let signature: StripeSignature?
     let clock: any BillingClock
-
-    struct PlanRequest: Decodable, Sendable { var plan: String? }
-
-    struct CheckoutResponse: Codable, Sendable {
-        var sessionId: String
-        var url: String
-        var plan: String
-        var amount: Int64
-        var currency: String
-    }
 
     struct PortalResponse: Codable, Sendable { var url: String }
 
@@ -47,22 +34,7 @@ struct StripeController: Sendable {
     func addRoutes(to group: RouterGroup<AppRequestContext>) {
         group.post("webhook/stripe", use: webhook)
         let signedIn = group.group().add(middleware: JWTAuthMiddleware(verifier: verifier))
-        signedIn.post("checkout", use: checkout)
         signedIn.post("portal", use: portal)
-    }
-
-    @Sendable func checkout(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<CheckoutResponse> {
-        let identity = try BillingAccess.manager(context)
-        let body = try await request.decodeJSON(as: PlanRequest.self, context: context)
-        var invalid: [String: [String]] = [:]
-        guard let plan = CheckoutController.plan(body.plan, in: catalog, invalid: &invalid) else { throw AppError.validation(invalid) }
-        let (_, hosted) = try await payments.createCheckout(
-            plan: plan, tenantID: identity.tenantUUID, email: identity.email, returnURL: returnURL, logger: context.logger
-        )
-        return JSONResponse(
-            CheckoutResponse(sessionId: hosted.id, url: hosted.url, plan: plan.id, amount: plan.price.minorUnits, currency: plan.price.currency),
-            status: .created
-        )
     }
 
     @Sendable func portal(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<PortalResponse> {

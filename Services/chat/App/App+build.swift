@@ -37,7 +37,8 @@ package func buildChatApplication(config: ChatConfig) async throws -> some Appli
     let access = ChatAccess(exchange: exchange, verifier: verifier)
 
     let routes = foundation.makeRouter(bodyLimits: [
-        KnowledgeController.uploadPath: KnowledgeController.maxBodyBytes, AttachmentsController.uploadPath: AttachmentsController.maxBodyBytes,
+        KnowledgeController.uploadPath: KnowledgeBase.maxBodyBytes, AttachmentsController.uploadPath: AttachmentsController.maxBodyBytes,
+        AdminKnowledgeController.uploadPath: KnowledgeBase.maxBodyBytes,
     ])
     SessionsController(sessions: sessions, directory: directory, maxAgeDays: config.sessionMaxAgeDays)
         .addRoutes(to: routes.group("api/sessions"))
@@ -57,8 +58,10 @@ package func buildChatApplication(config: ChatConfig) async throws -> some Appli
     // chat's STORAGE_DIR. The outbox above tells tenancy of a tenant's first processed document.
     let storage = try FileSystemAssetStorage(directory: config.storageDirectory)
     let knowledge = PostgresKnowledgeRepository(client: foundation.database, outbox: outbox)
-    KnowledgeController(documents: knowledge, storage: storage, verifier: verifier, threadPool: .singleton)
-        .addRoutes(to: routes.group("api/knowledge-base"))
+    let knowledgeBase = KnowledgeBase(documents: knowledge, storage: storage, threadPool: .singleton)
+    KnowledgeController(knowledge: knowledgeBase, verifier: verifier).addRoutes(to: routes.group("api/knowledge-base"))
+    // Seed 001's knowledge administration: the same operations for a named tenant, in batches.
+    AdminKnowledgeController(knowledge: knowledgeBase, verifier: verifier).addRoutes(to: routes.group("api/admin/knowledge"))
     let ingestion = KnowledgeIngestionWorker(
         repository: knowledge, storage: storage,
         extractor: TextExtractor(

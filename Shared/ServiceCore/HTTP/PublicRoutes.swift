@@ -133,6 +133,11 @@ package enum PublicRoutes {
         .init(.get, "/attachments/:attachmentID", .chat, .open),
         .init(.get, "/attachments/:attachmentID/preview", .chat, .open),
         .init(.delete, "/attachments/:attachmentID", .chat, .session),
+        // chat: seed 001's knowledge administration (issue 10, remaining part)
+        .init(.post, "/api/admin/knowledge/upload", .chat, .authenticated),
+        .init(.post, "/api/admin/knowledge/ingest", .chat, .authenticated),
+        .init(.get, "/api/admin/knowledge/stats", .chat, .authenticated),
+        .init(.delete, "/api/admin/knowledge/documents", .chat, .authenticated),
     ]
 
     /// The routes declared for a path (every method it answers), or nil for a path no service has.

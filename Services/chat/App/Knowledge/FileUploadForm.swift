@@ -10,6 +10,15 @@ import ServiceCore
 /// read with multipart-kit after `MultipartFormChecks` kept it from trapping the parser.
 struct FileUploadForm: Decodable {
     var file: UploadedPart?
+    /// Seed 001's admin upload names its tenant and metadata in the form; other uploads ignore them.
+    var tenantID: String?
+    var metadata: String?
+
+    enum CodingKeys: String, CodingKey {
+        case file
+        case tenantID = "tenant_id"
+        case metadata
+    }
 
     /// A form part taken whole (headers and bytes); multipart-kit fills it through
     /// `MultipartPartConvertible`, never through `Decodable`.
@@ -52,10 +61,16 @@ struct FileUploadForm: Decodable {
 
     /// The `file` part of `body`: present, not empty, at most `maxBytes` (beyond: `tooLarge`).
     static func file(in body: ByteBuffer, boundary: String, maxBytes: Int, tooLarge: AppError) throws -> UploadedPart {
-        guard let file = try parse(body, boundary: boundary).file else { throw AppError.validation(["file": ["is required"]]) }
+        try checked(in: body, boundary: boundary, maxBytes: maxBytes, tooLarge: tooLarge).file
+    }
+
+    /// The form of `body` with its `file` part checked as `file(in:…)` does.
+    static func checked(in body: ByteBuffer, boundary: String, maxBytes: Int, tooLarge: AppError) throws -> (file: UploadedPart, form: FileUploadForm) {
+        let form = try parse(body, boundary: boundary)
+        guard let file = form.file else { throw AppError.validation(["file": ["is required"]]) }
         if file.body.readableBytes > maxBytes { throw tooLarge }
         guard file.body.readableBytes > 0 else { throw AppError.validation(["file": ["is empty"]]) }
-        return file
+        return (file, form)
     }
 
     /// The boundary of the request's content type, or 415 naming what to send.

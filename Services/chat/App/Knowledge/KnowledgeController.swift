@@ -1,4 +1,5 @@
 import Foundation
+import InternalAPI
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -10,16 +11,13 @@ import ServiceCore
 /// documents (TXT, MD, CSV, HTML, DOCX, PDF, up to 50 MB), list them, follow their processing,
 /// delete and reprocess them. Uploads are stored and queued; `KnowledgeIngestionWorker` reads them.
 struct KnowledgeController: Sendable {
-    let documents: any KnowledgeRepository
-    let storage: any AssetStorage
+    let knowledge: KnowledgeBase
     let verifier: AccessTokenVerifier
-    let threadPool: NIOThreadPool
 
-    /// Largest file accepted (413 beyond).
-    static let maxFileBytes = 50 * 1_048_576
-    /// The upload route's body limit: the file plus room for the multipart framing.
-    static let maxBodyBytes = maxFileBytes + 65_536
+    var documents: any KnowledgeRepository { knowledge.documents }
+
     static let uploadPath = "/api/knowledge-base/upload"
+    static var maxBodyBytes: Int { KnowledgeBase.maxBodyBytes }
 
     /// Seed 000's `KnowledgeBaseFileResponse`.
     struct FileView: Codable, Sendable {
@@ -33,6 +31,8 @@ struct KnowledgeController: Sendable {
         var processingError: String?
         var chunkCount: Int
         var createdAt: Date
+        /// What the uploader attached (seed 001's `metadata` field), when anything.
+        var metadata: JSONValue?
 
         init(_ document: KnowledgeDocument) {
             id = document.id.uuidString.lowercased()
@@ -45,6 +45,7 @@ struct KnowledgeController: Sendable {
             processingError = document.processingError
             chunkCount = document.chunkCount
             createdAt = document.createdAt
+            metadata = document.metadata
         }
     }
 
@@ -82,51 +83,9 @@ struct KnowledgeController: Sendable {
 
     @Sendable func upload(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<FileView> {
         let tenantID = try KnowledgeAccess.tenant(request, context)
-        let boundary = try FileUploadForm.boundary(of: request)
-        let body = try await FileUploadForm.collect(request, limit: Self.maxBodyBytes, tooLarge: Self.fileTooLarge)
-        // Parsing and checking up to 50 MB is CPU work: off the event loops.
-        let accepted = try await threadPool.runIfActive { try Self.check(body, boundary: boundary) }
-        let id = UUID()
-        let document = KnowledgeDocument(
-            id: id, tenantID: tenantID, filename: accepted.name, contentType: accepted.format.mimeType, sizeBytes: accepted.file.readableBytes,
-            sha256: accepted.sha256, storageKey: KnowledgeDocument.storageKey(for: id), status: .pending, chunkCount: 0, processingError: nil,
-            createdAt: Date()
-        )
-        // The file first, then its row (which queues it): a job never points at a file not yet there.
-        try await storage.put(document.storageKey, accepted.file)
-        do {
-            let uploader = try context.requireIdentity().userID
-            try await documents.insert(document, uploadedBy: uploader, logger: context.logger)
-        } catch {
-            try? await storage.delete(document.storageKey)
-            throw error
-        }
-        context.logger.notice(
-            "knowledge document uploaded",
-            metadata: ["tenant_id": "\(tenantID)", "document_id": "\(id)", "format": "\(accepted.format.rawValue)", "bytes": "\(document.sizeBytes)"]
-        )
-        let stored = try await documents.find(id: id, tenantID: tenantID, logger: context.logger) ?? document
-        return JSONResponse(FileView(stored), status: .created)
-    }
-
-    static let fileTooLarge = AppError(.contentTooLarge, code: "PAYLOAD_TOO_LARGE", detail: "Knowledge-base files may be at most \(maxFileBytes) bytes")
-
-    private struct Accepted: Sendable {
-        var format: DocumentFormat
-        var file: ByteBuffer
-        var name: String
-        var sha256: String
-    }
-
-    private static func check(_ body: ByteBuffer, boundary: String) throws -> Accepted {
-        let file = try FileUploadForm.file(in: body, boundary: boundary, maxBytes: maxFileBytes, tooLarge: fileTooLarge)
-        let name = file.displayName
-        let supported = DocumentFormat.allCases.map { $0.rawValue.uppercased() }.joined(separator: ", ")
-        guard let format = DocumentFormat.named(name) else {
-            throw AppError.validation(["file": ["must be one of \(supported) (by its file name's extension)"]])
-        }
-        if let mismatch = format.mismatch(file.body.readableBytesView) { throw AppError.validation(["file": [mismatch]]) }
-        return Accepted(format: format, file: file.body, name: name, sha256: file.sha256)
+        let upload = try await knowledge.receive(request)
+        let document = try await knowledge.store(upload, tenantID: tenantID, uploader: try context.requireIdentity().userID, logger: context.logger)
+        return JSONResponse(FileView(document), status: .created)
     }
 
     @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<FileList> {
@@ -151,11 +110,7 @@ struct KnowledgeController: Sendable {
         let tenantID = try KnowledgeAccess.tenant(request, context)
         guard let id = Self.fileID(context), let key = try await documents.delete(id: id, tenantID: tenantID, logger: context.logger)
         else { throw Self.notFound }
-        do {
-            try await storage.delete(key)
-        } catch {
-            context.logger.warning("knowledge file not removed", metadata: ["document_id": "\(id)", "error": "\(error)"])
-        }
+        await knowledge.removeFiles([key], logger: context.logger)
         context.logger.notice("knowledge document deleted", metadata: ["tenant_id": "\(tenantID)", "document_id": "\(id)"])
         return JSONResponse(Deleted(status: "deleted", id: id.uuidString.lowercased()))
     }
@@ -176,5 +131,5 @@ struct KnowledgeController: Sendable {
         context.parameters.get("fileID").flatMap(UUID.init(uuidString:))
     }
 
-    static let notFound = AppError.notFound("Knowledge-base file not found", code: "FILE_NOT_FOUND")
+    static var notFound: AppError { KnowledgeBase.notFound }
 }

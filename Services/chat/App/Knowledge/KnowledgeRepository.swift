@@ -21,6 +21,8 @@ struct KnowledgeDocument: Sendable {
     var chunkCount: Int
     var processingError: String?
     var createdAt: Date
+    /// A JSON object the uploader attached (seed 001's `metadata`).
+    var metadata: JSONValue? = nil
 
     /// The storage key of a document's file: never anything the client chose.
     static func storageKey(for id: UUID) -> String { "kb-\(id.uuidString.lowercased())" }
@@ -47,6 +49,14 @@ protocol KnowledgeRepository: Sendable {
     /// was when it is still queued or being processed.
     func requeue(id: UUID, tenantID: UUID, logger: Logger) async throws -> (document: KnowledgeDocument, requeued: Bool)?
 
+    // Seed 001's administration, over several documents at once: all of `ids` must be the
+    // tenant's, or nothing is done (nil).
+    /// Queues the failed and completed ones of `ids` again; the others are already queued or in progress.
+    func requeue(ids: [UUID], tenantID: UUID, logger: Logger) async throws -> (requeued: [UUID], inProgress: [UUID])?
+    /// Removes the documents and their chunks; their storage keys.
+    func delete(ids: [UUID], tenantID: UUID, logger: Logger) async throws -> [String]?
+    func stats(tenantID: UUID, logger: Logger) async throws -> KnowledgeStats
+
     /// Fails the jobs whose last lease ran out with no attempt left; claims up to `limit` due jobs.
     func claim(limit: Int, lease: Duration, maxAttempts: Int, logger: Logger) async throws -> [ClaimedDocument]
     /// Writes the chunks and marks the job completed, if `job`'s lease is still the document's;
@@ -64,15 +74,16 @@ struct PostgresKnowledgeRepository: KnowledgeRepository {
     static let channel = "knowledge_jobs"
 
     private static let columns =
-        "id, tenant_id, filename, content_type, size_bytes, sha256, storage_key, status, chunk_count, processing_error, created_at"
+        "id, tenant_id, filename, content_type, size_bytes, sha256, storage_key, status, chunk_count, processing_error, created_at, metadata::text"
 
     func insert(_ document: KnowledgeDocument, uploadedBy: String, logger: Logger) async throws {
+        let metadata = try document.metadata.map { String(decoding: try JSONCoding.encoder.encode($0), as: UTF8.self) }
         try await client.query(
             """
             WITH inserted AS (
-                INSERT INTO knowledge_documents (id, tenant_id, filename, content_type, size_bytes, sha256, storage_key, status, uploaded_by)
+                INSERT INTO knowledge_documents (id, tenant_id, filename, content_type, size_bytes, sha256, storage_key, status, uploaded_by, metadata)
                 VALUES (\(document.id), \(document.tenantID), \(document.filename), \(document.contentType), \(document.sizeBytes),
-                        \(document.sha256), \(document.storageKey), 'pending', \(uploadedBy))
+                        \(document.sha256), \(document.storageKey), 'pending', \(uploadedBy), \(metadata)::jsonb)
                 RETURNING id
             )
             SELECT pg_notify(\(Self.channel), '') FROM inserted
@@ -243,12 +254,13 @@ struct PostgresKnowledgeRepository: KnowledgeRepository {
         }
     }
 
-    private static func documents(_ rows: QueryRows) throws -> [KnowledgeDocument] {
-        try rows.decode((UUID, UUID, String, String, Int, String, String, String, Int, String?, Date).self).map {
-            id, tenantID, filename, contentType, size, sha256, key, status, chunks, error, created in
+    static func documents(_ rows: QueryRows) throws -> [KnowledgeDocument] {
+        try rows.decode((UUID, UUID, String, String, Int, String, String, String, Int, String?, Date, String?).self).map {
+            id, tenantID, filename, contentType, size, sha256, key, status, chunks, error, created, metadata in
             KnowledgeDocument(
                 id: id, tenantID: tenantID, filename: filename, contentType: contentType, sizeBytes: size, sha256: sha256, storageKey: key,
-                status: KnowledgeDocument.Status(rawValue: status) ?? .failed, chunkCount: chunks, processingError: error, createdAt: created
+                status: KnowledgeDocument.Status(rawValue: status) ?? .failed, chunkCount: chunks, processingError: error, createdAt: created,
+                metadata: metadata.flatMap { try? JSONCoding.decoder.decode(JSONValue.self, from: Data($0.utf8)) }
             )
         }
     }

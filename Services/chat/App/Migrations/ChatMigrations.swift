@@ -99,4 +99,6 @@ enum ChatMigrations {
     ]
         // 51–59: knowledge-base ingestion, chat's outbox, attachments.
         + KnowledgeMigrations.all
+        // 70–79: knowledge administration (seed 001).
+        + KnowledgeAdministrationMigrations.all
 }

@@ -77,7 +77,12 @@ package func buildChatApplication(config: ChatConfig) async throws -> some Appli
     AttachmentsController(
         attachments: PostgresAttachmentRepository(client: foundation.database), sessions: sessions, storage: storage, threadPool: .singleton
     ).addRoutes(to: routes.group("attachments"))
+    // Files without rows and rows without files, left by crashes and failed removals.
+    let sweep = ChatStorageSweep(
+        storage: storage, database: foundation.database, grace: .seconds(config.storageSweepGraceSeconds),
+        interval: .seconds(config.storageSweepIntervalSeconds), logger: foundation.logger
+    )
     return foundation.makeApplication(
-        routes: routes, migrations: ChatMigrations.all + ConversationMigrations.all, services: [verifier, relay, ingestion]
+        routes: routes, migrations: ChatMigrations.all + ConversationMigrations.all, services: [verifier, relay, ingestion, sweep]
     )
 }

@@ -44,6 +44,12 @@ package struct ChatConfig: Sendable {
     /// Documents one replica processes side by side.
     package var knowledgeConcurrency = 2
 
+    // The storage sweep (files without rows, rows without files).
+    /// How often each replica sweeps chat's storage directory.
+    package var storageSweepIntervalSeconds = 3_600
+    /// Files and rows younger than this are left alone (an upload may be between its file and its row).
+    package var storageSweepGraceSeconds = 600
+
     package init(
         common: CommonConfig, jwksURL: String, tenancyURL: String, sessionMaxAgeDays: Int = 30,
         streamTokenDelayMilliseconds: Int = 40, tenantCacheSeconds: Int = 10, agentCacheSeconds: Int = 5,
@@ -90,5 +96,8 @@ package struct ChatConfig: Sendable {
         self.knowledgeLeaseSeconds = try settings.int("KNOWLEDGE_LEASE_SECONDS", default: 300, range: 1...3_600)
         self.knowledgeMaxAttempts = try settings.int("KNOWLEDGE_MAX_ATTEMPTS", default: 3, range: 1...20)
         self.knowledgeConcurrency = try settings.int("KNOWLEDGE_WORKER_CONCURRENCY", default: 2, range: 1...16)
+        // The storage sweep.
+        self.storageSweepIntervalSeconds = try settings.int("STORAGE_SWEEP_INTERVAL_SECONDS", default: 3_600, range: 1...86_400)
+        self.storageSweepGraceSeconds = try settings.int("STORAGE_SWEEP_GRACE_SECONDS", default: 600, range: 60...604_800)
     }
 }

@@ -15,8 +15,8 @@ struct ChatController: Sendable {
             var code: String
             var detail: String
         }
-        var messageId: UUID?
-        var conversationId: UUID?
+        @LowercaseOptionalUUID var messageId: UUID?
+        @LowercaseOptionalUUID var conversationId: UUID?
         var content: String
         /// `complete`, `refused`, `partial` (the responder failed after saying something) or `failed`.
         var status: String

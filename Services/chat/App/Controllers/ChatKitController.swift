@@ -16,8 +16,8 @@ struct ChatKitController: Sendable {
         var type: String
         var delta: String?
         var content: String?
-        var messageId: UUID?
-        var conversationId: UUID?
+        @LowercaseOptionalUUID var messageId: UUID?
+        @LowercaseOptionalUUID var conversationId: UUID?
         var status: String?
         var sources: [MessageSource]?
         var code: String?

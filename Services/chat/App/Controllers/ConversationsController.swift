@@ -10,7 +10,7 @@ struct ConversationsController: Sendable {
     let conversations: any ConversationRepository
 
     struct ConversationView: Codable, Sendable {
-        var id: UUID
+        @LowercaseUUID var id: UUID
         var sessionId: String
         var messageCount: Int
         var createdAt: Date
@@ -25,7 +25,7 @@ struct ConversationsController: Sendable {
     }
 
     struct MessageView: Codable, Sendable {
-        var id: UUID
+        @LowercaseUUID var id: UUID
         var role: String
         var content: String
         var status: String
@@ -34,7 +34,7 @@ struct ConversationsController: Sendable {
     }
 
     struct MessageList: Codable, Sendable {
-        var conversationId: UUID
+        @LowercaseUUID var conversationId: UUID
         var messages: [MessageView]
         var total: Int
         var limit: Int

@@ -116,8 +116,10 @@ struct ChatExchange: Sendable {
         guard let message else {
             // The widget opening: the greeting, nothing asked of billing or a provider.
             let context = ReplyContext(userMessage: nil, history: [], chunks: [], agent: agent, isFirstContact: true)
-            return Prepared(session: session, conversation: nil, responder: responder, context: context, guardrails: guardrails, refused: false)
+            return Prepared(session: session, conversation: nil, responder: responders.greeter, context: context, guardrails: guardrails, refused: false)
         }
+        // Billing first: an over-quota tenant's message is 402 before anything is stored, searched or
+        // judged by the guardrails (a blocked term too), and no provider is asked.
         try await quota.check(tenantID: tenant.id, logger: context.logger)
         let conversation = try await conversations.open(sessionID: session.id, tenantID: tenant.id, logger: context.logger)
         let history = try await conversations.recentTurns(conversationID: conversation.id, tenantID: tenant.id, limit: 20, logger: context.logger)

@@ -15,8 +15,8 @@ struct Conversation: Sendable {
 
 /// A source the answer was composed from, as stored with the message and sent to the widget.
 struct MessageSource: Codable, Sendable, Equatable {
-    var documentId: UUID
-    var chunkId: UUID
+    @LowercaseUUID var documentId: UUID
+    @LowercaseUUID var chunkId: UUID
     var filename: String
     var score: Double
 }
@@ -57,8 +57,8 @@ struct TraceRecord: Sendable {
 }
 
 struct TracedChunk: Codable, Sendable, Equatable {
-    var chunkId: UUID
-    var documentId: UUID
+    @LowercaseUUID var chunkId: UUID
+    @LowercaseUUID var documentId: UUID
     var score: Double
 }
 

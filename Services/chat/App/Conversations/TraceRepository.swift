@@ -5,9 +5,9 @@ import ServiceCore
 
 /// One answered (or failed) message as measured: what `GET /api/admin/tenants/{id}/traces` lists.
 struct TraceView: Codable, Sendable {
-    var id: UUID
-    var conversationId: UUID?
-    var messageId: UUID?
+    @LowercaseUUID var id: UUID
+    @LowercaseOptionalUUID var conversationId: UUID?
+    @LowercaseOptionalUUID var messageId: UUID?
     var responder: String
     var status: String
     var firstTokenMs: Int?

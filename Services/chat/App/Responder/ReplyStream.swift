@@ -45,6 +45,10 @@ struct Responders: Sendable {
         if let name = agent.responder, let chosen = byName[name] { return chosen }
         return byName[defaultName] ?? byName["builtin"]!
     }
+
+    /// The widget's opening (no message): the agent's greeting as its admins wrote it, by the
+    /// offline responder, so no provider is asked (nor paid) for it, whatever the tenant's quota.
+    var greeter: any ReplyGenerator { byName["builtin"]! }
 }
 
 enum WordStream {

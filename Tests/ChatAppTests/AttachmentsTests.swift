@@ -23,14 +23,23 @@ struct AttachmentsTests {
 
     static let png: [UInt8] = Array(Data(base64Encoded: "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")!)
 
-    func newSession(_ kb: KnowledgeHarness) async throws -> String {
+    /// A widget session of a new tenant whose theme sets `theme` (attachments on, up to 20 MB, by default).
+    func newSession(_ kb: KnowledgeHarness, theme: String? = #"{"attachments_enabled": true, "attachments_max_size": 20971520}"#) async throws -> String {
         let tenant = try await Fixtures.register(at: kb.stack.url(.tenancy))
+        if let theme { try await Self.setTheme(kb, tenant, theme) }
         var headers = HTTPFields()
         headers[.xTenantSlug] = tenant.tenantSlug
         headers[.contentType] = "application/json"
         let answer = try await kb.send(.post, "/api/sessions/init", headers: headers, body: ByteBuffer(string: "{}"))
         struct Session: Decodable { var sessionId: String }
         return try answer.json(Session.self).sessionId
+    }
+
+    static func setTheme(_ kb: KnowledgeHarness, _ tenant: Fixtures.Registered, _ theme: String) async throws {
+        let put = try await TestHTTP.send(
+            .PUT, kb.stack.url(.tenancy) + "/api/admin/tenants/\(tenant.tenantId)/theme", headers: Fixtures.bearer(tenant.accessToken), body: theme
+        )
+        guard put.status == 200 else { throw FixtureError(description: "theme answered \(put.status): \(put.text)") }
     }
 
     func upload(_ kb: KnowledgeHarness, _ bytes: [UInt8], name: String, session: String?) async throws -> KnowledgeHarness.Answer {
@@ -107,6 +116,40 @@ struct AttachmentsTests {
             #expect(kb.storedFiles().count == 10)
             // Another session has its own allowance.
             #expect(try await upload(kb, Array("x".utf8), name: "n.txt", session: try await newSession(kb)).status == 201)
+        }
+    }
+
+    /// Seed 000's `attachments_enabled` and `attachments_max_size` from the tenant's theme decide
+    /// whether a session may attach and how large (within chat's own 10 MiB); a change shows at once
+    /// with no cache (`TENANT_CACHE_SECONDS=0`).
+    @Test func theWidgetsThemeDecidesWhetherAndHowLarge() async throws {
+        try await KnowledgeHarness.with(overrides: ["TENANT_CACHE_SECONDS": "0"]) { kb in
+            let tenant = try await Fixtures.register(at: kb.stack.url(.tenancy))
+            var headers = HTTPFields()
+            headers[.xTenantSlug] = tenant.tenantSlug
+            headers[.contentType] = "application/json"
+            struct Session: Decodable { var sessionId: String }
+            let session = try await kb.send(.post, "/api/sessions/init", headers: headers, body: ByteBuffer(string: "{}")).json(Session.self).sessionId
+
+            // The theme's default: no attachments.
+            let disabled = try await upload(kb, Array("notes".utf8), name: "n.txt", session: session)
+            #expect(disabled.status == 403, "\(disabled.text)")
+            #expect(try disabled.error().code == "ATTACHMENTS_DISABLED")
+
+            try await Self.setTheme(kb, tenant, #"{"attachments_enabled": true, "attachments_max_size": 1024}"#)
+            let tooLarge = try await upload(kb, [UInt8](repeating: 0x61, count: 1_025), name: "n.txt", session: session)
+            #expect(tooLarge.status == 413, "\(tooLarge.text)")
+            #expect(try tooLarge.error().detail.contains("1024"))
+            #expect(try await kb.count("SELECT count(*)::int FROM attachments") == 0)
+            #expect(kb.storedFiles().isEmpty)
+            let fits = try await upload(kb, [UInt8](repeating: 0x61, count: 1_024), name: "n.txt", session: session)
+            #expect(fits.status == 201, "\(fits.text)")
+
+            // Switched off again: refused at once, and what was uploaded stays downloadable.
+            try await Self.setTheme(kb, tenant, #"{"attachments_enabled": false}"#)
+            #expect(try await upload(kb, Array("more".utf8), name: "n.txt", session: session).status == 403)
+            #expect(try await kb.count("SELECT count(*)::int FROM attachments") == 1)
+            #expect(try await kb.send(.get, "/attachments/\(try fits.json(View.self).id)").status == 200)
         }
     }
 }

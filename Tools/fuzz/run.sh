@@ -150,6 +150,9 @@ export FUZZ_TENANT_ID
 session=$(curl -sS --max-time 30 -X POST "$gateway/api/sessions/init" -H "X-Tenant-Slug: $slug" -H 'Content-Type: application/json' -d '{}')
 FUZZ_SESSION_ID=$(printf '%s' "$session" | json_field session_id) || { echo "fuzz: session init failed: $session" >&2; exit 1; }
 export FUZZ_SESSION_ID
+# Attachments are off in a new tenant's theme; on, so POST /attachments is exercised past its 403.
+curl -sS --max-time 30 -o /dev/null -X PUT "$gateway/api/admin/tenants/$FUZZ_TENANT_ID/theme" -H "Authorization: Bearer $token" \
+    -H 'Content-Type: application/json' -d '{"attachments_enabled":true,"attachments_max_size":10485760}'
 echo "fuzz: tenant $slug, widget session ${FUZZ_SESSION_ID:0:12}…"
 root=$(curl -sS --max-time 30 -X POST "$gateway/api/auth/login" -H 'Content-Type: application/json' \
     -d "{\"email\":\"$SUPER_ADMIN_EMAIL\",\"password\":\"$SUPER_ADMIN_PASSWORD\"}")

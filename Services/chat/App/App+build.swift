@@ -75,7 +75,8 @@ package func buildChatApplication(config: ChatConfig) async throws -> some Appli
         logger: foundation.logger
     )
     AttachmentsController(
-        attachments: PostgresAttachmentRepository(client: foundation.database), sessions: sessions, storage: storage, threadPool: .singleton
+        attachments: PostgresAttachmentRepository(client: foundation.database), sessions: sessions, storage: storage, threadPool: .singleton,
+        settings: InternalLookupCache(client: tenancy, ttl: .seconds(config.tenantCacheSeconds))
     ).addRoutes(to: routes.group("attachments"))
     // Files without rows and rows without files, left by crashes and failed removals.
     let sweep = ChatStorageSweep(

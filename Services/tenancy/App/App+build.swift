@@ -63,6 +63,8 @@ package func buildTenancyApplication(config: TenancyConfig) async throws -> some
     let themes = ThemeController(themes: PostgresThemeRepository(client: foundation.database), verifier: verifier)
     themes.addPublicRoutes(to: routes.group("api/tenants"))
     themes.addAdminRoutes(to: routes.group("api/admin/tenants"))
+    // chat reads a tenant's widget attachment settings from its theme.
+    themes.addInternalRoutes(to: foundation.internalGroup(routes, accepting: ["chat"]))
     let storage = try FileSystemAssetStorage(directory: config.storageDirectory)
     let assets = PostgresBrandingRepository(client: foundation.database)
     let branding = BrandingController(assets: assets, storage: storage, verifier: verifier, threadPool: .singleton)

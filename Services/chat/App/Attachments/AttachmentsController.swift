@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import InternalAPI
 import Logging
 import NIOCore
 import NIOPosix
@@ -15,6 +16,8 @@ struct AttachmentsController: Sendable {
     let sessions: any SessionRepository
     let storage: any AssetStorage
     let threadPool: NIOThreadPool
+    /// The tenant's widget attachment settings (tenancy's theme, reused a few seconds).
+    let settings: InternalLookupCache<WidgetAttachmentSettings>
 
     static let maxFileBytes = 10 * 1_048_576
     static let maxBodyBytes = maxFileBytes + 65_536
@@ -45,9 +48,16 @@ struct AttachmentsController: Sendable {
 
     @Sendable func upload(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<AttachmentView> {
         let session = try await activeSession(request, context)
+        // The tenant's widget settings: attachments switched on, and each at most its size (within chat's own limit).
+        let settings = try await attachmentSettings(tenantID: session.tenantID, logger: context.logger)
+        guard settings.attachmentsEnabled else {
+            throw AppError(.forbidden, code: "ATTACHMENTS_DISABLED", detail: "This widget does not take attachments")
+        }
+        let maxBytes = min(settings.attachmentsMaxSize, Self.maxFileBytes)
+        let tooLarge = Self.fileTooLarge(maxBytes)
         let boundary = try FileUploadForm.boundary(of: request)
-        let body = try await FileUploadForm.collect(request, limit: Self.maxBodyBytes, tooLarge: Self.fileTooLarge)
-        let accepted = try await threadPool.runIfActive { try Self.check(body, boundary: boundary) }
+        let body = try await FileUploadForm.collect(request, limit: maxBytes + 65_536, tooLarge: tooLarge)
+        let accepted = try await threadPool.runIfActive { try Self.check(body, boundary: boundary, maxBytes: maxBytes, tooLarge: tooLarge) }
         let attachment = Attachment(
             id: UUID(), tenantID: session.tenantID, sessionID: session.id, name: accepted.name, mimeType: accepted.format.mimeType,
             sizeBytes: accepted.file.readableBytes, sha256: accepted.sha256, createdAt: Date()
@@ -80,7 +90,24 @@ struct AttachmentsController: Sendable {
         )
     }
 
-    static let fileTooLarge = AppError(.contentTooLarge, code: "PAYLOAD_TOO_LARGE", detail: "Attachments may be at most \(maxFileBytes) bytes")
+    static func fileTooLarge(_ maxBytes: Int) -> AppError {
+        AppError(.contentTooLarge, code: "PAYLOAD_TOO_LARGE", detail: "Attachments may be at most \(maxBytes) bytes")
+    }
+
+    /// tenancy's answer, or while it cannot be asked the last one known (503 with none); a tenant
+    /// tenancy does not know takes no attachments.
+    private func attachmentSettings(tenantID: UUID, logger: Logger) async throws -> WidgetAttachmentSettings {
+        let path = "/internal/tenants/\(tenantID.uuidString.lowercased())/theme"
+        let found: WidgetAttachmentSettings?
+        do {
+            found = try await settings.value(path: path, logger: logger)
+        } catch {
+            guard let known = settings.lastKnown(path: path) else { throw error }
+            logger.warning("tenancy's widget settings unavailable; using the last known", metadata: ["tenant_id": "\(tenantID)"])
+            found = known
+        }
+        return found ?? WidgetAttachmentSettings(attachmentsEnabled: false, attachmentsMaxCount: 0, attachmentsMaxSize: 0)
+    }
 
     private struct Accepted: Sendable {
         var format: AttachmentFormat
@@ -89,8 +116,8 @@ struct AttachmentsController: Sendable {
         var sha256: String
     }
 
-    private static func check(_ body: ByteBuffer, boundary: String) throws -> Accepted {
-        let file = try FileUploadForm.file(in: body, boundary: boundary, maxBytes: maxFileBytes, tooLarge: fileTooLarge)
+    private static func check(_ body: ByteBuffer, boundary: String, maxBytes: Int, tooLarge: AppError) throws -> Accepted {
+        let file = try FileUploadForm.file(in: body, boundary: boundary, maxBytes: maxBytes, tooLarge: tooLarge)
         guard let format = AttachmentFormat.detect(Array(file.body.readableBytesView)) else {
             throw AppError.validation(["file": ["must be a PNG, JPEG, GIF or WebP image, a PDF or UTF-8 text"]])
         }

@@ -37,6 +37,18 @@ struct ThemeController: Sendable {
         )
     }
 
+    /// chat's: the resolved theme of any tenant, whatever its status (chat applies its `attachments_*`).
+    func addInternalRoutes(to group: RouterGroup<AppRequestContext>) {
+        group.get("tenants/:tenantID/theme", use: internalTheme)
+    }
+
+    @Sendable func internalTheme(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<JSONValue> {
+        guard let tenantID = context.parameters.get("tenantID").flatMap(UUID.init(uuidString:)),
+            let overrides = try await themes.overrides(tenantID: tenantID, logger: context.logger)
+        else { throw TenantAccess.notFound }
+        return JSONResponse(.object(ThemeFields.resolved(overrides)))
+    }
+
     @Sendable func adminTheme(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<JSONValue> {
         let tenantID = try TenantAccess.managedTenant(context)
         guard let overrides = try await themes.overrides(tenantID: tenantID, logger: context.logger) else { throw TenantAccess.notFound }

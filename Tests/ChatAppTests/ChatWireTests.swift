@@ -99,9 +99,10 @@ struct ChatWireTests {
                 }
             }
             func nothingStored() async throws -> Bool {
-                try await H.count(database, "SELECT count(*)::int FROM messages") == 0
-                    && H.count(database, "SELECT count(*)::int FROM chat_traces") == 0
-                    && H.count(database, "SELECT count(*)::int FROM outbox_events") == 0
+                let messages = try await H.count(database, "SELECT count(*)::int FROM messages")
+                let traces = try await H.count(database, "SELECT count(*)::int FROM chat_traces")
+                let events = try await H.count(database, "SELECT count(*)::int FROM outbox_events")
+                return messages + traces + events == 0
             }
 
             try await setTrial(ended: true)
@@ -118,9 +119,9 @@ struct ChatWireTests {
             }
             #expect(try await nothingStored())
             // The widget opening greets from the agent's configuration: no provider, no billing.
-            let (openStatus, opening, openRaw) = try await TestHTTP.events(chat + "/chatkit", headers: ["X-Session-ID": session], body: "{}")
+            let (openStatus, _, openRaw) = try await TestHTTP.events(chat + "/chatkit", headers: ["X-Session-ID": session], body: "{}")
             #expect(openStatus == 200 && openRaw.last?.data == "[DONE]")
-            #expect(!opening.isEmpty)
+            #expect(openRaw.count > 2)
             #expect(try await nothingStored())
             #expect(server.received.isEmpty)
 

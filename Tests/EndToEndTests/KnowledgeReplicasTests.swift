@@ -38,7 +38,13 @@ struct KnowledgeReplicasTests {
             let pid = try ChildProcess.spawn([binary], environment: environment, outputPath: logPath)
             self.pid = pid
             Cleanup.register { Glibc.kill(pid, SIGKILL) }
-            try await TestHTTP.waitUntilLive(url)
+            do {
+                try await TestHTTP.waitUntilLive(url)
+            } catch {
+                Glibc.kill(pid, SIGKILL)
+                ChildProcess.wait(pid)
+                throw error
+            }
         }
 
         /// How many documents this process logged as processed.
@@ -155,7 +161,8 @@ struct KnowledgeReplicasTests {
     }
 
     @Test func aProcessKilledMidIngestionLeavesTheJobToTheOther() async throws {
-        try await Self.withServices(lease: 3) { stack, token, database in
+        // The lease outlasts starting the second process, so the first does not claim its own job again before it dies.
+        try await Self.withServices(lease: 6) { stack, token, database in
             // The first process's pdftotext never finishes: it notes its pid and sleeps.
             let marker = NSTemporaryDirectory() + "hung-pdftotext-\(UUID().uuidString.prefix(8))"
             let hang = try Self.script("echo $$ > \(marker)\nexec sleep 120")

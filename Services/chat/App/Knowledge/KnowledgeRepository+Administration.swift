@@ -25,8 +25,8 @@ extension PostgresKnowledgeRepository {
                 "SELECT id, status FROM knowledge_documents WHERE tenant_id = \(tenantID) AND id = ANY(\(ids)) FOR UPDATE", logger: logger
             ).collect().map { try $0.decode((UUID, String).self) }
             guard found.count == ids.count else { return nil }
-            let requeueable = found.filter { $0.1 == "failed" || $0.1 == "completed" }.map(\.0)
-            let inProgress = found.filter { $0.1 != "failed" && $0.1 != "completed" }.map(\.0)
+            let requeueable = found.filter { $0.1 == "failed" || $0.1 == "completed" }.map { $0.0 }
+            let inProgress = found.filter { $0.1 != "failed" && $0.1 != "completed" }.map { $0.0 }
             if !requeueable.isEmpty {
                 try await connection.query(
                     """

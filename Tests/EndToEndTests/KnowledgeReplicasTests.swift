@@ -85,26 +85,7 @@ struct KnowledgeReplicasTests {
         return try answer.json(FileView.self).id
     }
 
-    /// A one-page PDF (poppler reads it) saying `line`.
-    static func pdf(_ line: String) -> [UInt8] {
-        let content = "BT /F1 12 Tf 72 720 Td (\(line)) Tj ET"
-        let objects = [
-            "<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
-            "<< /Length \(content.utf8.count) >>\nstream\n\(content)\nendstream", "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        ]
-        var out = "%PDF-1.4\n"
-        var offsets: [Int] = []
-        for (index, object) in objects.enumerated() {
-            offsets.append(out.utf8.count)
-            out += "\(index + 1) 0 obj\n\(object)\nendobj\n"
-        }
-        let xref = out.utf8.count
-        out += "xref\n0 \(objects.count + 1)\n0000000000 65535 f \n"
-        for offset in offsets { out += String(repeating: "0", count: 10 - String(offset).count) + "\(offset) 00000 n \n" }
-        out += "trailer\n<< /Size \(objects.count + 1) /Root 1 0 R >>\nstartxref\n\(xref)\n%%EOF\n"
-        return Array(out.utf8)
-    }
+    static func pdf(_ line: String) -> [UInt8] { SamplePDF.make([line]) }
 
     /// auth, billing and tenancy in this process, a registered tenant and an admin's token for it.
     static func withServices(

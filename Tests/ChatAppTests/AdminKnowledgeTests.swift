@@ -133,15 +133,31 @@ struct AdminKnowledgeTests {
         }
     }
 
+    /// Tenants A and B with an admin each; A's documents `first` and `second`, B's `theirs`, processed.
+    struct TwoTenants {
+        var tenantA: UUID
+        var tenantB: UUID
+        var adminA: String
+        var adminB: String
+        var first: KnowledgeHarness.StatusView
+        var second: KnowledgeHarness.StatusView
+        var theirs: KnowledgeHarness.StatusView
+
+        init(_ kb: KnowledgeHarness) async throws {
+            tenantA = try await kb.tenant()
+            tenantB = try await kb.tenant()
+            adminA = try await kb.token(tenantA, .admin)
+            adminB = try await kb.token(tenantB, .admin)
+            first = try await kb.ingest(Array("Bread is baked daily.".utf8), filename: "a.txt", token: adminA)
+            second = try await kb.ingest(Array("Cakes need a day's notice.".utf8), filename: "b.txt", token: adminA)
+            theirs = try await kb.ingest(Array("Other tenant's notes.".utf8), filename: "c.txt", token: adminB)
+        }
+    }
+
     @Test func ingestQueuesTheNamedDocumentsAgainAllOrNothing() async throws {
         try await KnowledgeHarness.with { kb in
-            let tenantA = try await kb.tenant()
-            let tenantB = try await kb.tenant()
-            let adminA = try await kb.token(tenantA, .admin)
-            let adminB = try await kb.token(tenantB, .admin)
-            let first = try await kb.ingest(Array("Bread is baked daily.".utf8), filename: "a.txt", token: adminA)
-            let second = try await kb.ingest(Array("Cakes need a day's notice.".utf8), filename: "b.txt", token: adminA)
-            let theirs = try await kb.ingest(Array("Other tenant's notes.".utf8), filename: "c.txt", token: adminB)
+            let two = try await TwoTenants(kb)
+            let (tenantA, tenantB, adminA, adminB, first, second, theirs) = (two.tenantA, two.tenantB, two.adminA, two.adminB, two.first, two.second, two.theirs)
 
             // One id that is not tenant A's (B's, or none at all): 404, nothing queued.
             for stranger in [theirs.id, UUID().uuidString] {
@@ -186,14 +202,9 @@ struct AdminKnowledgeTests {
 
     @Test func deleteRemovesTheNamedDocumentsAllOrNothing() async throws {
         try await KnowledgeHarness.with { kb in
-            let tenantA = try await kb.tenant()
-            let tenantB = try await kb.tenant()
-            let adminA = try await kb.token(tenantA, .admin)
-            let adminB = try await kb.token(tenantB, .admin)
-            let first = try await kb.ingest(Array("Bread is baked daily.".utf8), filename: "a.txt", token: adminA)
-            let second = try await kb.ingest(Array("Cakes need a day's notice.".utf8), filename: "b.txt", token: adminA)
+            let two = try await TwoTenants(kb)
+            let (tenantA, tenantB, adminA, adminB, first, second, theirs) = (two.tenantA, two.tenantB, two.adminA, two.adminB, two.first, two.second, two.theirs)
             let kept = try await kb.ingest(Array("Pies on Sundays.".utf8), filename: "k.txt", token: adminA)
-            let theirs = try await kb.ingest(Array("Other tenant's notes.".utf8), filename: "c.txt", token: adminB)
 
             let mixed = try await Self.send(kb, .delete, "/api/admin/knowledge/documents", token: adminA, body: ["document_ids": [first.id, theirs.id]])
             #expect(mixed.status == 404, "\(mixed.text)")

@@ -124,7 +124,8 @@ struct KnowledgeReplicasTests {
             let done = try await Polling.within(60) {
                 try await TestPostgres.count(database, "SELECT count(*)::int FROM knowledge_documents WHERE status = 'completed'") == ids.count
             }
-            #expect(done != nil, "statuses: \(try await TestPostgres.count(database, "SELECT count(*)::int FROM knowledge_documents WHERE status <> 'completed'")) not completed")
+            let unfinished = try await TestPostgres.count(database, "SELECT count(*)::int FROM knowledge_documents WHERE status <> 'completed'")
+            #expect(done != nil, "\(unfinished) not completed")
             // One claim each, one chunk each, no chunk twice.
             #expect(try await TestPostgres.count(database, "SELECT count(*)::int FROM knowledge_documents WHERE attempts = 1 AND chunk_count = 1") == ids.count)
             #expect(try await TestPostgres.count(database, "SELECT count(*)::int FROM knowledge_chunks") == ids.count)

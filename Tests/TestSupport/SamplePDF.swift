@@ -1,3 +1,5 @@
+import Foundation
+
 /// A real (minimal) one-page PDF, with its cross-reference table, that poppler's `pdftotext` reads:
 /// for chat's knowledge-base tests in and across processes.
 package enum SamplePDF {

@@ -13,12 +13,18 @@ import ServiceCore
 /// period's end (the lower price is paid from the next period); an upgrade takes effect when it is
 /// paid (`process-payment` / `create-preference` with the new plan: a new period starts at once),
 /// so `change-plan` answers an upgrade with 402 `UPGRADE_REQUIRES_PAYMENT` and changes nothing.
+///
+/// A subscription Stripe bills (`stripe_subscriptions`) is cancelled at Stripe first
+/// (`cancel_at_period_end=true`), so Stripe stops renewing it; if Stripe cannot be told, the answer
+/// is 502/504 and nothing changes here.
 struct SubscriptionLifecycleController: Sendable {
     let database: Database
     let ledger: SubscriptionLedger
     let catalog: PlanCatalog
     let clock: any BillingClock
     let verifier: AccessTokenVerifier
+    /// nil without `STRIPE_SECRET_KEY`.
+    var stripe: StripeClient? = nil
 
     struct CancelResponse: Codable, Sendable {
         var status: String
@@ -44,6 +50,7 @@ struct SubscriptionLifecycleController: Sendable {
 
     @Sendable func cancel(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<CancelResponse> {
         let identity = try BillingAccess.manager(context)
+        try await cancelAtStripe(tenantID: identity.tenantUUID, logger: context.logger)
         let now = clock.now()
         let logger = context.logger
         let ledger = ledger
@@ -73,6 +80,29 @@ struct SubscriptionLifecycleController: Sendable {
             }
         }
         return JSONResponse(answer)
+    }
+
+    /// Tells Stripe to end the tenant's live Stripe subscription at its period's end, when it has one
+    /// that is not already ending.
+    private func cancelAtStripe(tenantID: UUID, logger: Logger) async throws {
+        let rows = try await database.query(
+            """
+            SELECT l.subscription_id FROM stripe_subscriptions l JOIN subscriptions s ON s.tenant_id = l.tenant_id
+            WHERE l.tenant_id = \(tenantID) AND coalesce(l.status, 'active') NOT IN ('canceled', 'incomplete_expired')
+                AND s.status IN ('active', 'past_due') AND NOT s.cancel_at_period_end
+            ORDER BY l.updated_at DESC LIMIT 1
+            """,
+            logger: logger
+        )
+        guard let subscriptionID = try rows.decode(String.self).first else { return }
+        guard let stripe else {
+            throw AppError.unavailable("This subscription is billed by Stripe, which this server cannot reach (no STRIPE_SECRET_KEY)", code: "STRIPE_NOT_CONFIGURED")
+        }
+        do {
+            try await stripe.setCancelAtPeriodEnd(subscriptionID: subscriptionID, true, logger: logger)
+        } catch let error as PaymentProviderError {
+            throw ProviderFailure.appError(error)
+        }
     }
 
     @Sendable func changePlan(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<ChangePlanResponse> {

@@ -17,8 +17,13 @@ enum Entitlement {
         let reason: String?
         if trialExpired {
             reason = "The free trial ended on \(day(subscription.trialEndsAt!)); choose a plan to keep the assistant answering"
-        } else if subscription.status == "canceled", subscription.currentPeriodEnd.map({ $0 <= now }) ?? true {
+        } else if subscription.status == "canceled" {
+            // A cancelation keeps access to the period's end as `active` with `cancel_at_period_end`;
+            // `canceled` is after it (or Stripe ended the subscription at once): no access.
             reason = "The subscription was canceled; subscribe again to keep the assistant answering"
+        } else if subscription.cancelAtPeriodEnd, let end = subscription.currentPeriodEnd, end <= now {
+            // Cancelled for the period's end, which has passed; the scheduler's next pass records it.
+            reason = "The subscription was canceled and its paid period ended on \(day(end)); subscribe again to keep the assistant answering"
         } else if subscription.status == "incomplete" {
             reason = "The subscription's first payment has not gone through; complete it to start answering"
         } else if used >= quota {

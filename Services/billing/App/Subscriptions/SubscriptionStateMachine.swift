@@ -29,6 +29,13 @@ enum SubscriptionEvent: String, Sendable, Codable, CaseIterable {
     case planChangeScheduled = "plan_change_scheduled"
     /// A scheduled downgrade took effect at the period's end.
     case scheduledPlanApplied = "scheduled_plan_applied"
+    /// The provider failed to charge a renewal (Stripe's `invoice.payment_failed`, a subscription
+    /// turned `past_due`/`unpaid`): the period is unpaid now, not at its end.
+    case paymentFailed = "payment_failed"
+    /// The provider changed the subscription (plan, period, cancel at period end) without a payment.
+    case providerUpdated = "provider_updated"
+    /// The provider ended the subscription (Stripe's `customer.subscription.deleted`).
+    case providerCanceled = "provider_canceled"
 }
 
 /// Where a transition came from (`subscription_transitions.cause`).
@@ -64,6 +71,9 @@ enum SubscriptionStateMachine {
         case (.active, .cancelRequested), (.pastDue, .cancelRequested): status
         case (.active, .planChangeScheduled): .active
         case (.active, .scheduledPlanApplied): .active
+        case (.active, .paymentFailed): .pastDue
+        case (.active, .providerUpdated), (.pastDue, .providerUpdated): status
+        case (.trialing, .providerCanceled), (.active, .providerCanceled), (.pastDue, .providerCanceled), (.incomplete, .providerCanceled): .canceled
         default: nil
         }
     }

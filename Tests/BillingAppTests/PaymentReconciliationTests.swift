@@ -137,6 +137,28 @@ struct PaymentReconciliationTests {
         }
     }
 
+    @Test func refundsAreOnTheSubscriptionsRecordAndLeaveItsPeriod() async throws {
+        try await BillingRouterHarness.with { h in
+            let tenant = try await h.trial()
+            let paymentID = try #require(try await h.pay(tenant, plan: "starter").object()["payment_id"] as? String)
+            let owner = try await h.token(tenant)
+            let end = try await h.value("SELECT current_period_end FROM subscriptions WHERE tenant_id = \(tenant)", as: Date.self)
+            let partial = try await h.send(.post, "/api/payments/refund", token: owner, raw: #"{"payment_id":"\#(paymentID)","amount":990}"#)
+            let rest = try await h.send(.post, "/api/payments/refund", token: owner, json: ["payment_id": paymentID])
+            #expect(partial.status == 200 && rest.status == 200)
+            let refunds = [try partial.object()["refund_id"] as? String, try rest.object()["refund_id"] as? String]
+            // As in Stripe Billing, a refund leaves the status and the period; each is recorded against the subscription.
+            #expect(try await h.status(of: tenant) == "active")
+            #expect(try await h.value("SELECT current_period_end FROM subscriptions WHERE tenant_id = \(tenant)", as: Date.self) == end)
+            #expect(
+                try await h.value(
+                    "SELECT string_agg(event || ':' || cause || ':' || coalesce(cause_ref, ''), ',' ORDER BY recorded_at) FROM subscription_transitions WHERE tenant_id = \(tenant) AND event = 'payment_refunded'",
+                    as: String.self
+                ) == refunds.map { "payment_refunded:user:\($0 ?? "")" }.joined(separator: ",")
+            )
+        }
+    }
+
     @Test func theSubscriptionShowsACancellationAndAScheduledDowngrade() async throws {
         try await BillingRouterHarness.with { h in
             let tenant = try await h.trial()

@@ -153,6 +153,23 @@ struct StripeRecurringTests {
 
     // MARK: - Tests
 
+    @Test func theProviderEventsOfTheStateMachine() {
+        typealias S = SubscriptionStatus
+        #expect(SubscriptionStateMachine.next(from: .active, on: .paymentFailed) == .pastDue)
+        for status in [S.trialing, .pastDue, .incomplete, .canceled] {
+            #expect(SubscriptionStateMachine.next(from: status, on: .paymentFailed) == nil, "\(status)")
+        }
+        #expect(SubscriptionStateMachine.next(from: .active, on: .providerUpdated) == .active)
+        #expect(SubscriptionStateMachine.next(from: .pastDue, on: .providerUpdated) == .pastDue)
+        for status in [S.trialing, .incomplete, .canceled] {
+            #expect(SubscriptionStateMachine.next(from: status, on: .providerUpdated) == nil, "\(status)")
+        }
+        for status in [S.trialing, .active, .pastDue, .incomplete] {
+            #expect(SubscriptionStateMachine.next(from: status, on: .providerCanceled) == .canceled, "\(status)")
+        }
+        #expect(SubscriptionStateMachine.next(from: .canceled, on: .providerCanceled) == nil)
+    }
+
     @Test func invoicesAndSubscriptionChangesMoveTheSubscriptionOnceAndNeverBackwards() async throws {
         try await Self.with { h, stripe, _ in
             let tenant = try await h.trial()

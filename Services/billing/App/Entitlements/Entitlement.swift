@@ -4,9 +4,11 @@ import InternalAPI
 /// What a tenant's subscription allows at a moment: the one place that decides whether one more
 /// chat message may be answered. Pure, so every rule is tested without a database or a clock.
 enum Entitlement {
-    /// Plan-gated features (seed 002): analytics from pro up, white label for enterprise.
-    static func features(plan: String) -> TenantEntitlement.Features {
-        TenantEntitlement.Features(analytics: plan == "pro" || plan == "enterprise", whiteLabel: plan == "enterprise")
+    /// Plan-gated features (seed 002): analytics from pro up, white label for enterprise. A running
+    /// trial has both (the trial plan is "every feature, for a limited time"); an ended one neither.
+    static func features(plan: String, trialRunning: Bool = false) -> TenantEntitlement.Features {
+        if plan == "trial" { return TenantEntitlement.Features(analytics: trialRunning, whiteLabel: trialRunning) }
+        return TenantEntitlement.Features(analytics: plan == "pro" || plan == "enterprise", whiteLabel: plan == "enterprise")
     }
 
     /// - Parameters:
@@ -34,7 +36,7 @@ enum Entitlement {
         return TenantEntitlement(
             tenantId: subscription.tenantID, plan: subscription.plan, status: subscription.status, isTrialExpired: trialExpired,
             monthlyQuota: quota, used: used, periodStart: period.start, periodEnd: period.end, chatAllowed: reason == nil, reason: reason,
-            features: features(plan: subscription.plan)
+            features: features(plan: subscription.plan, trialRunning: subscription.status == "trialing" && !trialExpired)
         )
     }
 

@@ -36,6 +36,9 @@ enum SubscriptionEvent: String, Sendable, Codable, CaseIterable {
     case providerUpdated = "provider_updated"
     /// The provider ended the subscription (Stripe's `customer.subscription.deleted`).
     case providerCanceled = "provider_canceled"
+    /// A payment of the subscription was refunded (in part or in full). As in Stripe Billing the
+    /// status and the period stay (cancelling is its own request); the refund is on the record.
+    case paymentRefunded = "payment_refunded"
 }
 
 /// Where a transition came from (`subscription_transitions.cause`).
@@ -74,6 +77,7 @@ enum SubscriptionStateMachine {
         case (.active, .paymentFailed): .pastDue
         case (.active, .providerUpdated), (.pastDue, .providerUpdated): status
         case (.trialing, .providerCanceled), (.active, .providerCanceled), (.pastDue, .providerCanceled), (.incomplete, .providerCanceled): .canceled
+        case (.trialing, .paymentRefunded), (.active, .paymentRefunded), (.pastDue, .paymentRefunded), (.incomplete, .paymentRefunded): status
         default: nil
         }
     }

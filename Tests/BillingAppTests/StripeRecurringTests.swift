@@ -153,6 +153,28 @@ struct StripeRecurringTests {
 
     // MARK: - Tests
 
+    @Test func invoicePaymentsPeriodsAndPricesOfBothAPIShapesAreRead() throws {
+        // Before 2025-03-31: `payment_intent` on the invoice, the line's `price` expanded.
+        let old = try StripeWebhookEvent.parse(Data(Self.envelope("evt_old", "invoice.paid", created: Self.t0, """
+            {"id": "in_old", "object": "invoice", "customer": "cus_1", "subscription": "sub_1", "payment_intent": "pi_old", "amount_paid": 19990,
+             "currency": "clp", "period_start": \(Self.p0), "period_end": \(Self.p0),
+             "lines": {"data": [{"period": {"start": \(Self.p0), "end": \(Self.p1)}, "price": {"id": "price_s", "lookup_key": null, "metadata": {"plan": "starter"}}}]}}
+            """).utf8))
+        guard case .invoicePaid(let invoice) = old.kind else { Issue.record("\(old)"); return }
+        #expect(invoice.paymentIntentID == "pi_old" && invoice.subscriptionID == "sub_1")
+        #expect(invoice.periodStart == Self.date(Self.p0) && invoice.periodEnd == Self.date(Self.p1))
+        #expect(invoice.price == .init(id: "price_s", lookupKey: nil, plan: "starter"))
+        // Since: the PaymentIntent under `payments`, the line's price as an id under `pricing.price_details`.
+        let new = try StripeWebhookEvent.parse(Data(Self.envelope("evt_new", "invoice.paid", created: Self.t0, """
+            {"id": "in_new", "object": "invoice", "customer": "cus_1", "amount_paid": 19990, "currency": "clp",
+             "parent": {"type": "subscription_details", "subscription_details": {"subscription": "sub_1"}},
+             "payments": {"data": [{"payment": {"type": "payment_intent", "payment_intent": "pi_new"}}]},
+             "lines": {"data": [{"period": {"start": \(Self.p0), "end": \(Self.p1)}, "pricing": {"type": "price_details", "price_details": {"price": "price_n", "product": "prod_1"}}}]}}
+            """).utf8))
+        guard case .invoicePaid(let paid) = new.kind else { Issue.record("\(new)"); return }
+        #expect(paid.paymentIntentID == "pi_new" && paid.price == .init(id: "price_n", lookupKey: nil, plan: nil))
+    }
+
     @Test func theProviderEventsOfTheStateMachine() {
         typealias S = SubscriptionStatus
         #expect(SubscriptionStateMachine.next(from: .active, on: .paymentFailed) == .pastDue)

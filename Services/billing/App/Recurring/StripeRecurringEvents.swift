@@ -27,20 +27,16 @@ struct StripeRecurringEvents: Sendable {
 
     /// The webhook's answer: `applied`, or `ignored` (not billing's, or older than what was applied).
     func apply(_ event: StripeWebhookEvent, now: Date, on connection: PostgresConnection, logger: Logger) async throws -> String {
-        let subscriptionID: String?
-        let customerID: String?
-        let owner: StripeWebhookEvent.Owner?
-        switch event.kind {
-        case .checkoutCompleted(let completed):
-            (subscriptionID, customerID, owner) = (completed.subscriptionID, completed.customerID, completed.owner)
-        case .invoicePaid(let invoice), .invoicePaymentFailed(let invoice):
-            (subscriptionID, customerID, owner) = (invoice.subscriptionID, invoice.customerID, invoice.owner)
-        case .subscriptionUpdated(let subscription), .subscriptionDeleted(let subscription):
-            (subscriptionID, customerID, owner) = (subscription.subscriptionID, subscription.customerID, subscription.owner)
-        case nil:
-            return "ignored"
-        }
-        guard let subscriptionID,
+        let parties: (subscriptionID: String?, customerID: String?, owner: StripeWebhookEvent.Owner?) =
+            switch event.kind {
+            case .checkoutCompleted(let completed): (completed.subscriptionID, completed.customerID, completed.owner)
+            case .invoicePaid(let invoice), .invoicePaymentFailed(let invoice): (invoice.subscriptionID, invoice.customerID, invoice.owner)
+            case .subscriptionUpdated(let subscription), .subscriptionDeleted(let subscription):
+                (subscription.subscriptionID, subscription.customerID, subscription.owner)
+            case nil: (nil, nil, nil)
+            }
+        let (customerID, owner) = (parties.customerID, parties.owner)
+        guard let subscriptionID = parties.subscriptionID,
             let tenantID = try await tenant(subscriptionID: subscriptionID, owner: owner, customerID: customerID, on: connection, logger: logger)
         else {
             logger.notice("Stripe event for a subscription billing cannot place; ignored", metadata: ["stripe_event": "\(event.id)", "type": "\(event.type)"])

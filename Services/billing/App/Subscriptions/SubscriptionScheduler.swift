@@ -214,7 +214,7 @@ struct SubscriptionScheduler: Service {
                         WHERE id = \(id) AND status IN ('pending', 'processing') AND provider_payment_id IS NULL RETURNING id
                         """,
                         logger: logger
-                    ).collect()
+                    )
                     changes += rows.count
                 }
             } catch let error as PaymentProviderError {

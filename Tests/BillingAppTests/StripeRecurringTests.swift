@@ -310,9 +310,11 @@ struct StripeRecurringTests {
             #expect(try await h.status(of: tenant) == "active")
             let token = try await h.token(tenant)
 
-            // Stripe cannot be told: 502, and nothing changes here.
+            // Stripe cannot be told: 502, and nothing changes here. Nor does a plan change, which is Stripe's.
             stripe.failUpdates.withLock { $0 = true }
             let before = try await Self.state(h, tenant)
+            let change = try await h.send(.post, "/api/payments/change-plan", token: token, json: ["plan": "starter"])
+            #expect(try change.status == 409 && change.error().code == "PLAN_MANAGED_BY_STRIPE")
             let refused = try await h.send(.post, "/api/payments/cancel", token: token)
             #expect(try refused.status == 502 && refused.error().code == "PAYMENT_PROVIDER_UNAVAILABLE")
             #expect(try await Self.state(h, tenant) == before)

@@ -57,6 +57,10 @@ enum TransitionCause: String, Sendable, Codable {
 ///    │     incomplete ──payment_approved──▶ active
 ///    └─trial_expired (stays trialing, is_trial_expired) / cancel_requested ─▶ canceled
 /// ```
+///
+/// A provider that bills on its own (Stripe Billing) adds: active ──payment_failed──▶ past_due;
+/// provider_updated (active, past_due: plan, cancel_at_period_end); provider_canceled ─▶ canceled from
+/// any state but canceled; payment_refunded keeps the state (a refund on the record).
 enum SubscriptionStateMachine {
     /// The status after `event`, or nil when `event` is not allowed in `status`.
     ///

@@ -9,7 +9,9 @@ import ServiceCore
 /// Stripe's routes (its hosted checkout is `CheckoutController`'s `POST /api/payments/checkout`):
 /// `POST /api/payments/portal` (Stripe's Customer Portal for a tenant that paid through Stripe) and
 /// `POST /api/payments/webhook/stripe` (signed events, verified as Stripe documents them, each event
-/// id applied once; the payment itself is re-read from Stripe, never taken from the body).
+/// id applied once). A completed checkout's payment is re-read from Stripe, never taken from the body;
+/// invoices and subscription changes are applied from the signed body by `StripeRecurringEvents`, in
+/// `created` order per subscription.
 struct StripeController: Sendable {
     let database: Database
     let returnURL: String

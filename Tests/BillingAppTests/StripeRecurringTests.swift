@@ -315,6 +315,9 @@ struct StripeRecurringTests {
             let before = try await Self.state(h, tenant)
             let change = try await h.send(.post, "/api/payments/change-plan", token: token, json: ["plan": "starter"])
             #expect(try change.status == 409 && change.error().code == "PLAN_MANAGED_BY_STRIPE")
+            // Nor a second subscription, which would charge twice a month.
+            let again = try await h.send(.post, "/api/payments/checkout", token: token, json: ["plan": "enterprise"])
+            #expect(try again.status == 409 && again.error().code == "SUBSCRIPTION_MANAGED_BY_STRIPE")
             let refused = try await h.send(.post, "/api/payments/cancel", token: token)
             #expect(try refused.status == 502 && refused.error().code == "PAYMENT_PROVIDER_UNAVAILABLE")
             #expect(try await Self.state(h, tenant) == before)

@@ -85,7 +85,8 @@ struct SubscriptionLifecycleController: Sendable {
     /// Tells Stripe to end the tenant's live Stripe subscription at its period's end, when it has one
     /// that is not already ending.
     private func cancelAtStripe(tenantID: UUID, logger: Logger) async throws {
-        guard let subscriptionID = try await liveStripeSubscription(tenantID: tenantID, logger: logger, unlessEnding: true) else { return }
+        guard let subscriptionID = try await StripeRecurringEvents.liveSubscription(of: tenantID, in: database, logger: logger, unlessEnding: true)
+        else { return }
         guard let stripe else {
             throw AppError.unavailable("This subscription is billed by Stripe, which this server cannot reach (no STRIPE_SECRET_KEY)", code: "STRIPE_NOT_CONFIGURED")
         }
@@ -96,28 +97,13 @@ struct SubscriptionLifecycleController: Sendable {
         }
     }
 
-    /// The tenant's Stripe subscription while billing's subscription is paid through it (`active`,
-    /// `past_due`; with `unlessEnding`, not already cancelled for the period's end).
-    private func liveStripeSubscription(tenantID: UUID, logger: Logger, unlessEnding: Bool = false) async throws -> String? {
-        let rows = try await database.query(
-            """
-            SELECT l.subscription_id FROM stripe_subscriptions l JOIN subscriptions s ON s.tenant_id = l.tenant_id
-            WHERE l.tenant_id = \(tenantID) AND coalesce(l.status, 'active') NOT IN ('canceled', 'incomplete_expired')
-                AND s.status IN ('active', 'past_due') AND NOT (s.cancel_at_period_end AND \(unlessEnding))
-            ORDER BY l.updated_at DESC LIMIT 1
-            """,
-            logger: logger
-        )
-        return try rows.decode(String.self).first
-    }
-
     @Sendable func changePlan(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<ChangePlanResponse> {
         let identity = try BillingAccess.manager(context)
         let body = try await request.decodeJSON(as: ChangePlanRequest.self, context: context)
         var invalid: [String: [String]] = [:]
         guard let target = CheckoutController.plan(body.plan, in: catalog, invalid: &invalid) else { throw AppError.validation(invalid) }
         // Stripe bills by its own price: a change made here alone would be undone by the next invoice.
-        guard try await liveStripeSubscription(tenantID: identity.tenantUUID, logger: context.logger) == nil else {
+        guard try await StripeRecurringEvents.liveSubscription(of: identity.tenantUUID, in: database, logger: context.logger) == nil else {
             throw AppError.conflict(
                 "This subscription is billed by Stripe: change its plan in the customer portal (POST /api/payments/portal)", code: "PLAN_MANAGED_BY_STRIPE"
             )

@@ -100,6 +100,21 @@ struct StripeRecurringEvents: Sendable {
         return changed ? "applied" : "ignored"
     }
 
+    /// The tenant's Stripe subscription while billing's subscription is paid through it (`active`,
+    /// `past_due`; with `unlessEnding`, not already cancelled for the period's end).
+    static func liveSubscription(of tenantID: UUID, in database: Database, logger: Logger, unlessEnding: Bool = false) async throws -> String? {
+        let rows = try await database.query(
+            """
+            SELECT l.subscription_id FROM stripe_subscriptions l JOIN subscriptions s ON s.tenant_id = l.tenant_id
+            WHERE l.tenant_id = \(tenantID) AND coalesce(l.status, 'active') NOT IN ('canceled', 'incomplete_expired')
+                AND s.status IN ('active', 'past_due') AND NOT (s.cancel_at_period_end AND \(unlessEnding))
+            ORDER BY l.updated_at DESC LIMIT 1
+            """,
+            logger: logger
+        )
+        return try rows.decode(String.self).first
+    }
+
     // MARK: - Whose, and which plan
 
     private func tenant(

@@ -84,7 +84,8 @@ struct EntitlementsTests {
             #expect(entitlement.tenantId == tenant && entitlement.plan == "trial" && entitlement.status == "trialing")
             #expect(entitlement.monthlyQuota == 1000 && entitlement.used == 3)
             #expect(entitlement.chatAllowed && entitlement.reason == nil && !entitlement.isTrialExpired)
-            #expect(entitlement.features == TenantEntitlement.Features(analytics: false, whiteLabel: false))
+            // A running trial tries every feature.
+            #expect(entitlement.features == TenantEntitlement.Features(analytics: true, whiteLabel: true))
             // The trial's window: from its start to trial_ends_at.
             #expect(abs(entitlement.periodStart.timeIntervalSinceNow) < 60)
             #expect(abs(entitlement.periodEnd.timeIntervalSinceNow - 14 * 86_400) < 60)
@@ -199,12 +200,15 @@ struct EntitlementsTests {
             }
             let trial = try await view(expired)
             #expect(trial.isTrialExpired && !trial.chatAllowed && trial.reason?.contains("free trial ended") == true)
+            // An ended trial has no plan-gated feature either.
+            #expect(trial.features == TenantEntitlement.Features(analytics: false, whiteLabel: false))
             let gone = try await view(canceled)
             #expect(!gone.chatAllowed && gone.reason?.contains("canceled") == true && gone.features.analytics)
-            // Canceled, but paid until its period ends: still answering, with every enterprise feature.
-            let paid = try await view(stillPaid)
-            #expect(paid.chatAllowed && paid.features == TenantEntitlement.Features(analytics: true, whiteLabel: true))
-            #expect(paid.periodEnd.timeIntervalSince(past) > 19 * 86_400)
+            // Canceled is canceled even with a period end still ahead (Stripe ended it at once): access
+            // to the period's end is an `active` subscription with cancel_at_period_end.
+            let ended = try await view(stillPaid)
+            #expect(!ended.chatAllowed && ended.reason?.contains("canceled") == true)
+            #expect(ended.periodEnd.timeIntervalSince(past) > 19 * 86_400)
             let unpaid = try await view(incomplete)
             #expect(!unpaid.chatAllowed && unpaid.reason?.contains("first payment") == true)
         }
@@ -227,7 +231,7 @@ struct EntitlementsTests {
             #expect(body["remaining"] as? Int == 998)
             #expect(body["monthly_quota"] as? Int == 1000)
             #expect(body["chat_allowed"] as? Bool == true)
-            #expect(body["features"] as? [String: Bool] == ["analytics": false, "white_label": false])
+            #expect(body["features"] as? [String: Bool] == ["analytics": true, "white_label": true])
             #expect(body["period_start"] is String && body["period_end"] is String)
             #expect(body["reason"] == nil)
 

@@ -45,8 +45,13 @@ final class ProviderTestServer: Sendable {
     struct Reply: Sendable {
         var status: Int
         var body: String
+        /// How long the server waits before answering (a provider slower than the client's deadline).
+        var delay: Duration? = nil
 
         static func json(_ status: Int, _ body: String) -> Reply { Reply(status: status, body: body) }
+
+        /// Answers only after `delay`.
+        static func late(_ delay: Duration, _ status: Int, _ body: String) -> Reply { Reply(status: status, body: body, delay: delay) }
     }
 
     typealias Script = @Sendable (Received) -> Reply
@@ -76,6 +81,7 @@ final class ProviderTestServer: Sendable {
             )
             server.requests.withLock { $0.append(received) }
             let reply = script(received)
+            if let delay = reply.delay { try? await Task.sleep(for: delay) }
             return Response(
                 status: HTTPResponse.Status(code: reply.status), headers: [.contentType: "application/json"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: reply.body))

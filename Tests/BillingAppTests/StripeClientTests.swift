@@ -29,7 +29,7 @@ struct StripeClientTests {
         """
     }
 
-    @Test func checkoutSessionInPaymentModeIsFormEncodedWithBrackets() async throws {
+    @Test func checkoutSessionIsAMonthlySubscriptionFormEncodedWithBrackets() async throws {
         let reply = #"{"id": "cs_test_a1B2", "object": "checkout.session", "mode": "payment", "url": "https://checkout.stripe.com/c/pay/cs_test_a1B2"}"#
         try await ProviderTestServer.with({ _ in .json(200, reply) }) { server, http in
             let checkout = try await Self.client(server.url, http).createCheckout(
@@ -42,7 +42,8 @@ struct StripeClientTests {
             #expect(sent.header("Idempotency-Key") == "idem-123")
             #expect(sent.header("Content-Type") == "application/x-www-form-urlencoded")
             #expect(sent.body.contains("line_items%5B0%5D%5Bprice_data%5D%5Bcurrency%5D=clp"))
-            #expect(sent.formValue("mode") == "payment")
+            #expect(sent.formValue("mode") == "subscription")
+            #expect(sent.formValue("line_items[0][price_data][recurring][interval]") == "month")
             #expect(sent.formValue("client_reference_id") == Self.reference.description)
             #expect(sent.formValue("customer_email") == "owner@example.com")
             #expect(sent.formValue("success_url") == "https://app.example.com/billing")
@@ -52,7 +53,8 @@ struct StripeClientTests {
             #expect(sent.formValue("line_items[0][price_data][product_data][name]") == "Pro plan")
             #expect(sent.formValue("line_items[0][quantity]") == "1")
             #expect(sent.formValue("metadata[tenant_id]") == Self.reference.tenantID.uuidString.lowercased())
-            #expect(sent.formValue("payment_intent_data[metadata][reference]") == Self.reference.description)
+            #expect(sent.formValue("subscription_data[metadata][reference]") == Self.reference.description)
+            #expect(sent.formValue("payment_intent_data[metadata][reference]") == nil)
         }
     }
 

@@ -131,7 +131,8 @@ struct StripeWebhookTests {
             """))
         #expect(paid.kind == .invoicePaid(.init(
             invoiceID: "in_1", owner: .init(tenantID: tenant, plan: "starter", paymentID: nil), customerID: "cus_1", subscriptionID: "sub_1",
-            amount: Money(minorUnits: 19_990, currency: "CLP"), periodEnd: Date(timeIntervalSince1970: 1_798_664_400), attemptCount: 1
+            amount: Money(minorUnits: 19_990, currency: "CLP"), periodEnd: Date(timeIntervalSince1970: 1_798_664_400), attemptCount: 1,
+            periodStart: Date(timeIntervalSince1970: 1_795_986_000)
         )))
         // Before it: invoice.subscription and subscription_details.metadata.
         let failed = try StripeWebhookEvent.parse(Self.event("invoice.payment_failed", """
@@ -156,7 +157,7 @@ struct StripeWebhookTests {
         let expected = StripeWebhookEvent.Subscription(
             subscriptionID: "sub_1", owner: .init(tenantID: tenant, plan: "pro", paymentID: nil), customerID: "cus_1", status: "past_due",
             currentPeriodStart: Date(timeIntervalSince1970: 1_795_986_000), currentPeriodEnd: Date(timeIntervalSince1970: 1_798_664_400),
-            cancelAtPeriodEnd: true, priceID: "price_1Pro"
+            cancelAtPeriodEnd: true, priceID: "price_1Pro", price: .init(id: "price_1Pro", lookupKey: nil, plan: nil)
         )
         #expect(updated.kind == .subscriptionUpdated(expected))
         let deleted = try StripeWebhookEvent.parse(Self.event("customer.subscription.deleted", object.replacingOccurrences(of: "past_due", with: "canceled"), created: 1_795_986_100))

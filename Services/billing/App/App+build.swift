@@ -39,8 +39,10 @@ func buildBillingApplication(config: BillingConfig, clock: any BillingClock) asy
         repository: repository, verifier: verifier, catalog: config.plans, provider: provider, locale: config.paymentLocale, clock: clock
     ).addRoutes(to: api)
     CheckoutController(payments: payments, catalog: config.plans, returnURL: config.paymentReturnURL, verifier: verifier).addRoutes(to: api)
-    SubscriptionLifecycleController(database: foundation.database, ledger: ledger, catalog: config.plans, clock: clock, verifier: verifier)
-        .addRoutes(to: api)
+    SubscriptionLifecycleController(
+        database: foundation.database, ledger: ledger, catalog: config.plans, clock: clock, verifier: verifier,
+        stripe: config.stripe.flatMap { StripeClient(config: $0, http: foundation.http) }
+    ).addRoutes(to: api)
     PaymentAdminController(
         database: foundation.database, provider: provider, ledger: ledger, catalog: config.plans, clock: clock, verifier: verifier
     ).addRoutes(to: api)
@@ -54,7 +56,7 @@ func buildBillingApplication(config: BillingConfig, clock: any BillingClock) asy
         database: foundation.database, returnURL: config.paymentReturnURL, verifier: verifier,
         applier: applier, stripe: config.stripe.flatMap { StripeClient(config: $0, http: foundation.http) },
         signature: config.stripe?.webhookSecret.map { StripeSignature(secret: $0, tolerance: config.stripe?.webhookTolerance ?? StripeSignature.defaultTolerance, now: { clock.now() }) },
-        clock: clock
+        clock: clock, recurring: StripeRecurringEvents(ledger: ledger, catalog: config.plans)
     ).addRoutes(to: api)
     InternalSubscriptionsController(repository: repository, trialDays: config.trialDays).addRoutes(
         provisioning: foundation.internalGroup(routes, accepting: ["tenancy"]),

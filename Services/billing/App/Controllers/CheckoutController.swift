@@ -143,6 +143,16 @@ struct CheckoutController: Sendable {
         let body = try await request.decodeJSON(as: PreferenceRequest.self, context: context)
         var invalid: [String: [String]] = [:]
         guard let plan = Self.plan(body.plan, in: catalog, invalid: &invalid) else { throw AppError.validation(invalid) }
+        // A second Stripe subscription would charge the tenant twice every month: plan changes and
+        // renewals of one Stripe bills are made in its customer portal.
+        if payments.provider.kind == .stripe,
+            try await StripeRecurringEvents.liveSubscription(of: identity.tenantUUID, in: payments.database, logger: context.logger) != nil
+        {
+            throw AppError.conflict(
+                "This account already has a Stripe subscription: change or renew it in the customer portal (POST /api/payments/portal)",
+                code: "SUBSCRIPTION_MANAGED_BY_STRIPE"
+            )
+        }
         let (_, checkout) = try await payments.createCheckout(
             plan: plan, tenantID: identity.tenantUUID, email: identity.email, returnURL: returnURL, logger: context.logger
         )

@@ -93,11 +93,24 @@ struct PaymentAdminController: Sendable {
                 idempotencyKey: "billing-refund-\(refundID.uuidString.lowercased())", logger: logger
             )
             let status = ["approved", "succeeded"].contains(refund.status) ? "approved" : "pending"
+            let now = clock.now()
+            let ledger = ledger
             try await database.transaction(logger: logger) { connection in
+                try await SubscriptionLedger.lockTenant(payment.tenantID, on: connection, logger: logger)
                 try await connection.query("UPDATE refunds SET status = \(status), provider_refund_id = \(refund.id) WHERE id = \(refundID)", logger: logger)
                 try await connection.query(
                     "UPDATE payments SET status = CASE WHEN refunded_amount = amount THEN 'refunded' ELSE status END WHERE id = \(payment.id)", logger: logger
                 )
+                // On the subscription's record too (its status and period stay, as Stripe Billing keeps them;
+                // a canceled subscription's refunds are in `refunds` alone).
+                if let current = try await ledger.load(payment.tenantID, on: connection, logger: logger),
+                    SubscriptionStateMachine.next(from: current.status, on: .paymentRefunded) != nil
+                {
+                    try await ledger.record(
+                        .paymentRefunded, from: current, to: current, cause: .user, reference: refundID.uuidString.lowercased(), at: now, on: connection,
+                        logger: logger
+                    )
+                }
             }
             logger.info("payment refunded", metadata: ["payment_id": "\(payment.id)", "amount": "\(amount)"])
             return JSONResponse(RefundResponse(status: "ok", refundId: refundID.uuidString.lowercased(), amount: amount, paymentId: payment.id.uuidString.lowercased()))

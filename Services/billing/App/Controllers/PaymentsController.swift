@@ -37,6 +37,10 @@ struct PaymentsController: Sendable {
         var isTrialExpired: Bool
         var daysRemaining: Int?
         var monthlyMessageQuota: Int
+        /// Cancelled for the period's end: stays `active` until `current_period_end`, then `canceled`.
+        var cancelAtPeriodEnd: Bool
+        /// The plan a scheduled downgrade moves to at `current_period_end`.
+        var pendingPlan: String?
     }
 
     func addRoutes(to group: RouterGroup<AppRequestContext>) {
@@ -84,7 +88,8 @@ struct PaymentsController: Sendable {
         return SubscriptionResponse(
             plan: subscription.plan, status: subscription.status, trialEndsAt: subscription.trialEndsAt,
             currentPeriodStart: subscription.currentPeriodStart, currentPeriodEnd: subscription.currentPeriodEnd,
-            isTrialExpired: trialExpired, daysRemaining: daysRemaining, monthlyMessageQuota: subscription.monthlyMessageQuota
+            isTrialExpired: trialExpired, daysRemaining: daysRemaining, monthlyMessageQuota: subscription.monthlyMessageQuota,
+            cancelAtPeriodEnd: subscription.cancelAtPeriodEnd, pendingPlan: subscription.pendingPlan
         )
     }
 }

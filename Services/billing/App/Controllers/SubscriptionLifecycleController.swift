@@ -13,12 +13,18 @@ import ServiceCore
 /// period's end (the lower price is paid from the next period); an upgrade takes effect when it is
 /// paid (`process-payment` / `create-preference` with the new plan: a new period starts at once),
 /// so `change-plan` answers an upgrade with 402 `UPGRADE_REQUIRES_PAYMENT` and changes nothing.
+///
+/// A subscription Stripe bills (`stripe_subscriptions`) is cancelled at Stripe first
+/// (`cancel_at_period_end=true`), so Stripe stops renewing it; if Stripe cannot be told, the answer
+/// is 502/504 and nothing changes here.
 struct SubscriptionLifecycleController: Sendable {
     let database: Database
     let ledger: SubscriptionLedger
     let catalog: PlanCatalog
     let clock: any BillingClock
     let verifier: AccessTokenVerifier
+    /// nil without `STRIPE_SECRET_KEY`.
+    var stripe: StripeClient? = nil
 
     struct CancelResponse: Codable, Sendable {
         var status: String
@@ -44,6 +50,7 @@ struct SubscriptionLifecycleController: Sendable {
 
     @Sendable func cancel(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<CancelResponse> {
         let identity = try BillingAccess.manager(context)
+        try await cancelAtStripe(tenantID: identity.tenantUUID, logger: context.logger)
         let now = clock.now()
         let logger = context.logger
         let ledger = ledger
@@ -75,11 +82,32 @@ struct SubscriptionLifecycleController: Sendable {
         return JSONResponse(answer)
     }
 
+    /// Tells Stripe to end the tenant's live Stripe subscription at its period's end, when it has one
+    /// that is not already ending.
+    private func cancelAtStripe(tenantID: UUID, logger: Logger) async throws {
+        guard let subscriptionID = try await StripeRecurringEvents.liveSubscription(of: tenantID, in: database, logger: logger, unlessEnding: true)
+        else { return }
+        guard let stripe else {
+            throw AppError.unavailable("This subscription is billed by Stripe, which this server cannot reach (no STRIPE_SECRET_KEY)", code: "STRIPE_NOT_CONFIGURED")
+        }
+        do {
+            try await stripe.setCancelAtPeriodEnd(subscriptionID: subscriptionID, true, logger: logger)
+        } catch let error as PaymentProviderError {
+            throw ProviderFailure.appError(error)
+        }
+    }
+
     @Sendable func changePlan(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<ChangePlanResponse> {
         let identity = try BillingAccess.manager(context)
         let body = try await request.decodeJSON(as: ChangePlanRequest.self, context: context)
         var invalid: [String: [String]] = [:]
         guard let target = CheckoutController.plan(body.plan, in: catalog, invalid: &invalid) else { throw AppError.validation(invalid) }
+        // Stripe bills by its own price: a change made here alone would be undone by the next invoice.
+        guard try await StripeRecurringEvents.liveSubscription(of: identity.tenantUUID, in: database, logger: context.logger) == nil else {
+            throw AppError.conflict(
+                "This subscription is billed by Stripe: change its plan in the customer portal (POST /api/payments/portal)", code: "PLAN_MANAGED_BY_STRIPE"
+            )
+        }
         let now = clock.now()
         let logger = context.logger
         let ledger = ledger

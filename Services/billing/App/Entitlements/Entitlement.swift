@@ -4,9 +4,11 @@ import InternalAPI
 /// What a tenant's subscription allows at a moment: the one place that decides whether one more
 /// chat message may be answered. Pure, so every rule is tested without a database or a clock.
 enum Entitlement {
-    /// Plan-gated features (seed 002): analytics from pro up, white label for enterprise.
-    static func features(plan: String) -> TenantEntitlement.Features {
-        TenantEntitlement.Features(analytics: plan == "pro" || plan == "enterprise", whiteLabel: plan == "enterprise")
+    /// Plan-gated features (seed 002): analytics from pro up, white label for enterprise. A running
+    /// trial has both (the trial plan is "every feature, for a limited time"); an ended one neither.
+    static func features(plan: String, trialRunning: Bool = false) -> TenantEntitlement.Features {
+        if plan == "trial" { return TenantEntitlement.Features(analytics: trialRunning, whiteLabel: trialRunning) }
+        return TenantEntitlement.Features(analytics: plan == "pro" || plan == "enterprise", whiteLabel: plan == "enterprise")
     }
 
     /// - Parameters:
@@ -17,8 +19,13 @@ enum Entitlement {
         let reason: String?
         if trialExpired {
             reason = "The free trial ended on \(day(subscription.trialEndsAt!)); choose a plan to keep the assistant answering"
-        } else if subscription.status == "canceled", subscription.currentPeriodEnd.map({ $0 <= now }) ?? true {
+        } else if subscription.status == "canceled" {
+            // A cancelation keeps access to the period's end as `active` with `cancel_at_period_end`;
+            // `canceled` is after it (or Stripe ended the subscription at once): no access.
             reason = "The subscription was canceled; subscribe again to keep the assistant answering"
+        } else if subscription.cancelAtPeriodEnd, let end = subscription.currentPeriodEnd, end <= now {
+            // Cancelled for the period's end, which has passed; the scheduler's next pass records it.
+            reason = "The subscription was canceled and its paid period ended on \(day(end)); subscribe again to keep the assistant answering"
         } else if subscription.status == "incomplete" {
             reason = "The subscription's first payment has not gone through; complete it to start answering"
         } else if used >= quota {
@@ -29,7 +36,7 @@ enum Entitlement {
         return TenantEntitlement(
             tenantId: subscription.tenantID, plan: subscription.plan, status: subscription.status, isTrialExpired: trialExpired,
             monthlyQuota: quota, used: used, periodStart: period.start, periodEnd: period.end, chatAllowed: reason == nil, reason: reason,
-            features: features(plan: subscription.plan)
+            features: features(plan: subscription.plan, trialRunning: subscription.status == "trialing" && !trialExpired)
         )
     }
 

@@ -184,4 +184,6 @@ enum BillingMigrations {
     ]
         // Entitlements and usage (60–69): processed events, usage counters.
         + UsageMigrations.all
+        // Recurring provider subscriptions (70–79): Stripe subscriptions and their invoices.
+        + RecurringMigrations.all
 }

@@ -105,7 +105,7 @@ struct CardPayments: Sendable {
     private func charge(_ payment: PaymentRecord, order: CardPaymentOrder, logger: Logger) async throws -> DirectPaymentAnswer {
         let providerOrder = PaymentOrder(
             reference: payment.reference, amount: payment.amount, title: "\(order.plan.title) plan", payerEmail: order.email,
-            idempotencyKey: "billing-payment-\(payment.id.uuidString.lowercased())"
+            idempotencyKey: Self.providerKey(payment.id, kind: "card")
         )
         let reported: ProviderPayment
         do {
@@ -141,6 +141,12 @@ struct CardPayments: Sendable {
         }
     }
 
+    /// The idempotency key a payment's provider call carries: the same for every retry of that
+    /// payment, and what the reconciliation finds a timed-out charge by.
+    static func providerKey(_ paymentID: UUID, kind: String) -> String {
+        "billing-\(kind == "card" ? "payment" : kind)-\(paymentID.uuidString.lowercased())"
+    }
+
     static func answer(_ payment: PaymentRecord) -> DirectPaymentAnswer {
         let status: PaymentStatus = payment.status == .processing ? .pending : payment.status
         return DirectPaymentAnswer(
@@ -168,7 +174,7 @@ struct CardPayments: Sendable {
         }
         let order = PaymentOrder(
             reference: payment.reference, amount: plan.price, title: "\(plan.title) plan", payerEmail: email,
-            idempotencyKey: "billing-checkout-\(payment.id.uuidString.lowercased())"
+            idempotencyKey: Self.providerKey(payment.id, kind: "checkout")
         )
         do {
             let checkout = try await provider.createCheckout(order, returnURL: returnURL, logger: logger)

@@ -172,6 +172,9 @@ protocol PaymentProvider: Sendable {
     func charge(_ order: PaymentOrder, card: CardPayment, logger: Logger) async throws -> ProviderPayment
     /// The payment as the provider holds it now: the only source billing trusts for a payment's state.
     func payment(id: String, logger: Logger) async throws -> ProviderPayment
+    /// The payment billing created under `reference` (sent with `idempotencyKey`) when billing never
+    /// learnt its id (the creation timed out): nil when the provider has none, so nothing was charged.
+    func findPayment(reference: PaymentReference, idempotencyKey: String, logger: Logger) async throws -> ProviderPayment?
     /// Refunds `amount` of a payment (nil: the rest of it), at most once per `idempotencyKey`.
     func refund(paymentID: String, amount: Money?, idempotencyKey: String, logger: Logger) async throws -> ProviderRefund
     func paymentMethods(logger: Logger) async throws -> [PaymentMethod]

@@ -94,6 +94,11 @@ struct SandboxPaymentProvider: PaymentProvider {
         return payment
     }
 
+    /// The sandbox's own ledger keeps each charge under its idempotency key.
+    func findPayment(reference: PaymentReference, idempotencyKey: String, logger: Logger) async throws -> ProviderPayment? {
+        try await stored(where: "idempotency_key", idempotencyKey, logger: logger).flatMap { $0.reference == reference.description ? $0 : nil }
+    }
+
     func refund(paymentID: String, amount: Money?, idempotencyKey: String, logger: Logger) async throws -> ProviderRefund {
         let outcome: (String, Int64)? = try await database.transaction(logger: logger) { connection in
             let existing = try await connection.query(

@@ -23,6 +23,10 @@ struct Subscription: Sendable {
     var currentPeriodEnd: Date?
     var monthlyMessageQuota: Int
     var createdAt: Date
+    /// Cancelled for the end of the paid period: `active` (with access) until `currentPeriodEnd`.
+    var cancelAtPeriodEnd: Bool = false
+    /// A downgrade scheduled for the period's end.
+    var pendingPlan: String? = nil
 }
 
 protocol BillingRepository: Sendable {
@@ -58,18 +62,19 @@ struct PostgresBillingRepository: BillingRepository {
         let rows = try await client.query(
             """
             SELECT s.id, s.tenant_id, s.plan, s.status, s.trial_ends_at, s.current_period_start, s.current_period_end,
-                   p.monthly_message_quota, s.created_at
+                   p.monthly_message_quota, s.created_at, s.cancel_at_period_end, s.pending_plan
             FROM subscriptions s JOIN plans p ON p.id = s.plan
             WHERE s.tenant_id = \(tenantID)
             """,
             logger: logger
         )
-        for (id, tenant, plan, status, trialEnds, periodStart, periodEnd, quota, created) in try rows.decode(
-            (UUID, UUID, String, String, Date?, Date?, Date?, Int, Date).self
+        for (id, tenant, plan, status, trialEnds, periodStart, periodEnd, quota, created, cancelAtPeriodEnd, pendingPlan) in try rows.decode(
+            (UUID, UUID, String, String, Date?, Date?, Date?, Int, Date, Bool, String?).self
         ) {
             return Subscription(
                 id: id, tenantID: tenant, plan: plan, status: status, trialEndsAt: trialEnds, currentPeriodStart: periodStart,
-                currentPeriodEnd: periodEnd, monthlyMessageQuota: quota, createdAt: created
+                currentPeriodEnd: periodEnd, monthlyMessageQuota: quota, createdAt: created, cancelAtPeriodEnd: cancelAtPeriodEnd,
+                pendingPlan: pendingPlan
             )
         }
         return nil

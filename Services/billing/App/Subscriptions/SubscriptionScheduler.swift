@@ -9,7 +9,8 @@ import ServiceLifecycle
 /// Moves subscriptions as time passes, every `interval`: trials ending (3 days ahead) and ended,
 /// periods ending (to `past_due`, or `canceled` when cancelled for the period's end, after a
 /// scheduled downgrade takes effect), grace running out (`canceled`), and payments still pending
-/// re-read from the provider. With several replicas one runs each pass: it holds a PostgreSQL
+/// re-read from the provider (found by billing's reference when the provider's id never came back).
+/// With several replicas one runs each pass: it holds a PostgreSQL
 /// advisory lock for the pass, and the others skip theirs. Time comes from `clock`, so tests move it.
 struct SubscriptionScheduler: Service {
     let database: Database
@@ -41,7 +42,7 @@ struct SubscriptionScheduler: Service {
             let locked = try await connection.query("SELECT pg_try_advisory_lock(\(Self.lockKey))", logger: logger).collect()
             guard try locked.first?.decode(Bool.self) == true else { return nil }
             do {
-                let changes = try await moveSubscriptions() + reconcilePayments()
+                let changes = try await moveSubscriptions() + reconcilePayments() + reconcileUnidentifiedPayments()
                 _ = try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger).collect()
                 return changes
             } catch {
@@ -168,6 +169,56 @@ struct SubscriptionScheduler: Service {
                 if outcome == .applied { changes += 1 }
             } catch let error as PaymentProviderError {
                 logger.notice("reconciliation could not read a payment; next pass", metadata: ["provider_payment_id": "\(id)", "error": "\(error)"])
+            }
+        }
+        return changes
+    }
+
+    /// How long a card payment the provider cannot find stays pending before it is `cancelled`
+    /// (the call never reached the provider). A later notification of it still applies.
+    static let unfoundAfter: TimeInterval = 3_600
+
+    /// Payments whose provider call ended without the provider's id (a timeout, a replica that died
+    /// mid-call): looked up at the provider by billing's reference and idempotency key
+    /// (`PaymentProvider.findPayment`) and applied as it reports them; a card payment still unknown
+    /// to the provider after `unfoundAfter` was never made, and is `cancelled`. MercadoPago hosted
+    /// checkouts are looked up for a day (their payments carry the reference); Stripe's are settled
+    /// by their invoices' events.
+    func reconcileUnidentifiedPayments() async throws -> Int {
+        let now = clock.now()
+        let rows = try await database.query(
+            """
+            SELECT id, tenant_id, plan, kind, created_at FROM payments
+            WHERE status IN ('pending', 'processing') AND provider_payment_id IS NULL AND provider = \(provider.kind.rawValue)
+                AND (kind = 'card' OR (kind = 'checkout' AND provider = 'mercadopago' AND created_at > \(now.addingTimeInterval(-86_400))))
+                AND (processing_until IS NULL OR processing_until < \(now))
+            ORDER BY created_at LIMIT 100
+            """,
+            logger: logger
+        ).decode((UUID, UUID, String, String, Date).self)
+        var changes = 0
+        for (id, tenantID, plan, kind, createdAt) in rows {
+            let reference = PaymentReference(tenantID: tenantID, plan: plan, paymentID: id)
+            do {
+                let found = try await provider.findPayment(reference: reference, idempotencyKey: CardPayments.providerKey(id, kind: kind), logger: logger)
+                let now = clock.now()
+                if let found {
+                    let outcome = try await database.transaction(logger: logger) { connection in
+                        try await applier.apply(found, cause: .scheduler, now: now, on: connection, logger: logger)
+                    }
+                    if outcome == .applied { changes += 1 }
+                } else if kind == "card", createdAt.addingTimeInterval(Self.unfoundAfter) <= now {
+                    let rows = try await database.query(
+                        """
+                        UPDATE payments SET status = 'cancelled', status_detail = 'not_received_by_provider', processing_until = NULL, updated_at = now()
+                        WHERE id = \(id) AND status IN ('pending', 'processing') AND provider_payment_id IS NULL RETURNING id
+                        """,
+                        logger: logger
+                    )
+                    changes += rows.count
+                }
+            } catch let error as PaymentProviderError {
+                logger.notice("reconciliation could not look a payment up; next pass", metadata: ["payment_id": "\(id)", "error": "\(error)"])
             }
         }
         return changes

@@ -29,6 +29,16 @@ enum SubscriptionEvent: String, Sendable, Codable, CaseIterable {
     case planChangeScheduled = "plan_change_scheduled"
     /// A scheduled downgrade took effect at the period's end.
     case scheduledPlanApplied = "scheduled_plan_applied"
+    /// The provider failed to charge a renewal (Stripe's `invoice.payment_failed`, a subscription
+    /// turned `past_due`/`unpaid`): the period is unpaid now, not at its end.
+    case paymentFailed = "payment_failed"
+    /// The provider changed the subscription (plan, period, cancel at period end) without a payment.
+    case providerUpdated = "provider_updated"
+    /// The provider ended the subscription (Stripe's `customer.subscription.deleted`).
+    case providerCanceled = "provider_canceled"
+    /// A payment of the subscription was refunded (in part or in full). As in Stripe Billing the
+    /// status and the period stay (cancelling is its own request); the refund is on the record.
+    case paymentRefunded = "payment_refunded"
 }
 
 /// Where a transition came from (`subscription_transitions.cause`).
@@ -47,6 +57,10 @@ enum TransitionCause: String, Sendable, Codable {
 ///    │     incomplete ──payment_approved──▶ active
 ///    └─trial_expired (stays trialing, is_trial_expired) / cancel_requested ─▶ canceled
 /// ```
+///
+/// A provider that bills on its own (Stripe Billing) adds: active ──payment_failed──▶ past_due;
+/// provider_updated (active, past_due: plan, cancel_at_period_end); provider_canceled ─▶ canceled from
+/// any state but canceled; payment_refunded keeps the state (a refund on the record).
 enum SubscriptionStateMachine {
     /// The status after `event`, or nil when `event` is not allowed in `status`.
     ///
@@ -64,6 +78,10 @@ enum SubscriptionStateMachine {
         case (.active, .cancelRequested), (.pastDue, .cancelRequested): status
         case (.active, .planChangeScheduled): .active
         case (.active, .scheduledPlanApplied): .active
+        case (.active, .paymentFailed): .pastDue
+        case (.active, .providerUpdated), (.pastDue, .providerUpdated): status
+        case (.trialing, .providerCanceled), (.active, .providerCanceled), (.pastDue, .providerCanceled), (.incomplete, .providerCanceled): .canceled
+        case (.trialing, .paymentRefunded), (.active, .paymentRefunded), (.pastDue, .paymentRefunded), (.incomplete, .paymentRefunded): status
         default: nil
         }
     }

@@ -9,7 +9,9 @@ import ServiceCore
 /// Stripe's routes (its hosted checkout is `CheckoutController`'s `POST /api/payments/checkout`):
 /// `POST /api/payments/portal` (Stripe's Customer Portal for a tenant that paid through Stripe) and
 /// `POST /api/payments/webhook/stripe` (signed events, verified as Stripe documents them, each event
-/// id applied once; the payment itself is re-read from Stripe, never taken from the body).
+/// id applied once). A completed checkout's payment is re-read from Stripe, never taken from the body;
+/// invoices and subscription changes are applied from the signed body by `StripeRecurringEvents`, in
+/// `created` order per subscription.
 struct StripeController: Sendable {
     let database: Database
     let returnURL: String
@@ -20,6 +22,8 @@ struct StripeController: Sendable {
     /// nil without `STRIPE_WEBHOOK_SECRET`: the webhook answers 503.
     let signature: StripeSignature?
     let clock: any BillingClock
+    /// Stripe Billing's recurring events (invoices, subscription changes).
+    let recurring: StripeRecurringEvents
 
     struct PortalResponse: Codable, Sendable { var url: String }
 
@@ -78,25 +82,24 @@ struct StripeController: Sendable {
         } catch {
             throw AppError.badRequest("Not a Stripe event: \(error.description)", code: "INVALID_NOTIFICATION")
         }
-        guard case .checkoutCompleted(let completed)? = event.kind else {
-            // Recurring Stripe subscriptions (invoices, subscription updates) are not how billing
-            // sells plans: each period is one payment, so those events have nothing to move.
+        guard event.kind != nil else {
             context.logger.info("Stripe event acknowledged, nothing to apply", metadata: ["stripe_event": "\(event.id)", "type": "\(event.type)"])
             return JSONResponse(Receipt(status: "ignored"))
+        }
+        let now = clock.now()
+        guard case .checkoutCompleted(let completed)? = event.kind else {
+            // Invoices and subscription changes: applied from the signed event, in `created` order per subscription.
+            let outcome: String = try await database.transaction(logger: context.logger) { connection in
+                guard try await Self.firstDelivery(of: event, on: connection, logger: context.logger) else { return "duplicate" }
+                return try await recurring.apply(event, now: now, on: connection, logger: context.logger)
+            }
+            return JSONResponse(Receipt(status: outcome))
         }
         // The payment as Stripe holds it now, read before anything is recorded: when Stripe cannot
         // be reached the event is answered 502 and Stripe delivers it again.
         let reported = try await payment(of: completed, logger: context.logger)
-        let now = clock.now()
         let outcome: String = try await database.transaction(logger: context.logger) { connection in
-            let fresh = try await connection.query(
-                """
-                INSERT INTO processed_webhooks (provider, resource_id, status) VALUES ('stripe-event', \(event.id), \(event.type))
-                ON CONFLICT DO NOTHING RETURNING resource_id
-                """,
-                logger: context.logger
-            ).collect()
-            guard !fresh.isEmpty else { return "duplicate" }
+            guard try await Self.firstDelivery(of: event, on: connection, logger: context.logger) else { return "duplicate" }
             if let owner = completed.owner, let customer = completed.customerID {
                 try await connection.query(
                     """
@@ -106,10 +109,27 @@ struct StripeController: Sendable {
                     logger: context.logger
                 )
             }
-            guard let reported else { return "ignored" }
+            // A subscription-mode checkout links its Stripe subscription; its invoices then pay the periods.
+            var linked = false
+            if completed.subscriptionID != nil, completed.owner != nil {
+                linked = try await recurring.apply(event, now: now, on: connection, logger: context.logger) == "applied"
+            }
+            guard let reported else { return linked ? "applied" : "ignored" }
             return try await applier.apply(reported, cause: .webhook, now: now, on: connection, logger: context.logger) == .applied ? "applied" : "ignored"
         }
         return JSONResponse(Receipt(status: outcome))
+    }
+
+    /// Records `event`'s id; false when it was applied before (Stripe delivers at least once).
+    private static func firstDelivery(of event: StripeWebhookEvent, on connection: PostgresConnection, logger: Logger) async throws -> Bool {
+        let fresh = try await connection.query(
+            """
+            INSERT INTO processed_webhooks (provider, resource_id, status) VALUES ('stripe-event', \(event.id), \(event.type))
+            ON CONFLICT DO NOTHING RETURNING resource_id
+            """,
+            logger: logger
+        ).collect()
+        return !fresh.isEmpty
     }
 
     /// The PaymentIntent of a completed checkout as Stripe holds it now (nil for a checkout without one).

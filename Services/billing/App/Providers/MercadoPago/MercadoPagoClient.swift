@@ -66,6 +66,15 @@ struct MercadoPagoClient: PaymentProvider {
         return try Self.normalise(api.decode(MercadoPagoWire.Payment.self, from: answer, logger: logger))
     }
 
+    /// `GET /v1/payments/search?external_reference=…`: the payment created under billing's reference,
+    /// newest first (a charge whose answer timed out is found here once MercadoPago made it).
+    func findPayment(reference: PaymentReference, idempotencyKey: String, logger: Logger) async throws -> ProviderPayment? {
+        let query = "external_reference=\(ProviderHTTP.escape(reference.description))&sort=date_created&criteria=desc&limit=10"
+        let answer = try await get("/v1/payments/search?\(query)", logger: logger)
+        let found = try api.decode(MercadoPagoWire.SearchResult.self, from: answer, logger: logger)
+        return try found.results.first { $0.external_reference == reference.description }.map(Self.normalise)
+    }
+
     func refund(paymentID: String, amount: Money?, idempotencyKey: String, logger: Logger) async throws -> ProviderRefund {
         let id = try Self.paymentID(paymentID)
         // The refund's answer names no currency: take it from the amount asked for, or from the payment.

@@ -76,6 +76,11 @@ enum MercadoPagoWire {
         var three_ds_info: ThreeDSInfo?
     }
 
+    /// `GET /v1/payments/search`: `{"paging": {...}, "results": [payment, …]}`.
+    struct SearchResult: Decodable {
+        var results: [Payment]
+    }
+
     /// `POST /v1/payments/{id}/refunds`: `{}` refunds the rest, `{"amount": …}` part of it.
     struct RefundRequest: Encodable {
         var amount: Decimal?

@@ -31,14 +31,33 @@ struct StripeClient: PaymentProvider {
         var url: String
     }
 
-    /// A Checkout Session in `payment` mode for one plan period; the PaymentIntent it makes carries the reference.
+    /// The hosted checkout of a plan is a Stripe Billing subscription (`mode=subscription`, the plan's
+    /// price as a monthly `price_data`): Stripe charges every period itself and reports each through
+    /// `invoice.paid` / `invoice.payment_failed`, as Stripe Billing's users expect.
     func createCheckout(_ order: PaymentOrder, returnURL: String, logger: Logger) async throws -> HostedCheckout {
-        var form = Self.checkoutForm(order, mode: "payment", successURL: returnURL, cancelURL: returnURL)
-        form.add("line_items[0][price_data][currency]", order.amount.currency.lowercased())
-        form.add("line_items[0][price_data][unit_amount]", order.amount.minorUnits)
-        form.add("line_items[0][price_data][product_data][name]", order.title)
-        form.add("payment_intent_data[metadata]", metadata: Self.metadata(order.reference))
-        return try await session(form, idempotencyKey: order.idempotencyKey, logger: logger)
+        try await createSubscriptionCheckout(order, priceID: nil, successURL: returnURL, cancelURL: returnURL, logger: logger)
+    }
+
+    /// `POST /v1/subscriptions/{id}` with `cancel_at_period_end`: Stripe stops renewing (or renews
+    /// again) at the period's end and reports it as `customer.subscription.updated`.
+    /// Setting a flag is idempotent by itself, so no `Idempotency-Key` (a key would replay an earlier
+    /// answer for 24 hours, even after the customer renewed in the portal).
+    func setCancelAtPeriodEnd(subscriptionID: String, _ cancel: Bool, logger: Logger) async throws {
+        var form = StripeForm()
+        form.add("cancel_at_period_end", cancel ? "true" : "false")
+        _ = try await post("/v1/subscriptions/\(try Self.objectID(subscriptionID, prefix: "sub_"))", form, idempotencyKey: nil, logger: logger)
+    }
+
+    /// The PaymentIntent billing created under `reference`, found by its metadata through Stripe's
+    /// search (`GET /v1/payment_intents/search`): a charge whose answer never came back. nil when Stripe has none.
+    func findPayment(reference: PaymentReference, idempotencyKey: String, logger: Logger) async throws -> ProviderPayment? {
+        let query = "metadata['payment_id']:'\(reference.paymentID.uuidString.lowercased())'"
+        var form = StripeForm()
+        form.add("query", query)
+        form.add("expand[]", "data.latest_charge")
+        let answer = try await get("/v1/payment_intents/search?\(form.encoded)", logger: logger)
+        let found = try api.decode(StripeWire.SearchResult.self, from: answer, logger: logger)
+        return try found.data.first { $0.metadata?["reference"] == reference.description }.map(Self.normalise)
     }
 
     /// A Checkout Session in `subscription` mode: Stripe then bills the plan every month itself and

@@ -56,6 +56,21 @@ struct StripeWebhookEvent: Sendable, Equatable {
         /// The end of the period the invoice bills (its first line's `period.end`).
         var periodEnd: Date?
         var attemptCount: Int?
+        /// The start of the period the invoice bills: its first line's `period.start` (the invoice's own
+        /// `period_start`/`period_end` are when its items were gathered, not the subscription's period).
+        var periodStart: Date? = nil
+        /// The PaymentIntent that paid it (`payment_intent` before 2025-03-31, `payments.data[].payment` since).
+        var paymentIntentID: String? = nil
+        /// The first line's price, which names the plan (`lookup_key` or `metadata.plan`).
+        var price: Price? = nil
+    }
+
+    /// A price as Stripe shows it on a line or a subscription item.
+    struct Price: Sendable, Equatable {
+        var id: String?
+        var lookupKey: String?
+        /// `metadata.plan` of the price.
+        var plan: String?
     }
 
     struct Subscription: Sendable, Equatable {
@@ -69,6 +84,8 @@ struct StripeWebhookEvent: Sendable, Equatable {
         var cancelAtPeriodEnd: Bool
         /// The first item's price (`price_…`), which names the plan in Stripe.
         var priceID: String?
+        /// That price's `lookup_key` and `metadata.plan`.
+        var price: Price? = nil
     }
 
     /// A body that is not a Stripe event, or an event of a handled type whose object lacks what it must have.
@@ -117,7 +134,10 @@ struct StripeWebhookEvent: Sendable, Equatable {
                 invoiceID: id, owner: owner(reference: nil, metadata: details?.metadata ?? line?.metadata ?? object.metadata),
                 customerID: object.customer?.id, subscriptionID: details?.subscription?.id ?? object.subscription?.id,
                 amount: money(envelope.type == "invoice.paid" ? object.amount_paid : object.amount_due),
-                periodEnd: (line?.period?.end ?? object.period_end).map(Self.date), attemptCount: object.attempt_count
+                periodEnd: (line?.period?.end ?? object.period_end).map(Self.date), attemptCount: object.attempt_count,
+                periodStart: line?.period?.start.map(Self.date),
+                paymentIntentID: object.payment_intent?.id ?? object.payments?.data.lazy.compactMap({ $0.payment?.payment_intent?.id }).first,
+                price: (line?.price ?? line?.pricing?.price_details?.price).map(Self.price)
             )
             event.kind = envelope.type == "invoice.paid" ? .invoicePaid(invoice) : .invoicePaymentFailed(invoice)
         default:  // customer.subscription.updated / deleted
@@ -128,7 +148,7 @@ struct StripeWebhookEvent: Sendable, Equatable {
                 // Since API version 2025-03-31 the period lives on each item, before it on the subscription.
                 currentPeriodStart: (object.current_period_start ?? item?.current_period_start).map(Self.date),
                 currentPeriodEnd: (object.current_period_end ?? item?.current_period_end).map(Self.date),
-                cancelAtPeriodEnd: object.cancel_at_period_end ?? false, priceID: item?.price?.id
+                cancelAtPeriodEnd: object.cancel_at_period_end ?? false, priceID: item?.price?.id, price: item?.price.map(Self.price)
             )
             event.kind = envelope.type == "customer.subscription.updated" ? .subscriptionUpdated(subscription) : .subscriptionDeleted(subscription)
         }
@@ -140,6 +160,10 @@ struct StripeWebhookEvent: Sendable, Equatable {
     ]
 
     private static func date(_ seconds: Int64) -> Date { Date(timeIntervalSince1970: TimeInterval(seconds)) }
+
+    private static func price(_ price: Wire.Price) -> Price {
+        Price(id: price.id, lookupKey: price.lookup_key, plan: price.metadata?["plan"])
+    }
 
     private static func owner(reference: String?, metadata: [String: String]?) -> Owner? {
         if let reference, let parsed = PaymentReference(reference) {
@@ -181,13 +205,45 @@ struct StripeWebhookEvent: Sendable, Equatable {
             var metadata: [String: String]?
         }
         struct Parent: Decodable { var subscription_details: SubscriptionDetails? }
-        struct Period: Decodable { var end: Int64? }
+        struct Period: Decodable {
+            var start: Int64?
+            var end: Int64?
+        }
+        /// A price expanded, or only its id (a line's `pricing.price_details.price` since 2025-03-31).
+        struct Price: Decodable {
+            var id: String?
+            var lookup_key: String?
+            var metadata: [String: String]?
+            init(from decoder: any Decoder) throws {
+                if let id = try? decoder.singleValueContainer().decode(String.self) {
+                    self.id = id
+                } else {
+                    enum Key: String, CodingKey { case id, lookup_key, metadata }
+                    let container = try decoder.container(keyedBy: Key.self)
+                    id = try container.decodeIfPresent(String.self, forKey: .id)
+                    lookup_key = try container.decodeIfPresent(String.self, forKey: .lookup_key)
+                    metadata = try container.decodeIfPresent([String: String].self, forKey: .metadata)
+                }
+            }
+        }
+        struct Pricing: Decodable {
+            struct Details: Decodable { var price: Price? }
+            var price_details: Details?
+        }
         struct Line: Decodable {
             var period: Period?
             var metadata: [String: String]?
+            var price: Price?
+            var pricing: Pricing?
         }
         struct Lines: Decodable { var data: [Line] }
-        struct Price: Decodable { var id: String? }
+        struct InvoicePayments: Decodable {
+            struct Entry: Decodable {
+                struct Payment: Decodable { var payment_intent: Reference? }
+                var payment: Payment?
+            }
+            var data: [Entry]
+        }
         struct Item: Decodable {
             var price: Price?
             var current_period_start: Int64?
@@ -213,6 +269,7 @@ struct StripeWebhookEvent: Sendable, Equatable {
             var attempt_count: Int?
             var period_end: Int64?
             var lines: Lines?
+            var payments: InvoicePayments?
             var parent: Parent?
             var subscription_details: SubscriptionDetails?
             // Subscription

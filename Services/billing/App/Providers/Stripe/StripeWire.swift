@@ -57,6 +57,11 @@ enum StripeWire {
         }
     }
 
+    /// `GET /v1/payment_intents/search`: `{"object": "search_result", "data": [...], "has_more", ...}`.
+    struct SearchResult: Decodable {
+        var data: [PaymentIntent]
+    }
+
     struct Refund: Decodable {
         var id: String
         var amount: Int64

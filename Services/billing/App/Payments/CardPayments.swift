@@ -17,6 +17,14 @@ struct DirectPaymentAnswer: Codable, Sendable, Equatable {
     var statusDetail: String?
     var statusMessage: String
     var threeDsInfo: ThreeDS?
+    /// Stripe: what the payer's browser must do before the payment can be approved.
+    var nextAction: NextAction?
+
+    struct NextAction: Codable, Sendable, Equatable {
+        var type: String
+        var redirectUrl: String?
+        var clientSecret: String?
+    }
 }
 
 /// What a card payment asks for, validated.
@@ -132,6 +140,9 @@ struct CardPayments: Sendable {
             }
             var answer = Self.answer(stored)
             answer.threeDsInfo = reported.threeDSInfo.map { DirectPaymentAnswer.ThreeDS(externalResourceUrl: $0.externalResourceURL, creq: $0.creq) }
+            answer.nextAction = reported.nextAction.map {
+                DirectPaymentAnswer.NextAction(type: $0.type, redirectUrl: $0.redirectURL, clientSecret: $0.clientSecret)
+            }
             let json = String(decoding: try JSONCoding.encoder.encode(answer), as: UTF8.self)
             try await connection.query(
                 "UPDATE payments SET answer = \(json)::jsonb, processing_until = NULL, status = CASE WHEN status = 'processing' THEN 'pending' ELSE status END WHERE id = \(payment.id)",

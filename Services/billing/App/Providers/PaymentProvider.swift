@@ -49,6 +49,17 @@ struct ProviderPayment: Sendable, Equatable {
     var approvedAt: Date?
     /// A 3-D Secure challenge the payer must pass before the payment can be approved.
     var threeDSInfo: ThreeDSInfo?
+    /// What the payer's browser must do next when the provider holds the payment for the payer
+    /// (Stripe's `requires_action`: 3-D Secure through Stripe.js, or a redirect).
+    var nextAction: PaymentNextAction? = nil
+}
+
+/// Stripe's `next_action` of a PaymentIntent, reduced to what a browser needs: `use_stripe_sdk`
+/// (Stripe.js `handleNextAction` with the client secret) or `redirect_to_url` (send the payer there).
+struct PaymentNextAction: Sendable, Equatable, Codable {
+    var type: String
+    var redirectURL: String?
+    var clientSecret: String?
 }
 
 struct ThreeDSInfo: Sendable, Equatable, Codable {

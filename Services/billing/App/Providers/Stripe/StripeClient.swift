@@ -212,7 +212,10 @@ struct StripeClient: PaymentProvider {
             reference: intent.metadata?["reference"],
             createdAt: intent.created.map { Date(timeIntervalSince1970: TimeInterval($0)) },
             approvedAt: status == .approved ? charge?.created.map { Date(timeIntervalSince1970: TimeInterval($0)) } : nil,
-            threeDSInfo: nil
+            threeDSInfo: nil,
+            nextAction: intent.status == "requires_action" ? intent.next_action.map {
+                PaymentNextAction(type: $0.type, redirectURL: $0.redirect_to_url?.url, clientSecret: intent.client_secret)
+            } : nil
         )
     }
 

@@ -23,6 +23,15 @@ enum StripeWire {
         var metadata: [String: String]?
         var latest_charge: ChargeOrID?
         var last_payment_error: LastError?
+        var client_secret: String?
+        var next_action: NextAction?
+    }
+
+    /// A PaymentIntent's `next_action` (`requires_action`): `use_stripe_sdk`, `redirect_to_url`, …
+    struct NextAction: Decodable {
+        struct Redirect: Decodable { var url: String? }
+        var type: String
+        var redirect_to_url: Redirect?
     }
 
     struct Charge: Decodable {

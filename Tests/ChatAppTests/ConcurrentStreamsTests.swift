@@ -50,11 +50,14 @@ struct ConcurrentStreamsTests {
             )
 
             var configuration = HTTPClient.Configuration()
-            configuration.timeout = .init(connect: .seconds(10), read: .seconds(60))
+            configuration.timeout = .init(connect: .seconds(30), read: .seconds(60))
             configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = Self.streams + 100
             let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
             do {
+                let clock = ContinuousClock()
+                let started = clock.now
                 let sessions = try await Self.openSessions(Self.streams, chat: chat, slug: tenant.tenantSlug)
+                let opened = clock.now
                 let barrier = Barrier(parties: Self.streams)
                 let received = await withTaskGroup(of: Received.self) { group in
                     for (index, session) in sessions.enumerated() {
@@ -66,6 +69,7 @@ struct ConcurrentStreamsTests {
                     return all
                 }
 
+                print("ConcurrentStreamsTests: \(Self.streams) sessions in \(opened - started), streams in \(clock.now - opened)")
                 #expect(received.count == Self.streams)
                 let failures = received.compactMap(\.failure)
                 #expect(failures.isEmpty, "\(failures.count) streams failed, e.g. \(failures.prefix(3))")

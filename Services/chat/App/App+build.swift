@@ -21,10 +21,13 @@ package func buildChatApplication(config: ChatConfig) async throws -> some Appli
     let openAI = OpenAISettings(
         baseURL: config.openAIBaseURL, apiKey: config.openAIKey, model: config.openAIModel, timeout: .seconds(config.openAITimeoutSeconds)
     )
+    // The provider's streams get a client of their own: the internal one allows 16 connections per
+    // host, which held every openai answer past the 16th in its queue until it failed.
+    let providerHTTP = OpenAIResponder.makeClient(maxConnections: config.openAIMaxConnections, timeout: openAI.timeout)
     let responders = Responders(
         byName: [
             "builtin": BuiltinResponder(tokenDelay: .milliseconds(config.streamTokenDelayMilliseconds)),
-            "openai": OpenAIResponder(settings: openAI, http: foundation.http, logger: foundation.logger),
+            "openai": OpenAIResponder(settings: openAI, http: providerHTTP, logger: foundation.logger),
         ],
         defaultName: config.responder
     )
@@ -75,6 +78,6 @@ package func buildChatApplication(config: ChatConfig) async throws -> some Appli
         attachments: PostgresAttachmentRepository(client: foundation.database), sessions: sessions, storage: storage, threadPool: .singleton
     ).addRoutes(to: routes.group("attachments"))
     return foundation.makeApplication(
-        routes: routes, migrations: ChatMigrations.all + ConversationMigrations.all, services: [verifier, relay, ingestion]
+        routes: routes, migrations: ChatMigrations.all + ConversationMigrations.all, services: [verifier, relay, ingestion, HTTPClientService(client: providerHTTP)]
     )
 }

@@ -43,6 +43,10 @@ package struct ChatConfig: Sendable {
     package var knowledgeMaxAttempts = 3
     /// Documents one replica processes side by side.
     package var knowledgeConcurrency = 2
+    // Speed (bench/chat.sh).
+    /// Connections to the OpenAI-compatible provider one replica may hold at once: each streamed
+    /// answer holds one (HTTP/1) for its whole length, so this bounds the openai streams in flight.
+    package var openAIMaxConnections = 10_000
 
     package init(
         common: CommonConfig, jwksURL: String, tenancyURL: String, sessionMaxAgeDays: Int = 30,
@@ -90,5 +94,7 @@ package struct ChatConfig: Sendable {
         self.knowledgeLeaseSeconds = try settings.int("KNOWLEDGE_LEASE_SECONDS", default: 300, range: 1...3_600)
         self.knowledgeMaxAttempts = try settings.int("KNOWLEDGE_MAX_ATTEMPTS", default: 3, range: 1...20)
         self.knowledgeConcurrency = try settings.int("KNOWLEDGE_WORKER_CONCURRENCY", default: 2, range: 1...16)
+        // Speed.
+        self.openAIMaxConnections = try settings.int("OPENAI_MAX_CONNECTIONS", default: 10_000, range: 1...100_000)
     }
 }

@@ -30,6 +30,39 @@ if CommandLine.arguments.dropFirst().first == "bcrypt-time" {
     exit(0)
 }
 
+// `suite chat-retrieval-time QUESTIONS_FILE [ROUNDS]`: times chat's knowledge retrieval (the
+// statement the builtin responder runs) against CHAT_DATABASE_URL, one search at a time, for each
+// `tenant_id<TAB>message` line of the file, ROUNDS (default 5) times after one untimed pass; prints
+// JSON `{"seconds": [...], "found": [...], "plans": [...]}` and exits (bench/chat.sh).
+if CommandLine.arguments.dropFirst().first == "chat-retrieval-time" {
+    let arguments = Array(CommandLine.arguments.dropFirst(2))
+    guard let path = arguments.first, let url = environment["CHAT_DATABASE_URL"], let text = try? String(contentsOfFile: path, encoding: .utf8)
+    else {
+        FileHandle.standardError.write(Data("suite: chat-retrieval-time needs CHAT_DATABASE_URL and a readable questions file\n".utf8))
+        exit(2)
+    }
+    let questions = text.split(separator: "\n").compactMap { line -> RetrievalTiming.Question? in
+        let fields = line.split(separator: "\t", maxSplits: 1)
+        guard fields.count == 2, let tenant = UUID(uuidString: String(fields[0])) else { return nil }
+        return RetrievalTiming.Question(tenantID: tenant, message: String(fields[1]))
+    }
+    do {
+        let result = try await RetrievalTiming.run(
+            databaseURL: url, questions: questions, rounds: arguments.dropFirst().first.flatMap { Int($0) } ?? 5, logger: {
+                var quiet = Logger(label: "retrieval")
+                quiet.logLevel = .warning
+                return quiet
+            }()
+        )
+        let json = try JSONSerialization.data(withJSONObject: ["seconds": result.seconds, "found": result.found, "plans": result.plans])
+        FileHandle.standardOutput.write(json)
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("suite: chat-retrieval-time failed: \(error)\n".utf8))
+        exit(1)
+    }
+}
+
 /// Writes straight to standard output (not through `print`'s buffer), so lines appear in order with the logs.
 func say(_ message: String) {
     FileHandle.standardOutput.write(Data((message + "\n").utf8))

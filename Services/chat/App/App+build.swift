@@ -21,10 +21,13 @@ package func buildChatApplication(config: ChatConfig) async throws -> some Appli
     let openAI = OpenAISettings(
         baseURL: config.openAIBaseURL, apiKey: config.openAIKey, model: config.openAIModel, timeout: .seconds(config.openAITimeoutSeconds)
     )
+    // The provider's streams get a client of their own: the internal one allows 16 connections per
+    // host, which held every openai answer past the 16th in its queue until it failed.
+    let providerHTTP = OpenAIResponder.makeClient(maxConnections: config.openAIMaxConnections, timeout: openAI.timeout)
     let responders = Responders(
         byName: [
             "builtin": BuiltinResponder(tokenDelay: .milliseconds(config.streamTokenDelayMilliseconds)),
-            "openai": OpenAIResponder(settings: openAI, http: foundation.http, logger: foundation.logger),
+            "openai": OpenAIResponder(settings: openAI, http: providerHTTP, logger: foundation.logger),
         ],
         defaultName: config.responder
     )
@@ -84,6 +87,7 @@ package func buildChatApplication(config: ChatConfig) async throws -> some Appli
         interval: .seconds(config.storageSweepIntervalSeconds), logger: foundation.logger
     )
     return foundation.makeApplication(
-        routes: routes, migrations: ChatMigrations.all + ConversationMigrations.all, services: [verifier, relay, ingestion, sweep]
+        routes: routes, migrations: ChatMigrations.all + ConversationMigrations.all,
+        services: [verifier, relay, ingestion, sweep, HTTPClientService(client: providerHTTP)]
     )
 }

@@ -43,6 +43,10 @@ package struct ChatConfig: Sendable {
     package var knowledgeMaxAttempts = 3
     /// Documents one replica processes side by side.
     package var knowledgeConcurrency = 2
+    // Speed (bench/chat.sh).
+    /// Connections to the OpenAI-compatible provider one replica may hold at once: each streamed
+    /// answer holds one (HTTP/1) for its whole length, so this bounds the openai streams in flight.
+    package var openAIMaxConnections = 10_000
 
     // The storage sweep (files without rows, rows without files).
     /// How often each replica sweeps chat's storage directory.
@@ -99,5 +103,7 @@ package struct ChatConfig: Sendable {
         // The storage sweep.
         self.storageSweepIntervalSeconds = try settings.int("STORAGE_SWEEP_INTERVAL_SECONDS", default: 3_600, range: 1...86_400)
         self.storageSweepGraceSeconds = try settings.int("STORAGE_SWEEP_GRACE_SECONDS", default: 600, range: 60...604_800)
+        // Speed.
+        self.openAIMaxConnections = try settings.int("OPENAI_MAX_CONNECTIONS", default: 10_000, range: 1...100_000)
     }
 }

@@ -16,6 +16,8 @@ package final class InternalLookupCache<Value: Decodable & Sendable>: Sendable {
     private let ttl: Duration
     private let limit: Int
     private let cache = Mutex<[String: Entry]>([:])
+    /// The question being asked per path: callers that miss together share it.
+    private let inFlight = Mutex<[String: Task<Value?, any Error>]>([:])
 
     package init(client: InternalClient, ttl: Duration, limit: Int = 10_000) {
         self.client = client
@@ -28,6 +30,21 @@ package final class InternalLookupCache<Value: Decodable & Sendable>: Sendable {
     package func value(path: String, logger: Logger) async throws -> Value? {
         let now = ContinuousClock.now
         if let entry = cache.withLock({ $0[path] }), now - entry.fetchedAt < ttl { return entry.value }
+        // One question per path at a time. Without it, every request that found the entry expired
+        // asked again: at a few hundred chat messages a second, an expiry sent hundreds of calls
+        // at once into the client's 16 connections, and those that waited too long became 502s.
+        let question = inFlight.withLock { questions in
+            if let asked = questions[path] { return asked }
+            let asked = Task { try await self.fetch(path: path, logger: logger) }
+            questions[path] = asked
+            return asked
+        }
+        return try await question.value
+    }
+
+    private func fetch(path: String, logger: Logger) async throws -> Value? {
+        defer { inFlight.withLock { _ = $0.removeValue(forKey: path) } }
+        let now = ContinuousClock.now
         do {
             let value = try await client.send(.get, path, as: Value.self, logger: logger)
             cache.withLock { cache in

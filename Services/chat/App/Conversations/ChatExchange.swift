@@ -18,7 +18,7 @@ struct ChatExchange: Sendable {
     let responders: Responders
     let quota: QuotaGate
     /// How many chunks a reply is composed from.
-    let retrievalLimit = 5
+    static let retrievalLimit = 5
 
     /// The body of every chat route: the widget's `messages` (the last `user` one is answered) or a single `message`.
     struct ChatRequest: Decodable {
@@ -126,7 +126,7 @@ struct ChatExchange: Sendable {
         let redacted = guardrails.redact(message)
         _ = try await conversations.addUserMessage(redacted, conversation: conversation, logger: context.logger)
         let refused = guardrails.blockedTerm(in: message) != nil
-        let chunks = refused ? [] : try await retriever.search(tenantID: tenant.id, query: redacted, limit: retrievalLimit, logger: context.logger)
+        let chunks = refused ? [] : try await retriever.search(tenantID: tenant.id, query: redacted, limit: Self.retrievalLimit, logger: context.logger)
         let replyContext = ReplyContext(
             userMessage: redacted, history: history, chunks: chunks, agent: agent, isFirstContact: conversation.messageCount == 0
         )

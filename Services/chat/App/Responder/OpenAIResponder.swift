@@ -108,6 +108,17 @@ struct OpenAIResponder: ReplyGenerator {
         }
     }
 
+    /// The client for the provider: one connection per answer in flight (HTTP/1 streams, or HTTP/2
+    /// where the provider offers it), up to `maxConnections`; no read timeout of its own beyond
+    /// the responder's watchdog (`timeout` between tokens) plus a margin.
+    static func makeClient(maxConnections: Int, timeout: Duration) -> HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(10), read: .seconds(timeout.components.seconds + 30))
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = maxConnections
+        configuration.decompression = .disabled
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
     static func request(for context: ReplyContext, settings: OpenAISettings) -> CompletionRequest {
         let agent = context.agent
         var system = "You are \(agent.agentName), the assistant of this business. Answer in a \(agent.tone.rawValue) tone. "

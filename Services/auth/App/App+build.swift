@@ -7,7 +7,8 @@ import ServiceLifecycle
 package func buildAuthApplication(config: AuthConfig) async throws -> some ApplicationProtocol {
     let foundation = try await ServiceFoundation(name: "auth", config: config.common)
     let users = PostgresUserRepository(client: foundation.database)
-    let hasher = PasswordHasher(cost: config.bcryptCost)
+    let hashing = HashingThreads(priority: config.passwordHashPriority, maxPending: config.passwordHashMaxPending, logger: foundation.logger)
+    let hasher = PasswordHasher(cost: config.bcryptCost, threads: hashing)
     let signingKeys = PostgresSigningKeyRepository(client: foundation.database)
     let issuer = TokenIssuer(
         lifetimeSeconds: config.accessTokenLifetimeSeconds,

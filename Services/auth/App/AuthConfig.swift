@@ -33,6 +33,11 @@ package struct AuthConfig: Sendable {
     package var apiKeysPerTenant: Int
     /// The first super_admin, made at start when no account has the email (`SUPER_ADMIN_EMAIL`, `SUPER_ADMIN_PASSWORD`).
     package var superAdmin: (email: String, password: String)?
+    // Password hashing threads (bench/auth.sh: /me under sign-in load).
+    /// The priority hashing threads lower themselves to (`PASSWORD_HASH_PRIORITY`: idle, low, normal).
+    package var passwordHashPriority = PasswordHashPriority.idle
+    /// Hashes waiting or running at once before one more is refused 503 (`PASSWORD_HASH_MAX_PENDING`).
+    package var passwordHashMaxPending: Int = 64
 
     package init(
         common: CommonConfig, bcryptCost: Int = 12, accessTokenLifetimeSeconds: Int = 86_400, signingKeyPEM: String? = nil,
@@ -77,6 +82,12 @@ package struct AuthConfig: Sendable {
         self.appBaseURL = try settings.url("APP_BASE_URL", default: "http://localhost:8080")
         self.mail = try MailConfig(settings: settings)
         self.apiKeysPerTenant = try settings.int("API_KEYS_PER_TENANT", default: 50, range: 1...10_000)
+        let priority = settings.string("PASSWORD_HASH_PRIORITY", default: "idle")
+        guard let passwordHashPriority = PasswordHashPriority(rawValue: priority) else {
+            throw ConfigurationError(variable: "PASSWORD_HASH_PRIORITY", problem: "must be idle, low or normal, got '\(priority)'")
+        }
+        self.passwordHashPriority = passwordHashPriority
+        self.passwordHashMaxPending = try settings.int("PASSWORD_HASH_MAX_PENDING", default: 64, range: 1...100_000)
         let adminEmail = settings.optionalString("SUPER_ADMIN_EMAIL").map(CredentialPolicy.normalizedEmail)
         let adminPassword = settings.optionalString("SUPER_ADMIN_PASSWORD", isSecret: true)
         switch (adminEmail, adminPassword) {

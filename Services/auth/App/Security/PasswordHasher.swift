@@ -1,10 +1,11 @@
 import Crypto
 import Foundation
 import HummingbirdBcrypt
-import NIOPosix
+import Logging
 import Synchronization
 
-/// bcrypt, always on the blocking thread pool, never on an event loop.
+/// bcrypt, always on the hashing threads (`HashingThreads`: their own pool, at the lowest
+/// priority), never on an event loop.
 ///
 /// bcrypt reads only the first 72 bytes of its input and stops at a NUL, so passwords are first
 /// hashed with SHA-256 and base64-encoded (44 ASCII bytes): every character of a long password
@@ -13,23 +14,25 @@ final class PasswordHasher: Sendable {
     private static let prehashedPrefix = "sha256$"
 
     let cost: Int
+    let threads: HashingThreads
     /// A hash of a random string, checked when the email is unknown so both failures take as long.
     private let decoy = Mutex<String?>(nil)
 
-    init(cost: Int) {
+    init(cost: Int, threads: HashingThreads = HashingThreads(priority: .idle, maxPending: 64, logger: Logger(label: "auth.hashing"))) {
         self.cost = cost
+        self.threads = threads
     }
 
     func hash(_ password: String) async throws -> String {
         let cost = UInt8(self.cost)
         let input = Self.prehash(password)
-        return try await NIOThreadPool.singleton.runIfActive { Self.prehashedPrefix + Bcrypt.hash(input, cost: cost) }
+        return try await threads.run { Self.prehashedPrefix + Bcrypt.hash(input, cost: cost) }
     }
 
     func verify(_ password: String, against hash: String) async throws -> Bool {
         let (input, bcrypt) = hash.hasPrefix(Self.prehashedPrefix)
             ? (Self.prehash(password), String(hash.dropFirst(Self.prehashedPrefix.count))) : (password, hash)
-        return try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(input, hash: bcrypt) }
+        return try await threads.run { Bcrypt.verify(input, hash: bcrypt) }
     }
 
     fileprivate static func prehash(_ password: String) -> String {

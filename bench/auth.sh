@@ -93,25 +93,9 @@ STAMP="$(date +%Y%m%d-%H%M%S)"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-cleanup() {
-    local rc=$? i pg
-    trap - EXIT INT TERM
-    set +e
-    [[ -n "$CHILD_PID" ]] && stop_process "$CHILD_PID" "current step" 10
-    for (( i = ${#BG_PIDS[@]} - 1; i >= 0; i-- )); do
-        stop_process "${BG_PIDS[$i]}" "${BG_NAMES[$i]}" "$([[ ${BG_PIDS[$i]} == "$SUITE_PID" ]] && echo 60 || echo 30)"
-        if (( rc != 0 )) && [[ -s "${BG_LOGS[$i]}" ]]; then
-            mkdir -p "$OUT_DIR"
-            cp "${BG_LOGS[$i]}" "$OUT_DIR/$STAMP-auth-${BG_NAMES[$i]}.log"
-        fi
-    done
-    if pg="$(postmaster_pid "$DATA_DIR")" && proc_running "$pg"; then stop_process "$pg" "PostgreSQL postmaster" 30 INT; fi
-    (( rc == 0 )) || log "logs kept in $OUT_DIR/$STAMP-auth-*.log"
-    [[ -n "$TMP_DIR" ]] && rm -rf "$TMP_DIR"
-    [[ -n "$DATA_DIR" ]] && rm -rf "$DATA_DIR"
-    exit "$rc"
-}
-trap cleanup EXIT
+BENCH_NAME=auth
+BG_STOP_SECONDS=30
+trap bench_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 

@@ -136,3 +136,27 @@ start_nginx() {
         wait_for_port "$port" "$pid" "$name" 10
     done
 }
+
+# The EXIT handler of a benchmark that keeps its state in BG_NAMES/BG_PIDS/BG_LOGS, SUITE_PID,
+# CHILD_PID, TMP_DIR and DATA_DIR: stops the current step, then the background processes newest
+# first (the suite gets 60 s to drain, the others BG_STOP_SECONDS), then a PostgreSQL the suite
+# left behind; after a failed run keeps their logs as $OUT_DIR/$STAMP-$BENCH_NAME-<name>.log;
+# removes the temporary directories. Install with `trap bench_cleanup EXIT`.
+bench_cleanup() {
+    local rc=$? i pg
+    trap - EXIT INT TERM
+    set +e
+    [[ -n "$CHILD_PID" ]] && stop_process "$CHILD_PID" "current step" 10
+    for (( i = ${#BG_PIDS[@]} - 1; i >= 0; i-- )); do
+        stop_process "${BG_PIDS[$i]}" "${BG_NAMES[$i]}" "$([[ ${BG_PIDS[$i]} == "$SUITE_PID" ]] && echo 60 || echo "${BG_STOP_SECONDS:-10}")"
+        if (( rc != 0 )) && [[ -s "${BG_LOGS[$i]}" ]]; then
+            mkdir -p "$OUT_DIR"
+            cp "${BG_LOGS[$i]}" "$OUT_DIR/$STAMP-$BENCH_NAME-${BG_NAMES[$i]}.log"
+        fi
+    done
+    if pg="$(postmaster_pid "$DATA_DIR")" && proc_running "$pg"; then stop_process "$pg" "PostgreSQL postmaster" 30 INT; fi
+    (( rc == 0 )) || log "logs kept in $OUT_DIR/$STAMP-$BENCH_NAME-*.log"
+    [[ -n "$TMP_DIR" ]] && rm -rf "$TMP_DIR"
+    [[ -n "$DATA_DIR" ]] && rm -rf "$DATA_DIR"
+    exit "$rc"
+}

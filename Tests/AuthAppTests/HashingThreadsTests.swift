@@ -99,7 +99,7 @@ struct HashingThreadsTests {
 
     @Test func configuration() throws {
         let defaults = try AuthConfig(settings: SignupTests.settings([:]))
-        #expect(defaults.passwordHashPriority == .idle)
+        #expect(defaults.passwordHashPriority == .normal)
         #expect(defaults.passwordHashMaxPending == 64)
         let set = try AuthConfig(settings: SignupTests.settings(["PASSWORD_HASH_PRIORITY": "low", "PASSWORD_HASH_MAX_PENDING": "5"]))
         #expect(set.passwordHashPriority == .low)

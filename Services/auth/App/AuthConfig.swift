@@ -35,7 +35,7 @@ package struct AuthConfig: Sendable {
     package var superAdmin: (email: String, password: String)?
     // Password hashing threads (bench/auth.sh: /me under sign-in load).
     /// The priority hashing threads lower themselves to (`PASSWORD_HASH_PRIORITY`: idle, low, normal).
-    package var passwordHashPriority = PasswordHashPriority.idle
+    package var passwordHashPriority = PasswordHashPriority.normal
     /// Hashes waiting or running at once before one more is refused 503 (`PASSWORD_HASH_MAX_PENDING`).
     package var passwordHashMaxPending: Int = 64
 
@@ -82,7 +82,7 @@ package struct AuthConfig: Sendable {
         self.appBaseURL = try settings.url("APP_BASE_URL", default: "http://localhost:8080")
         self.mail = try MailConfig(settings: settings)
         self.apiKeysPerTenant = try settings.int("API_KEYS_PER_TENANT", default: 50, range: 1...10_000)
-        let priority = settings.string("PASSWORD_HASH_PRIORITY", default: "idle")
+        let priority = settings.string("PASSWORD_HASH_PRIORITY", default: "normal")
         guard let passwordHashPriority = PasswordHashPriority(rawValue: priority) else {
             throw ConfigurationError(variable: "PASSWORD_HASH_PRIORITY", problem: "must be idle, low or normal, got '\(priority)'")
         }

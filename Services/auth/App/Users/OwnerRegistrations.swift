@@ -88,7 +88,9 @@ extension Enrolment {
             return try await signInAgain(state, logger: logger)
         }
         if let existing = try await auth.users.find(email: user.email, logger: logger), existing.deletedAt == nil {
-            throw PostgresUserRepository.emailTaken
+            // A concurrent call under the same registration may have committed between the two reads.
+            guard let state = try await registrations.state(registrationID, logger: logger) else { throw PostgresUserRepository.emailTaken }
+            return try await signInAgain(state, logger: logger)
         }
         var user = user
         user.passwordHash = try await auth.hasher.hash(password)

@@ -39,9 +39,10 @@ func buildBillingApplication(config: BillingConfig, clock: any BillingClock) asy
         repository: repository, verifier: verifier, catalog: config.plans, provider: provider, locale: config.paymentLocale, clock: clock
     ).addRoutes(to: api)
     CheckoutController(payments: payments, catalog: config.plans, returnURL: config.paymentReturnURL, verifier: verifier).addRoutes(to: api)
+    // One client for Stripe's own calls (cancel at period end, the portal); nil without STRIPE_SECRET_KEY.
+    let stripe = config.stripe.flatMap { StripeClient(config: $0, http: foundation.http) }
     SubscriptionLifecycleController(
-        database: foundation.database, ledger: ledger, catalog: config.plans, clock: clock, verifier: verifier,
-        stripe: config.stripe.flatMap { StripeClient(config: $0, http: foundation.http) }
+        database: foundation.database, ledger: ledger, catalog: config.plans, clock: clock, verifier: verifier, stripe: stripe
     ).addRoutes(to: api)
     PaymentAdminController(
         database: foundation.database, provider: provider, ledger: ledger, catalog: config.plans, clock: clock, verifier: verifier
@@ -54,7 +55,7 @@ func buildBillingApplication(config: BillingConfig, clock: any BillingClock) asy
     // Stripe: the customer portal and its signed events.
     StripeController(
         database: foundation.database, returnURL: config.paymentReturnURL, verifier: verifier,
-        applier: applier, stripe: config.stripe.flatMap { StripeClient(config: $0, http: foundation.http) },
+        applier: applier, stripe: stripe,
         signature: config.stripe?.webhookSecret.map { StripeSignature(secret: $0, tolerance: config.stripe?.webhookTolerance ?? StripeSignature.defaultTolerance, now: { clock.now() }) },
         clock: clock, recurring: StripeRecurringEvents(ledger: ledger, catalog: config.plans)
     ).addRoutes(to: api)

@@ -43,15 +43,7 @@ struct StripeRecurringEvents: Sendable {
             return "ignored"
         }
         try await SubscriptionLedger.lockTenant(tenantID, on: connection, logger: logger)
-        if let customerID {
-            try await connection.query(
-                """
-                INSERT INTO stripe_customers (tenant_id, customer_id) VALUES (\(tenantID), \(customerID))
-                ON CONFLICT (tenant_id) DO UPDATE SET customer_id = excluded.customer_id, updated_at = now()
-                """,
-                logger: logger
-            )
-        }
+        if let customerID { try await Self.linkCustomer(customerID, to: tenantID, on: connection, logger: logger) }
         // The link, made on first sight and locked for this event; its last applied event's time.
         let rows = try await connection.query(
             """
@@ -98,6 +90,17 @@ struct StripeRecurringEvents: Sendable {
             )
         }
         return changed ? "applied" : "ignored"
+    }
+
+    /// Records `customerID` as the tenant's Stripe customer (what the customer portal opens).
+    static func linkCustomer(_ customerID: String, to tenantID: UUID, on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query(
+            """
+            INSERT INTO stripe_customers (tenant_id, customer_id) VALUES (\(tenantID), \(customerID))
+            ON CONFLICT (tenant_id) DO UPDATE SET customer_id = excluded.customer_id, updated_at = now()
+            """,
+            logger: logger
+        )
     }
 
     /// The tenant's Stripe subscription while billing's subscription is paid through it (`active`,

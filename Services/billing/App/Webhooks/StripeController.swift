@@ -100,19 +100,13 @@ struct StripeController: Sendable {
         let reported = try await payment(of: completed, logger: context.logger)
         let outcome: String = try await database.transaction(logger: context.logger) { connection in
             guard try await Self.firstDelivery(of: event, on: connection, logger: context.logger) else { return "duplicate" }
-            if let owner = completed.owner, let customer = completed.customerID {
-                try await connection.query(
-                    """
-                    INSERT INTO stripe_customers (tenant_id, customer_id) VALUES (\(owner.tenantID), \(customer))
-                    ON CONFLICT (tenant_id) DO UPDATE SET customer_id = excluded.customer_id, updated_at = now()
-                    """,
-                    logger: context.logger
-                )
-            }
-            // A subscription-mode checkout links its Stripe subscription; its invoices then pay the periods.
+            // A subscription-mode checkout links its Stripe subscription and customer; its invoices then
+            // pay the periods. A one-off checkout links the customer alone.
             var linked = false
             if completed.subscriptionID != nil, completed.owner != nil {
                 linked = try await recurring.apply(event, now: now, on: connection, logger: context.logger) == "applied"
+            } else if let owner = completed.owner, let customer = completed.customerID {
+                try await StripeRecurringEvents.linkCustomer(customer, to: owner.tenantID, on: connection, logger: context.logger)
             }
             guard let reported else { return linked ? "applied" : "ignored" }
             return try await applier.apply(reported, cause: .webhook, now: now, on: connection, logger: context.logger) == .applied ? "applied" : "ignored"

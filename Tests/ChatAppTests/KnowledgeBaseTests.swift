@@ -115,7 +115,7 @@ struct KnowledgeBaseTests {
             )
             #expect(noFile.status == 422)
             // Past the route's own limit (50 MiB + 64 KiB of framing): 413 before the body is read.
-            let tooBig = try await kb.upload([UInt8](repeating: 0x61, count: KnowledgeController.maxBodyBytes + 1), filename: "big.txt", token: token)
+            let tooBig = try await kb.upload([UInt8](repeating: 0x61, count: KnowledgeBase.maxBodyBytes + 1), filename: "big.txt", token: token)
             #expect(tooBig.status == 413)
             #expect(try tooBig.error().code == "PAYLOAD_TOO_LARGE")
             // Members without the role, and no token at all.

@@ -14,11 +14,12 @@ import Synchronization
 ///
 /// bcrypt at cost 12 keeps a core busy for a quarter of a second per sign-in, so a burst of
 /// sign-ins takes every core. The hashes get a thread pool of their own (one thread per core, so
-/// sign-ins can still use the whole machine when nothing else wants it), and each of its threads
-/// lowers its own scheduling priority before it hashes: `SCHED_IDLE` on Linux (the kernel then
-/// runs anything else that is ready first, such as the event loops answering `/me`), nice 19 where
-/// that is refused. Nothing else runs on these threads, so the lowered priority touches nothing
-/// but hashing.
+/// sign-ins can still use the whole machine when nothing else wants it). With `priority` `idle`
+/// or `low`, each of its threads lowers its own scheduling priority before it hashes (`SCHED_IDLE`
+/// on Linux, nice 19 where that is refused; or nice 19); the default, `normal`, leaves it, because
+/// `SCHED_IDLE` measured worse (bench/README.md). Nothing else runs on these threads, so a lowered
+/// priority touches nothing but hashing. The pool is the process's: a priority once lowered stays
+/// lowered for every later user of it in the same process (tests).
 ///
 /// At most `maxPending` hashes wait or run at once (each service instance); one more is refused
 /// at once (503, `Retry-After`) instead of joining an ever longer queue.

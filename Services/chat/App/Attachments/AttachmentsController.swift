@@ -20,7 +20,7 @@ struct AttachmentsController: Sendable {
     let settings: InternalLookupCache<WidgetAttachmentSettings>
 
     static let maxFileBytes = 10 * 1_048_576
-    static let maxBodyBytes = maxFileBytes + 65_536
+    static let maxBodyBytes = maxFileBytes + FileUploadForm.framingAllowance
     static let uploadPath = "/attachments"
     static let uploadsPerMinute = 10
 
@@ -56,7 +56,7 @@ struct AttachmentsController: Sendable {
         let maxBytes = min(settings.attachmentsMaxSize, Self.maxFileBytes)
         let tooLarge = Self.fileTooLarge(maxBytes)
         let boundary = try FileUploadForm.boundary(of: request)
-        let body = try await FileUploadForm.collect(request, limit: maxBytes + 65_536, tooLarge: tooLarge)
+        let body = try await FileUploadForm.collect(request, limit: maxBytes + FileUploadForm.framingAllowance, tooLarge: tooLarge)
         let accepted = try await threadPool.runIfActive { try Self.check(body, boundary: boundary, maxBytes: maxBytes, tooLarge: tooLarge) }
         let attachment = Attachment(
             id: UUID(), tenantID: session.tenantID, sessionID: session.id, name: accepted.name, mimeType: accepted.format.mimeType,

@@ -9,6 +9,9 @@ import ServiceCore
 /// A `multipart/form-data` upload with one `file` part (the knowledge base's and attachments'),
 /// read with multipart-kit after `MultipartFormChecks` kept it from trapping the parser.
 struct FileUploadForm: Decodable {
+    /// Room a body needs beyond its file: the multipart framing and the form's other fields.
+    static let framingAllowance = 65_536
+
     var file: UploadedPart?
     /// Seed 001's admin upload names its tenant and metadata in the form; other uploads ignore them.
     var tenantID: String?

@@ -17,7 +17,7 @@ struct KnowledgeBase: Sendable {
     /// Largest file accepted (413 beyond).
     static let maxFileBytes = 50 * 1_048_576
     /// An upload route's body limit: the file plus room for the multipart framing and the form's fields.
-    static let maxBodyBytes = maxFileBytes + 65_536
+    static let maxBodyBytes = maxFileBytes + FileUploadForm.framingAllowance
     /// Largest `metadata` form field (a JSON object kept with the document).
     static let maxMetadataBytes = 16_384
 

@@ -17,7 +17,6 @@ struct KnowledgeController: Sendable {
     var documents: any KnowledgeRepository { knowledge.documents }
 
     static let uploadPath = "/api/knowledge-base/upload"
-    static var maxBodyBytes: Int { KnowledgeBase.maxBodyBytes }
 
     /// Seed 000's `KnowledgeBaseFileResponse`.
     struct FileView: Codable, Sendable {
@@ -100,7 +99,7 @@ struct KnowledgeController: Sendable {
     @Sendable func status(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<StatusView> {
         let tenantID = try KnowledgeAccess.tenant(request, context)
         guard let id = Self.fileID(context), let document = try await documents.find(id: id, tenantID: tenantID, logger: context.logger)
-        else { throw Self.notFound }
+        else { throw KnowledgeBase.notFound }
         return JSONResponse(
             StatusView(id: id.uuidString.lowercased(), status: document.status, error: document.processingError, chunkCount: document.chunkCount)
         )
@@ -109,7 +108,7 @@ struct KnowledgeController: Sendable {
     @Sendable func delete(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<Deleted> {
         let tenantID = try KnowledgeAccess.tenant(request, context)
         guard let id = Self.fileID(context), let key = try await documents.delete(id: id, tenantID: tenantID, logger: context.logger)
-        else { throw Self.notFound }
+        else { throw KnowledgeBase.notFound }
         await knowledge.removeFiles([key], logger: context.logger)
         context.logger.notice("knowledge document deleted", metadata: ["tenant_id": "\(tenantID)", "document_id": "\(id)"])
         return JSONResponse(Deleted(status: "deleted", id: id.uuidString.lowercased()))
@@ -118,7 +117,7 @@ struct KnowledgeController: Sendable {
     @Sendable func reprocess(_ request: Request, context: AppRequestContext) async throws -> JSONResponse<Queued> {
         let tenantID = try KnowledgeAccess.tenant(request, context)
         guard let id = Self.fileID(context), let result = try await documents.requeue(id: id, tenantID: tenantID, logger: context.logger)
-        else { throw Self.notFound }
+        else { throw KnowledgeBase.notFound }
         guard result.requeued else {
             throw AppError.conflict("The document is already queued or being processed", code: "DOCUMENT_IN_PROGRESS")
         }
@@ -130,6 +129,4 @@ struct KnowledgeController: Sendable {
     private static func fileID(_ context: AppRequestContext) -> UUID? {
         context.parameters.get("fileID").flatMap(UUID.init(uuidString:))
     }
-
-    static var notFound: AppError { KnowledgeBase.notFound }
 }

@@ -30,9 +30,7 @@ extension PostgresKnowledgeRepository {
             if !requeueable.isEmpty {
                 try await connection.query(
                     """
-                    UPDATE knowledge_documents
-                    SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_token = NULL, lease_expires_at = NULL,
-                        processing_error = NULL, updated_at = now()
+                    UPDATE knowledge_documents SET \(unescaped: Self.requeued)
                     WHERE id = ANY(\(requeueable))
                     """,
                     logger: logger

@@ -120,14 +120,18 @@ struct PostgresKnowledgeRepository: KnowledgeRepository {
         ).decode(String.self).first
     }
 
+    /// What a document queued again is set to: a fresh job, as after its upload.
+    static let requeued = """
+        status = 'pending', attempts = 0, next_attempt_at = now(), lease_token = NULL, lease_expires_at = NULL,
+        processing_error = NULL, updated_at = now()
+        """
+
     func requeue(id: UUID, tenantID: UUID, logger: Logger) async throws -> (document: KnowledgeDocument, requeued: Bool)? {
         let updated = try Self.documents(
             try await client.query(
                 """
                 WITH requeued AS (
-                    UPDATE knowledge_documents
-                    SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_token = NULL, lease_expires_at = NULL,
-                        processing_error = NULL, updated_at = now()
+                    UPDATE knowledge_documents SET \(unescaped: Self.requeued)
                     WHERE id = \(id) AND tenant_id = \(tenantID) AND status IN ('failed', 'completed')
                     RETURNING \(unescaped: Self.columns)
                 ), notified AS (

@@ -39,8 +39,9 @@ func buildBillingApplication(config: BillingConfig, clock: any BillingClock) asy
         repository: repository, verifier: verifier, catalog: config.plans, provider: provider, locale: config.paymentLocale, clock: clock
     ).addRoutes(to: api)
     CheckoutController(payments: payments, catalog: config.plans, returnURL: config.paymentReturnURL, verifier: verifier).addRoutes(to: api)
-    // One client for Stripe's own calls (cancel at period end, the portal); nil without STRIPE_SECRET_KEY.
-    let stripe = config.stripe.flatMap { StripeClient(config: $0, http: foundation.http) }
+    // One client for Stripe's own calls (cancel at period end, the portal): the provider's own under
+    // PAYMENT_PROVIDER=stripe; nil without STRIPE_SECRET_KEY.
+    let stripe = provider as? StripeClient ?? config.stripe.flatMap { StripeClient(config: $0, http: foundation.http) }
     SubscriptionLifecycleController(
         database: foundation.database, ledger: ledger, catalog: config.plans, clock: clock, verifier: verifier, stripe: stripe
     ).addRoutes(to: api)

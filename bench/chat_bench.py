@@ -3,8 +3,10 @@
 
 Subcommands:
   sessions   open widget sessions (POST /api/sessions/init) for tenants' slugs; one id a line
-  ttfe       open-loop POST /chatkit at a fixed rate: time to the answer's head and to its first
-             SSE `data:` event; every stream must end with message.completed then data: [DONE]
+  ttfe       open-loop POST /chatkit at a fixed rate: time to the answer's head, to its first SSE
+             `data:` event (`message.started`, sent once the exchange is accepted, before retrieval)
+             and to its first `text.delta` (the first word, after retrieval); every stream must open
+             with message.started and end with message.completed then data: [DONE]
   streams    opens N /chatkit streams and holds them; samples /proc/PID/status of the chat process
              at checkpoints of open streams (each stream has received an event and not finished)
   provider   a local OpenAI-compatible chat-completions server that streams one token every
@@ -38,6 +40,7 @@ class Stream:
         self.status = None
         self.t_head = None
         self.t_first = None
+        self.t_first_delta = None
         self.events = []
         self.error = None
 
@@ -129,6 +132,8 @@ async def chat_stream(host, port, session, message, on_event=None, t0_box=None):
                 if stream.t_first is None:
                     stream.t_first = time.perf_counter() - t0
                 text = b"\n".join(data).decode()
+                if stream.t_first_delta is None and '"text.delta"' in text:
+                    stream.t_first_delta = time.perf_counter() - t0
                 stream.events.append(text)
                 if on_event is not None:
                     on_event(stream, text)
@@ -142,17 +147,22 @@ async def chat_stream(host, port, session, message, on_event=None, t0_box=None):
 
 
 def stream_problem(stream):
-    """None when the stream ended as it must: a message.completed event, then data: [DONE]."""
+    """None when the stream went as it must: message.started first, then the deltas, a
+    message.completed event with the message id the start announced, then data: [DONE]."""
     if stream.error:
         return stream.error
-    if len(stream.events) < 2 or stream.events[-1] != "[DONE]":
+    if len(stream.events) < 3 or stream.events[-1] != "[DONE]":
         return f"no final [DONE] ({len(stream.events)} events)"
     try:
-        last = json.loads(stream.events[-2])
+        first, last = json.loads(stream.events[0]), json.loads(stream.events[-2])
     except ValueError:
-        return "unreadable event before [DONE]"
+        return "unreadable first event or event before [DONE]"
+    if first.get("type") != "message.started":
+        return f"opened with {first.get('type')}, not message.started"
     if last.get("type") != "message.completed":
         return f"ended with {last.get('type')}: {last.get('code')} {last.get('detail')}"
+    if last.get("message_id") != first.get("message_id"):
+        return "message.completed names another message than message.started"
     return None
 
 
@@ -235,12 +245,14 @@ async def ttfe(args):
     await asyncio.gather(*tasks)
     problems = [p for p in (stream_problem(s) for s in results) if p]
     firsts = [s.t_first for s in results if s.t_first is not None and not stream_problem(s)]
+    first_deltas = [s.t_first_delta for s in results if s.t_first_delta is not None and not stream_problem(s)]
     heads = [s.t_head for s in results if s.t_head is not None and not stream_problem(s)]
     # Was the head sent on its own, before the first event (a client could then tell "connected" from "answering")?
     early_head = sum(1 for s in results if s.t_head is not None and s.t_first is not None and s.t_first - s.t_head > 0.0005)
     report = {
         "target": args.label, "rate": args.rate, "duration": args.duration, "streams": len(results), "ok": len(results) - len(problems),
         "errors": len(problems), "first_errors": problems[:5], "head_ms": summary_ms(heads), "first_event_ms": summary_ms(firsts),
+        "first_delta_ms": summary_ms(first_deltas),
         "head_before_first_event": early_head,
         "client_lateness_ms": summary_ms([max(0.0, x) for x in lateness]),
     }

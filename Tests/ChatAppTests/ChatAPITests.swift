@@ -87,8 +87,13 @@ struct ChatAPITests {
             #expect(status == 200)
             #expect(contentType == "text/event-stream")
             #expect(events.last?.data == "[DONE]")
-            struct Event: Decodable { var type: String; var delta: String?; var content: String? }
+            struct Event: Decodable { var type: String; var delta: String?; var content: String?; var messageId: UUID?; var conversationId: UUID? }
             let decoded = try events.dropLast().map { try JSONCoding.decoder.decode(Event.self, from: Data($0.data.utf8)) }
+            // The stream opens with `message.started` (the ids the answer is stored under), then the words, then `message.completed`.
+            #expect(decoded.map(\.type) == ["message.started"] + Array(repeating: "text.delta", count: decoded.count - 2) + ["message.completed"])
+            let messageID = try #require(decoded.first?.messageId)
+            #expect(decoded.last?.messageId == messageID)
+            #expect(decoded.first?.conversationId != nil && decoded.last?.conversationId == decoded.first?.conversationId)
             let deltas = decoded.filter { $0.type == "text.delta" }.compactMap(\.delta)
             #expect(deltas.count > 5)
             // First contact: the greeting, then (with nothing in the knowledge base) a plain "I don't know".

@@ -29,9 +29,10 @@ struct ConcurrentStreamsTests {
     }
 
     /// Opens every stream, reads each one's head and first event, waits until all 1,000 have theirs
-    /// (so all are open at once), then reads them to the end. Every stream must end with
-    /// `message.completed` (the content its deltas spelled, status complete, a message id) and
-    /// `[DONE]`, and chat must hold both messages of each conversation, its trace and its usage event.
+    /// (so all are open at once), then reads them to the end. Every stream must open with
+    /// `message.started` and end with `message.completed` (the content its deltas spelled, status
+    /// complete, the message id the start announced) and `[DONE]`, and chat must hold both messages
+    /// of each conversation, its trace and its usage event.
     @Test(.timeLimit(.minutes(2)))
     func aThousandStreamsAtOnceAllCompleteAndAreStored() async throws {
         Self.raiseOpenFileLimit(to: 4 * Self.streams + 1_024)
@@ -78,12 +79,15 @@ struct ConcurrentStreamsTests {
                 #expect(received.filter(\.doneBeforeAllStarted).isEmpty, "every stream was still open when the last one started")
                 var completed = 0
                 for stream in received where stream.failure == nil {
-                    guard stream.status == 200, stream.events.last == "[DONE]", stream.events.count >= 3,
+                    guard stream.status == 200, stream.events.last == "[DONE]", stream.events.count >= 4,
+                        let opening = try? JSONCoding.decoder.decode(H.Event.self, from: Data(stream.events[0].utf8)),
+                        opening.type == "message.started",
                         let event = try? JSONCoding.decoder.decode(H.Event.self, from: Data(stream.events[stream.events.count - 2].utf8)),
                         event.type == "message.completed", event.status == "complete", event.messageId != nil,
+                        event.messageId == opening.messageId, event.conversationId == opening.conversationId,
                         event.sources?.map(\.documentId) == [document]
                     else { continue }
-                    let deltas = stream.events.dropLast(2).compactMap { try? JSONCoding.decoder.decode(H.Event.self, from: Data($0.utf8)) }
+                    let deltas = stream.events.dropFirst().dropLast(2).compactMap { try? JSONCoding.decoder.decode(H.Event.self, from: Data($0.utf8)) }
                     guard deltas.allSatisfy({ $0.type == "text.delta" }), deltas.compactMap(\.delta).joined() == event.content else { continue }
                     completed += 1
                 }

@@ -36,6 +36,10 @@ struct ConversationTests {
             let deltas = events.filter { $0.type == "text.delta" }.compactMap(\.delta)
             #expect(deltas.count > 10)
             let completed = try #require(events.last { $0.type == "message.completed" })
+            // The first event announces the exchange before retrieval: the ids the answer is then stored under.
+            #expect(events.first?.type == "message.started")
+            #expect(events.first?.messageId == completed.messageId && events.first?.conversationId == completed.conversationId)
+            #expect(events.first?.content == nil && events.first?.delta == nil)
             let answer = try #require(completed.content)
             #expect(deltas.joined() == answer)
             #expect(answer.hasPrefix("Hi! I'm the virtual assistant of Bakery Blue."))

@@ -65,10 +65,11 @@ struct GuardrailsTests {
         #expect(WordStream.tokens(of: "Hi there,  friend!") == ["Hi ", "there,  ", "friend!"])
     }
 
-    @Test func theRetrievalQueryJoinsTheWordsWithOr() {
-        #expect(PostgresKnowledgeRetriever.orQuery("When does the Bakery open? open!") == "when or does or the or bakery or open")
-        #expect(PostgresKnowledgeRetriever.orQuery("'; DROP TABLE x; --") == "drop or table")
-        #expect(PostgresKnowledgeRetriever.orQuery("? ! a") == nil)
+    @Test func theRetrievalTermsAreTheDistinctWords() {
+        #expect(PostgresKnowledgeRetriever.terms("When does the Bakery open? open!") == "when does the bakery open")
+        #expect(PostgresKnowledgeRetriever.terms("'; DROP TABLE x; --") == "drop table")
+        #expect(PostgresKnowledgeRetriever.terms("Tea or coffee?") == "tea or coffee")
+        #expect(PostgresKnowledgeRetriever.terms("? ! a") == nil)
     }
 
     @Test func providerLinesAreSplitHoweverTheBytesArrive() throws {

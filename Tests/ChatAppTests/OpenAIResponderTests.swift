@@ -159,14 +159,20 @@ struct OpenAIResponderTests {
             #expect(ContinuousClock.now - started < .seconds(12))
             #expect(stalled.last?.type == "error" && stalled.last?.code == "RESPONDER_TIMEOUT")
             #expect(stalledRaw.last?.data == "[DONE]")
-            #expect(try await H.count(database, "SELECT count(*)::int FROM messages WHERE role = 'assistant' AND status = 'partial' AND content = 'Croissants '") == 1)
+            // The partial answer is stored under the id the stream's first event announced, and the error names it.
+            let stalledID = try #require(stalled.first { $0.type == "message.started" }?.messageId)
+            #expect(stalled.first?.type == "message.started" && stalled.last?.messageId == stalledID)
+            #expect(try await H.count(database, "SELECT count(*)::int FROM messages WHERE id = \(stalledID) AND role = 'assistant' AND status = 'partial' AND content = 'Croissants '") == 1)
 
             // 429 and 500: an error event, no assistant message, the error in the trace.
             for (code, expected) in [(429, "RESPONDER_RATE_LIMITED"), (500, "RESPONDER_ERROR")] {
                 server.behave(.fail(status: code, message: "provider says no", type: "server_error"))
                 let (status, failed, failedRaw) = try await H.stream(chat, session: session, message: "Anything else?")
                 #expect(status == 200)
-                #expect(failed.map(\.type) == ["error"] && failed.first?.code == expected)
+                // Nothing was said, so nothing is stored under the announced id and the error names no message.
+                #expect(failed.map(\.type) == ["message.started", "error"] && failed.last?.code == expected)
+                #expect(failed.first?.messageId != nil && failed.last?.messageId == nil)
+                #expect(try await H.count(database, "SELECT count(*)::int FROM messages WHERE id = \(failed.first?.messageId)") == 0)
                 #expect(failedRaw.last?.data == "[DONE]")
             }
             #expect(try await H.count(database, "SELECT count(*)::int FROM messages WHERE role = 'assistant'") == 2)

@@ -58,6 +58,7 @@ struct ConversationGatewayTests {
             let events = raw.dropLast().compactMap { try? JSONCoding.decoder.decode(Event.self, from: Data($0.data.utf8)) }
             let deltas = events.filter { $0.type == "text.delta" }
             #expect(deltas.count > 20)
+            #expect(events.first?.type == "message.started")
             let completed = try #require(events.last)
             #expect(completed.type == "message.completed")
             let answer = try #require(completed.content)

@@ -36,9 +36,14 @@ struct ChatKitController: Sendable {
             status: .ok,
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .init("X-Accel-Buffering")!: "no"],
             body: ResponseBody { writer in
+                // The exchange is accepted (and the user's message stored): say so at once, with the
+                // id the assistant's message will be stored under, before history and retrieval.
+                let started = Event(type: "message.started", messageId: prepared.messageID, conversationId: prepared.conversation?.id)
+                let opened = (try? await writer.write(Self.frame(started))) != nil
                 // Each event is written (and flushed) as soon as it is produced; a write that fails
-                // (the client has gone) stops the responder.
+                // (the client has gone) stops the responder, which still stores what it said.
                 let outcome = await exchange.answer(prepared, logger: logger) { piece in
+                    guard opened else { throw CancellationError() }
                     try await writer.write(Self.frame(Event(type: "text.delta", delta: piece)))
                 }
                 if let error = outcome.error {

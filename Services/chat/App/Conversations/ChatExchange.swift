@@ -6,8 +6,10 @@ import ServiceCore
 
 /// One user message through chat, the same for `/chatkit` (streamed), `/api/chat` and the public
 /// widget chat (one JSON body): the session and tenant are checked, billing's quota asked, the
-/// guardrails applied, the message stored in the session's conversation, the knowledge base
-/// searched, and the chosen responder's answer stored with its trace and usage event.
+/// guardrails applied, the message stored in the session's conversation (`prepare`: the exchange
+/// is accepted, and the stream's first event can go out), then the conversation's history read and
+/// the knowledge base searched, and the chosen responder's answer stored under the id `prepare`
+/// gave it, with its trace and usage event (`answer`).
 struct ChatExchange: Sendable {
     let sessions: any SessionRepository
     let directory: TenantDirectory
@@ -34,7 +36,12 @@ struct ChatExchange: Sendable {
     struct Prepared: Sendable {
         var session: WidgetSession
         var conversation: Conversation?
+        /// The id the assistant's message will be stored under (nil for the greeting-only opening, which stores nothing).
+        var messageID: UUID?
+        /// The user's message just stored (its history excludes it).
+        var userMessageID: UUID?
         var responder: any ReplyGenerator
+        /// Without history and chunks until `answer` reads them.
         var context: ReplyContext
         var guardrails: Guardrails
         /// A blocked term was found: the refusal is the answer and no responder is asked.
@@ -94,9 +101,11 @@ struct ChatExchange: Sendable {
         return session
     }
 
-    /// Checks everything, stores the user's message, retrieves. `pathTenant` (the public widget
-    /// route's id) and an `X-Tenant-Slug` header must name the session's own tenant: another
-    /// tenant answers 404, as an unknown one does.
+    /// Checks everything and stores the user's message: what must hold before the exchange is
+    /// accepted (the stream's first event). History and retrieval are left to `answer`, so nothing
+    /// slow comes before that event (tenancy's and billing's answers are cached). `pathTenant` (the
+    /// public widget route's id) and an `X-Tenant-Slug` header must name the session's own tenant:
+    /// another tenant answers 404, as an unknown one does.
     func prepare(_ request: Request, context: AppRequestContext, pathTenant: UUID? = nil) async throws -> Prepared {
         let session = try await session(of: request, logger: context.logger)
         if let pathTenant, pathTenant != session.tenantID { throw AppError.notFound("Unknown tenant", code: "TENANT_NOT_FOUND") }
@@ -116,32 +125,64 @@ struct ChatExchange: Sendable {
         guard let message else {
             // The widget opening: the greeting, nothing asked of billing or a provider.
             let context = ReplyContext(userMessage: nil, history: [], chunks: [], agent: agent, isFirstContact: true)
-            return Prepared(session: session, conversation: nil, responder: responders.greeter, context: context, guardrails: guardrails, refused: false)
+            return Prepared(
+                session: session, conversation: nil, messageID: nil, userMessageID: nil, responder: responders.greeter, context: context,
+                guardrails: guardrails, refused: false
+            )
         }
         // Billing first: an over-quota tenant's message is 402 before anything is stored, searched or
         // judged by the guardrails (a blocked term too), and no provider is asked.
         try await quota.check(tenantID: tenant.id, logger: context.logger)
         let conversation = try await conversations.open(sessionID: session.id, tenantID: tenant.id, logger: context.logger)
-        let history = try await conversations.recentTurns(conversationID: conversation.id, tenantID: tenant.id, limit: 20, logger: context.logger)
         let redacted = guardrails.redact(message)
-        _ = try await conversations.addUserMessage(redacted, conversation: conversation, logger: context.logger)
+        let userMessageID = try await conversations.addUserMessage(redacted, conversation: conversation, logger: context.logger)
         let refused = guardrails.blockedTerm(in: message) != nil
-        let chunks = refused ? [] : try await retriever.search(tenantID: tenant.id, query: redacted, limit: Self.retrievalLimit, logger: context.logger)
         let replyContext = ReplyContext(
-            userMessage: redacted, history: history, chunks: chunks, agent: agent, isFirstContact: conversation.messageCount == 0
+            userMessage: redacted, history: [], chunks: [], agent: agent, isFirstContact: conversation.messageCount == 0
         )
-        return Prepared(session: session, conversation: conversation, responder: responder, context: replyContext, guardrails: guardrails, refused: refused)
+        return Prepared(
+            session: session, conversation: conversation, messageID: UUID(), userMessageID: userMessageID, responder: responder,
+            context: replyContext, guardrails: guardrails, refused: refused
+        )
     }
 
-    /// Runs the responder, handing each piece to `emit` (which throws when the client has gone:
-    /// generation then stops), and stores what was said, however it ended.
+    /// The conversation's earlier turns and the knowledge base's best chunks for the message
+    /// (none for a refused message: the refusal answers it).
+    func gather(_ prepared: Prepared, logger: Logger) async throws -> ReplyContext {
+        var context = prepared.context
+        guard let conversation = prepared.conversation, let message = context.userMessage else { return context }
+        context.history = try await conversations.recentTurns(
+            conversationID: conversation.id, tenantID: conversation.tenantID, excluding: prepared.userMessageID, limit: 20, logger: logger
+        )
+        if !prepared.refused {
+            context.chunks = try await retriever.search(tenantID: conversation.tenantID, query: message, limit: Self.retrievalLimit, logger: logger)
+        }
+        return context
+    }
+
+    /// Reads the history and searches the knowledge base (`gather`), runs the responder, handing
+    /// each piece to `emit` (which throws when the client has gone: generation then stops), and
+    /// stores what was said under `prepared.messageID`, however it ended.
     func answer(_ prepared: Prepared, logger: Logger, emit: (String) async throws -> Void) async -> Outcome {
         let started = ContinuousClock.now
         var firstToken: Duration?
         var text = ""
         var clientGone = false
         var failure: ResponderError?
-        let stream = prepared.refused ? WordStream.paced(WordStream.tokens(of: Guardrails.refusal), delay: .zero) : prepared.responder.reply(prepared.context)
+        var prepared = prepared
+        do {
+            prepared.context = try await gather(prepared, logger: logger)
+        } catch {
+            failure = .knowledgeBase("\(error)")
+        }
+        let stream: AsyncThrowingStream<String, any Error> =
+            if failure != nil {
+                AsyncThrowingStream { $0.finish() }
+            } else if prepared.refused {
+                WordStream.paced(WordStream.tokens(of: Guardrails.refusal), delay: .zero)
+            } else {
+                prepared.responder.reply(prepared.context)
+            }
         do {
             for try await piece in stream {
                 if firstToken == nil { firstToken = .now - started }
@@ -162,10 +203,10 @@ struct ChatExchange: Sendable {
         let sources = prepared.refused ? [] : Self.sources(of: prepared.context.chunks, usedIn: text, responder: prepared.responder.name)
         let status = prepared.refused ? "refused" : (clientGone || failure != nil ? "partial" : "complete")
         var outcome = Outcome(text: text, status: status, messageID: nil, conversationID: prepared.conversation?.id, sources: sources, error: failure)
-        guard let conversation = prepared.conversation else { return outcome }
+        guard let conversation = prepared.conversation, let messageID = prepared.messageID else { return outcome }
         let total = ContinuousClock.now - started
         let answer = FinishedAnswer(
-            tenantID: conversation.tenantID, sessionID: conversation.sessionID, conversationID: conversation.id,
+            tenantID: conversation.tenantID, sessionID: conversation.sessionID, conversationID: conversation.id, messageID: messageID,
             content: text.isEmpty ? nil : prepared.guardrails.redact(text), status: status, sources: sources,
             responder: prepared.refused ? "guardrails" : prepared.responder.name, counts: !prepared.refused && !text.isEmpty,
             trace: TraceRecord(

@@ -36,6 +36,8 @@ struct FinishedAnswer: Sendable {
     var tenantID: UUID
     var sessionID: String
     var conversationID: UUID
+    /// The id the message is stored under (announced by the stream's `message.started` event).
+    var messageID: UUID
     /// Nil when nothing was said (an error before the first word): only the trace is kept.
     var content: String?
     /// `complete`, `partial` (the client left or the responder failed mid-way) or `refused`.
@@ -66,8 +68,8 @@ struct TracedChunk: Codable, Sendable, Equatable {
 protocol ConversationRepository: Sendable {
     /// The session's conversation, created on its first message.
     func open(sessionID: String, tenantID: UUID, logger: Logger) async throws -> Conversation
-    /// The conversation's last `limit` complete or partial messages, oldest first.
-    func recentTurns(conversationID: UUID, tenantID: UUID, limit: Int, logger: Logger) async throws -> [ChatTurn]
+    /// The conversation's last `limit` complete or partial messages, oldest first, but `excluding` (the message being answered).
+    func recentTurns(conversationID: UUID, tenantID: UUID, excluding: UUID?, limit: Int, logger: Logger) async throws -> [ChatTurn]
     func addUserMessage(_ content: String, conversation: Conversation, logger: Logger) async throws -> UUID
     /// Stores the answer, its trace and (when it counts) its usage event in one transaction; the
     /// stored message's id, when a message was stored.
@@ -96,12 +98,13 @@ struct PostgresConversationRepository: ConversationRepository {
         return conversation
     }
 
-    func recentTurns(conversationID: UUID, tenantID: UUID, limit: Int, logger: Logger) async throws -> [ChatTurn] {
+    func recentTurns(conversationID: UUID, tenantID: UUID, excluding: UUID?, limit: Int, logger: Logger) async throws -> [ChatTurn] {
         let rows = try await client.query(
             """
             SELECT role, content FROM (
                 SELECT role, content, created_at, id FROM messages
                 WHERE conversation_id = \(conversationID) AND tenant_id = \(tenantID) AND status IN ('complete', 'partial')
+                  AND id IS DISTINCT FROM \(excluding)
                 ORDER BY created_at DESC, id DESC LIMIT \(limit)
             ) recent ORDER BY created_at, id
             """,
@@ -133,7 +136,7 @@ struct PostgresConversationRepository: ConversationRepository {
         return try await client.transaction(logger: logger) { connection in
             var messageID: UUID?
             if let content = answer.content {
-                let id = UUID()
+                let id = answer.messageID
                 messageID = id
                 try await connection.query(
                     """

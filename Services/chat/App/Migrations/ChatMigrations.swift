@@ -101,4 +101,6 @@ enum ChatMigrations {
         + KnowledgeMigrations.all
         // 70–79: knowledge administration (seed 001).
         + KnowledgeAdministrationMigrations.all
+        // 90–99: retrieval's per-tenant lexeme counts (issue 10's speed goals).
+        + KnowledgeSearchMigrations.all
 }

@@ -22,12 +22,14 @@ enum ResponderError: Error, CustomStringConvertible, Equatable {
     case timedOut(seconds: Int)
     case provider(status: Int, message: String)
     case unreadable(String)
+    /// The history or the knowledge base could not be read before the responder was asked.
+    case knowledgeBase(String)
 
     var code: String {
         switch self {
         case .timedOut: "RESPONDER_TIMEOUT"
         case .provider(let status, _): status == 429 ? "RESPONDER_RATE_LIMITED" : "RESPONDER_ERROR"
-        case .unreadable: "RESPONDER_ERROR"
+        case .unreadable, .knowledgeBase: "RESPONDER_ERROR"
         }
     }
 
@@ -36,7 +38,7 @@ enum ResponderError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .timedOut: "The assistant took too long to answer; please try again"
         case .provider(429, _): "The assistant is busy right now; please try again shortly"
-        case .provider, .unreadable: "The assistant could not answer right now; please try again"
+        case .provider, .unreadable, .knowledgeBase: "The assistant could not answer right now; please try again"
         }
     }
 
@@ -45,6 +47,7 @@ enum ResponderError: Error, CustomStringConvertible, Equatable {
         case .timedOut(let seconds): "no token from the provider within \(seconds) s"
         case .provider(let status, let message): "provider answered \(status): \(message)"
         case .unreadable(let reason): "unreadable provider stream: \(reason)"
+        case .knowledgeBase(let reason): "history or knowledge base unreadable: \(reason)"
         }
     }
 }

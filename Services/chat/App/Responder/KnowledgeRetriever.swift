@@ -21,7 +21,7 @@ struct PostgresKnowledgeRetriever: KnowledgeRetriever {
     /// each configuration's `to_tsvector` turns into the message's lexemes (stemmed, stop words
     /// dropped, as the chunks' were). Nil when there is no word to search for.
     static func terms(_ text: String) -> String? {
-        let words = text.lowercased().split(whereSeparator: { !($0.isLetter || $0.isNumber) })
+        let words: [Substring] = text.lowercased().split(whereSeparator: { !($0.isLetter || $0.isNumber) })
             .filter { $0.count > 1 }
         var seen = Set<Substring>()
         let distinct = words.filter { seen.insert($0).inserted }.prefix(32)

@@ -62,7 +62,7 @@ extension PostgresKnowledgeRepository {
                    (count(*) FILTER (WHERE status = 'processing'))::int,
                    (count(*) FILTER (WHERE status = 'completed'))::int,
                    (count(*) FILTER (WHERE status = 'failed'))::int,
-                   (SELECT count(*) FROM knowledge_chunks WHERE tenant_id = \(tenantID))::int,
+                   (SELECT coalesce(sum(chunks), 0) FROM knowledge_search_configs WHERE tenant_id = \(tenantID))::int,
                    COALESCE(sum(size_bytes), 0)::bigint,
                    max(processed_at)
             FROM knowledge_documents WHERE tenant_id = \(tenantID)

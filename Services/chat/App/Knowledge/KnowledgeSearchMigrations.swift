@@ -13,6 +13,12 @@ import ServiceCore
 /// rather than deadlock. Counting with the GIN index at question time instead cost about 1 ms a
 /// word on a 1,000-chunk tenant (the index's posting list and the table are read for every
 /// matching chunk), where these rows are one primary-key probe each.
+///
+/// The `(tenant_id, search_config)` btree of migration 80 goes: retrieval now reads a tenant's
+/// configurations from `knowledge_search_configs`, and with the btree there the planner answered
+/// "this tenant's chunks holding these words" by reading every chunk of a small tenant through it
+/// and testing the words on each (its estimate for a tsquery known only at run time is a guess),
+/// work that grows with the tenant. Without it, the `(tenant_id, search_vector)` GIN index answers.
 enum KnowledgeSearchMigrations {
     static let all: [Migration] = [
         Migration(
@@ -90,6 +96,7 @@ enum KnowledgeSearchMigrations {
                 FROM knowledge_chunks c CROSS JOIN LATERAL unnest(tsvector_to_array(c.search_vector)) AS l(lexeme)
                 GROUP BY 1, 2, 3
                 """,
+                "DROP INDEX knowledge_chunks_tenant_config_idx",
             ]
         )
     ]

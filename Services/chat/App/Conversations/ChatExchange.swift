@@ -147,16 +147,14 @@ struct ChatExchange: Sendable {
     }
 
     /// The conversation's earlier turns and the knowledge base's best chunks for the message
-    /// (none for a refused message: the refusal answers it).
+    /// (neither for a refused message: the refusal answers it, nor for the greeting-only opening).
     func gather(_ prepared: Prepared, logger: Logger) async throws -> ReplyContext {
         var context = prepared.context
-        guard let conversation = prepared.conversation, let message = context.userMessage else { return context }
+        guard let conversation = prepared.conversation, let message = context.userMessage, !prepared.refused else { return context }
         context.history = try await conversations.recentTurns(
             conversationID: conversation.id, tenantID: conversation.tenantID, excluding: prepared.userMessageID, limit: 20, logger: logger
         )
-        if !prepared.refused {
-            context.chunks = try await retriever.search(tenantID: conversation.tenantID, query: message, limit: Self.retrievalLimit, logger: logger)
-        }
+        context.chunks = try await retriever.search(tenantID: conversation.tenantID, query: message, limit: Self.retrievalLimit, logger: logger)
         return context
     }
 

@@ -1,9 +1,9 @@
 import Foundation
 import HTTPTypes
-import HummingbirdBcrypt
 import LocalPostgres
 import Logging
 import NIOCore
+import NIOHTTP1
 import ServiceCore
 import TestSupport
 import Testing
@@ -20,6 +20,9 @@ import Glibc
 struct HashingWorkerTests {
     /// The `auth` executable of this build (it serves the worker argument; the test runner does not).
     static var authExecutable: String { "\(ChildServices.binDirectory)/auth" }
+
+    /// bcrypt in this process, as `PASSWORD_HASH_ISOLATION=threads` runs it.
+    static let inProcess = HashingThreads(priority: .normal, maxPending: 64, logger: Logger(label: "test.hashing-threads"))
 
     static func worker(maxPending: Int = 64, executable: String = authExecutable) -> HashingWorker {
         HashingWorker(executable: executable, priority: .low, maxPending: maxPending, threads: 2, logger: Logger(label: "test.hashing-worker"))
@@ -61,13 +64,14 @@ struct HashingWorkerTests {
         // Hashed there, checked here; hashed here, checked there.
         let theirs = try await worker.hash(input, cost: 4)
         #expect(theirs.hasPrefix("$2b$04$") || theirs.hasPrefix("$2a$04$") || theirs.hasPrefix("$2y$04$"))
-        #expect(Bcrypt.verify(input, hash: theirs))
-        #expect(!Bcrypt.verify(input + "x", hash: theirs))
-        let ours = Bcrypt.hash(input, cost: 5)
+        #expect(try await Self.inProcess.verify(input, against: theirs))
+        #expect(try await !Self.inProcess.verify(input + "x", against: theirs))
+        let ours = try await Self.inProcess.hash(input, cost: 5)
         #expect(try await worker.verify(input, against: ours))
         #expect(try await !worker.verify("other", against: ours))
         // A malformed hash is a no, as in process.
-        #expect(try await worker.verify(input, against: "not-a-bcrypt-hash") == Bcrypt.verify(input, hash: "not-a-bcrypt-hash"))
+        let malformed = "not-a-bcrypt-hash"
+        #expect(try await worker.verify(input, against: malformed) == Self.inProcess.verify(input, against: malformed))
 
         // As sign-in uses it: prehashed hashes, legacy plain bcrypt, many at once.
         let hasher = PasswordHasher(cost: 4, runner: worker)
@@ -76,7 +80,7 @@ struct HashingWorkerTests {
         #expect(try await hasher.verify("Correct-horse-1", against: stored))
         #expect(try await !hasher.verify("Correct-horse-2", against: stored))
         #expect(try await PasswordHasher(cost: 4).verify("Correct-horse-1", against: stored))
-        #expect(try await hasher.verify("legacy-Passw0rd", against: Bcrypt.hash("legacy-Passw0rd", cost: 4)))
+        #expect(try await hasher.verify("legacy-Passw0rd", against: Self.inProcess.hash("legacy-Passw0rd", cost: 4)))
         let answers = try await withThrowingTaskGroup(of: Bool.self) { group in
             for index in 0..<12 {
                 group.addTask { try await hasher.verify(index.isMultiple(of: 2) ? "Correct-horse-1" : "wrong-\(index)", against: stored) }
@@ -141,7 +145,7 @@ struct HashingWorkerTests {
         #expect(worker.inFlight == 0)
         // The next hash starts a new worker and is answered by it.
         let hash = try await worker.hash("after", cost: 4)
-        #expect(Bcrypt.verify("after", hash: hash))
+        #expect(try await Self.inProcess.verify("after", against: hash))
         let second = try #require(worker.pid)
         #expect(second != first)
         #expect(try await Self.ended(first))
@@ -209,7 +213,7 @@ struct HashingWorkerTests {
         let worker = Self.worker(maxPending: 1)
         defer { worker.stop() }
         try await worker.start()
-        let slow = Task { try await worker.hash("slow", cost: 13) }
+        let slow = Task { try await worker.hash("slow", cost: 10) }
         while worker.inFlight == 0 { try await Task.sleep(for: .milliseconds(5)) }
         #expect(!worker.hasRoom)
         do {

@@ -403,7 +403,12 @@ final class WorkerConnection: Sendable {
         let frame = buffer
         return try await withCheckedThrowingContinuation { continuation in
             guard inbox.expect(id, continuation) else { return }
-            channel.writeAndFlush(frame).whenFailure { [inbox] _ in inbox.fail(id, WorkerGone()) }
+            channel.writeAndFlush(frame).whenComplete { [inbox] result in
+                switch result {
+                case .success: inbox.written(id)
+                case .failure: inbox.fail(id, WorkerGone())
+                }
+            }
         }
     }
 
@@ -425,6 +430,8 @@ struct WorkerGone: Error {}
 final class WorkerInbox: Sendable {
     private struct State {
         var waiting: [UInt64: CheckedContinuation<HashingWorkerWire.Outcome, any Error>] = [:]
+        /// Requests whose bytes are in the worker's pipe: only these were in its hands when it ends.
+        var written: Set<UInt64> = []
         var ended = false
         var ready: CheckedContinuation<String, any Error>?
         var said: String?
@@ -467,7 +474,16 @@ final class WorkerInbox: Sendable {
     }
 
     func fail(_ id: UInt64, _ error: any Error) {
-        state.withLock { $0.waiting.removeValue(forKey: id) }?.resume(throwing: error)
+        state.withLock { state in
+            state.written.remove(id)
+            return state.waiting.removeValue(forKey: id)
+        }?.resume(throwing: error)
+    }
+
+    func written(_ id: UInt64) {
+        state.withLock { state in
+            if state.waiting[id] != nil { state.written.insert(id) }
+        }
     }
 
     func deliver(_ answer: HashingWorkerWire.Answer) {
@@ -480,25 +496,30 @@ final class WorkerInbox: Sendable {
             waiter?.resume(returning: said)
             return
         }
-        state.withLock { $0.waiting.removeValue(forKey: answer.id) }?.resume(returning: answer.outcome)
+        state.withLock { state in
+            state.written.remove(answer.id)
+            return state.waiting.removeValue(forKey: answer.id)
+        }?.resume(returning: answer.outcome)
     }
 
-    /// The worker's pipe closed: every waiting caller fails now.
+    /// The worker's pipe closed: every waiting caller fails now, those whose request it had with
+    /// `HashingWorker.interrupted`, the others (whose write failed with it) with `WorkerGone`.
     func end() {
-        typealias Waiting = [CheckedContinuation<HashingWorkerWire.Outcome, any Error>]
+        typealias Waiting = [(CheckedContinuation<HashingWorkerWire.Outcome, any Error>, Bool)]
         let (waiting, ready, action): (Waiting, CheckedContinuation<String, any Error>?, (@Sendable () -> Void)?) = state.withLock { state in
             if state.ended { return ([], nil, nil) }
             state.ended = true
             defer {
                 state.waiting = [:]
+                state.written = []
                 state.ready = nil
                 state.onEnd = nil
             }
-            return (Array(state.waiting.values), state.ready, state.onEnd)
+            return (state.waiting.map { ($0.value, state.written.contains($0.key)) }, state.ready, state.onEnd)
         }
         // The worker is forgotten first, so a caller woken below already gets a new one.
         action?()
-        for continuation in waiting { continuation.resume(throwing: HashingWorker.interrupted) }
+        for (continuation, written) in waiting { continuation.resume(throwing: written ? HashingWorker.interrupted : WorkerGone()) }
         ready?.resume(throwing: HashingWorker.interrupted)
     }
 }

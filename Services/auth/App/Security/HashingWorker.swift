@@ -413,8 +413,11 @@ final class WorkerConnection: Sendable {
     }
 
     /// Ends the worker: SIGKILL and the pipes closed (its waiting callers fail as the channel goes).
+    /// The signal is sent only while its end has not been seen: after that its pid is reaped and
+    /// may belong to another process.
     func terminate() {
-        kill(pid, SIGKILL)
+        let pid = self.pid
+        inbox.whileOpen { kill(pid, SIGKILL) }
         channel.close(promise: nil)
     }
 }
@@ -450,6 +453,13 @@ final class WorkerInbox: Sendable {
                 return nil
             }
             if let outcome { continuation.resume(with: outcome) }
+        }
+    }
+
+    /// Runs `body` (under the lock) unless the worker's end has been seen.
+    func whileOpen(_ body: () -> Void) {
+        state.withLock { state in
+            if !state.ended { body() }
         }
     }
 

@@ -113,6 +113,8 @@ let package = Package(
             dependencies: [
                 jwt, .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                // The password-hashing worker process is started with `ChildProcess` (posix_spawn, pipes).
+                .product(name: "NIOPosix", package: "swift-nio"), "LocalPostgres",
             ]
         )
         + service(

@@ -24,6 +24,7 @@
 #   bench/auth.sh                                        # builds suite and gateway (release) first
 #   BENCH_SKIP_BUILD=1 bench/auth.sh                     # the existing release build
 #   BENCH_SKIP_BUILD=1 DURATION=5 WARMUP=1 bench/auth.sh # a quick check of the script
+#   BENCH_SKIP_BUILD=1 PASSWORD_HASH_ISOLATION=threads SKIP_REVOCATION=1 bench/auth.sh  # hashes on auth's threads, steps 1-3 only
 # Environment:
 #   BCRYPT_COST (12)          the cost the suite hashes with (the production default)
 #   DURATION (20) WARMUP (3)  seconds per measured run / before it
@@ -32,6 +33,10 @@
 #   ME_RATE (50) ME_CONNECTIONS (5)  hey's total rate and workers for /me
 #   THREADS (2) CONNECTIONS (64)     wrk settings for step 4
 #   REVOCATIONS (10000)       entries in the revocation feed of step 4
+#   PASSWORD_HASH_ISOLATION (process)  where the suite's auth hashes: process (a worker process of
+#                             its own, niced) or threads (auth's own threads; PASSWORD_HASH_PRIORITY
+#                             applies); the summary says which ran, as found in /proc
+#   SKIP_REVOCATION (0)       1: skip step 4 (steps 1-3 are what the isolation changes)
 #   SUITE_BIN, GATEWAY_BIN, BENCH_HEALTH_TIMEOUT (120), BENCH_OUT_DIR (bench/out)
 # Ports (127.0.0.1, checked free first): suite 18180-18184, its gateway's admin 18185, its
 # PostgreSQL 18189, static nginx 18191, gateways 18194 (plain) and 18195 (revoking), admin
@@ -51,6 +56,10 @@ ME_CONNECTIONS="${ME_CONNECTIONS:-5}"
 THREADS="${THREADS:-2}"
 CONNECTIONS="${CONNECTIONS:-64}"
 REVOCATIONS="${REVOCATIONS:-10000}"
+PASSWORD_HASH_ISOLATION="${PASSWORD_HASH_ISOLATION:-process}"
+SKIP_REVOCATION="${SKIP_REVOCATION:-0}"
+[[ "$PASSWORD_HASH_ISOLATION" == process || "$PASSWORD_HASH_ISOLATION" == threads ]] \
+    || { printf '[bench] error: PASSWORD_HASH_ISOLATION must be process or threads\n' >&2; exit 1; }
 HEALTH_TIMEOUT="${BENCH_HEALTH_TIMEOUT:-120}"
 SUITE_BIN="${SUITE_BIN:-.build/release/suite}"
 GATEWAY_BIN="${GATEWAY_BIN:-$(dirname "$SUITE_BIN")/gateway}"
@@ -108,7 +117,8 @@ if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
     run_interruptible swift build -c release --product suite
     run_interruptible swift build -c release --product gateway
 fi
-[[ -x "$SUITE_BIN" && -x "$GATEWAY_BIN" ]] || die "need $SUITE_BIN and $GATEWAY_BIN (build them, or set SUITE_BIN / GATEWAY_BIN)"
+[[ -x "$SUITE_BIN" && ( -x "$GATEWAY_BIN" || "$SKIP_REVOCATION" == 1 ) ]] \
+    || die "need $SUITE_BIN and $GATEWAY_BIN (build them, or set SUITE_BIN / GATEWAY_BIN)"
 
 TMP_DIR="$(mktemp -d -t auth-bench.XXXXXX)"
 DATA_DIR="$(mktemp -d -t auth-bench-data.XXXXXX)"
@@ -123,8 +133,9 @@ HASH_SECONDS="$(BCRYPT_COST="$BCRYPT_COST" "$SUITE_BIN" bcrypt-time 8)"
 CEILING="$(awk -v c="$CORES" -v t="$HASH_SECONDS" 'BEGIN { printf "%.2f", c / t }')"
 
 # --- the suite ------------------------------------------------------------------
-log "starting the suite (BCRYPT_COST=$BCRYPT_COST)"
+log "starting the suite (BCRYPT_COST=$BCRYPT_COST, PASSWORD_HASH_ISOLATION=$PASSWORD_HASH_ISOLATION)"
 start_bg suite "$TMP_DIR/suite.log" env DATA_DIR="$DATA_DIR" PG_PORT="$PG_PORT" GATEWAY_PORT="$GATEWAY_PORT" \
+    PASSWORD_HASH_ISOLATION="$PASSWORD_HASH_ISOLATION" \
     AUTH_PORT="$AUTH_PORT" TENANCY_PORT=18182 BILLING_PORT=18183 CHAT_PORT=18184 GATEWAY_ADMIN_PORT="$SUITE_ADMIN_PORT" \
     BCRYPT_COST="$BCRYPT_COST" RATE_LIMIT_PUBLIC_PER_MINUTE="$NO_LIMIT" RATE_LIMIT_AUTH_PER_MINUTE="$NO_LIMIT" \
     RATE_LIMIT_TENANT_PER_MINUTE="$NO_LIMIT" TENANT_DEFAULT_RATE_LIMIT_PER_MINUTE=1000000 LOG_LEVEL="${LOG_LEVEL:-warning}" \
@@ -135,6 +146,26 @@ for port in "$AUTH_PORT" 18182 18183 18184; do
     wait_for_http "http://$HOST:$port/ready" "$SUITE_PID" suite "$HEALTH_TIMEOUT"
 done
 wait_for_http "$GATEWAY/health" "$SUITE_PID" suite "$HEALTH_TIMEOUT"
+
+# Where the suite's auth hashes, as the kernel shows it: a worker child (auth-password-hash-worker)
+# with its session and autogroup, or none (auth's own threads).
+hashing_where() {
+    local pid
+    for pid in $(pgrep -P "$SUITE_PID" 2>/dev/null); do
+        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q ' auth-password-hash-worker' || continue
+        local session nices
+        session="$(awk '{ sub(/.*\) /, ""); print $4 }' "/proc/$pid/stat")"
+        nices="$(for t in /proc/"$pid"/task/*/stat; do awk '{ sub(/.*\) /, ""); print $17, $39 }' "$t"; done | sort | uniq -c | awk '{ printf "%s%sx nice %s policy %s", (NR > 1 ? ", " : ""), $1, $2, $3 }')"
+        printf 'process (worker pid %s, session %s, autogroup "%s", threads: %s)' "$pid" "$session" \
+            "$(cat "/proc/$pid/autogroup" 2>/dev/null || echo none)" "$nices"
+        return
+    done
+    printf 'threads (no worker process; PASSWORD_HASH_PRIORITY=%s)' "${PASSWORD_HASH_PRIORITY:-normal}"
+}
+HASHING_WHERE="$(hashing_where)"
+[[ "$PASSWORD_HASH_ISOLATION" == threads || "$HASHING_WHERE" == process* ]] \
+    || log "warning: PASSWORD_HASH_ISOLATION=process but no worker process found; see $TMP_DIR/suite.log"
+log "password hashing: $HASHING_WHERE"
 
 PASSWORD="Bench-Passw0rd-$(openssl rand -hex 4)"
 RUN="$(openssl rand -hex 4)"
@@ -224,6 +255,8 @@ CHILD_PID=""
 LOGIN_RPS="$(wrk_field "$LOGIN_FILE" rps)"
 
 # --- 4. revocation at the gateway ---------------------------------------------------------
+declare -A RPS P99
+if [[ "$SKIP_REVOCATION" != 1 ]]; then
 STATIC_DIR="$TMP_DIR/static"
 mkdir -p "$STATIC_DIR"
 python3 - "$REVOKED_TOKEN" "$REVOCATIONS" >"$STATIC_DIR/revocations.json" <<'PY'
@@ -290,7 +323,6 @@ done
     || die "the plain gateway refused the second token"
 log "revoking gateway holds $REVOCATIONS revocations and refuses the revoked token"
 
-declare -A RPS P99
 for round in 1 2; do
     for name in plain revoking; do
         port=$PLAIN_PORT
@@ -304,6 +336,7 @@ for round in 1 2; do
         P99[$name]="${P99[$name]:-} $(wrk_field "$file" p99)"
     done
 done
+fi
 mean() { awk '{ s = 0; for (i = 1; i <= NF; i++) s += $i; printf "%.2f", s / NF }' <<<"$1"; }
 
 # --- summary -----------------------------------------------------------------------
@@ -311,15 +344,20 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 verdict() { awk -v v="$1" -v goal="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? v >= goal : v <= goal; print ok ? "met" : "NOT met" }'; }
 LOGIN_RATIO="$(ratio "$LOGIN_RPS" "$CEILING")"
 ME_RATIO="$(ratio "$ME_LOADED" "$ME_IDLE")"
-RPS_RATIO="$(ratio "$(mean "${RPS[revoking]}")" "$(mean "${RPS[plain]}")")"
-P99_RATIO="$(ratio "$(mean "${P99[revoking]}")" "$(mean "${P99[plain]}")")"
-out "auth benchmark $STAMP: $CORES cores, BCRYPT_COST=$BCRYPT_COST, runs of ${DURATION}s"
+out "auth benchmark $STAMP: $CORES cores, BCRYPT_COST=$BCRYPT_COST, runs of ${DURATION}s; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+out "   password hashing: $HASHING_WHERE"
 out "1. one password hash: $(awk -v t="$HASH_SECONDS" 'BEGIN { printf "%.1f", t * 1000 }') ms on one core; ceiling = $CORES / that = $CEILING logins/s"
 out "2. logins through the gateway (wrk -c$LOGIN_CONNECTIONS): $LOGIN_RPS/s = $LOGIN_RATIO of the ceiling (goal >= 0.90: $(verdict "$LOGIN_RATIO" 0.90 '>='))"
 out "3. GET /api/auth/me p99 at $ME_RATE req/s: idle $ME_IDLE ms, during logins $ME_LOADED ms = ${ME_RATIO}x (goal <= 1.5: $(verdict "$ME_RATIO" 1.5 '<='))"
 out "   the same straight to auth (no gateway): idle $ME_DIRECT_IDLE ms, during logins $ME_DIRECT_LOADED ms = $(ratio "$ME_DIRECT_LOADED" "$ME_DIRECT_IDLE")x"
-out "4. gateway GET /api/auth/me, static upstream, wrk -t$THREADS -c$CONNECTIONS, two rounds each:"
-out "   plain (no revocation checks)        req/s:${RPS[plain]}  p99 ms:${P99[plain]}"
-out "   revoking ($REVOCATIONS revocations) req/s:${RPS[revoking]}  p99 ms:${P99[revoking]}"
-out "   revoking / plain: req/s ${RPS_RATIO}x, p99 ${P99_RATIO}x"
+if [[ "$SKIP_REVOCATION" != 1 ]]; then
+    RPS_RATIO="$(ratio "$(mean "${RPS[revoking]}")" "$(mean "${RPS[plain]}")")"
+    P99_RATIO="$(ratio "$(mean "${P99[revoking]}")" "$(mean "${P99[plain]}")")"
+    out "4. gateway GET /api/auth/me, static upstream, wrk -t$THREADS -c$CONNECTIONS, two rounds each:"
+    out "   plain (no revocation checks)        req/s:${RPS[plain]}  p99 ms:${P99[plain]}"
+    out "   revoking ($REVOCATIONS revocations) req/s:${RPS[revoking]}  p99 ms:${P99[revoking]}"
+    out "   revoking / plain: req/s ${RPS_RATIO}x, p99 ${P99_RATIO}x"
+else
+    out "4. skipped (SKIP_REVOCATION=1)"
+fi
 log "summary saved to $SUMMARY; raw outputs in $OUT_DIR/$STAMP-auth-*.txt"

@@ -23,13 +23,31 @@ package enum ChildProcess {
         environment: [String: String]? = nil,
         outputPath: String = "/dev/null"
     ) throws -> pid_t {
+        try spawn(arguments, environment: environment) { actions in
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
+    }
+
+    /// Starts `arguments[0]` with `input` as its standard input and `output` as its standard
+    /// output (descriptors of this process, e.g. pipe ends; they stay open here); its standard
+    /// error is this process's.
+    package static func spawn(_ arguments: [String], environment: [String: String]? = nil, input: Int32, output: Int32) throws -> pid_t {
+        try spawn(arguments, environment: environment) { actions in
+            posix_spawn_file_actions_adddup2(&actions, input, 0)
+            posix_spawn_file_actions_adddup2(&actions, output, 1)
+        }
+    }
+
+    private static func spawn(
+        _ arguments: [String], environment: [String: String]?, standardStreams: (inout posix_spawn_file_actions_t) -> Void
+    ) throws -> pid_t {
         precondition(!arguments.isEmpty)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        standardStreams(&actions)
         // Nothing else of ours goes to the child: NIO's sockets are not close-on-exec, and a
         // PostgreSQL started by a running service would otherwise hold its listening port open.
         closeInheritedDescriptors(&actions)

@@ -93,6 +93,10 @@ package final class TestStack: Sendable {
         // chat keeps its knowledge-base files and attachments in a directory of its own: tenancy's
         // branding sweep removes whatever in its directory no branding row names.
         if service == .chat { variables["STORAGE_DIR"] = NSTemporaryDirectory() + "suite-chat-storage-\(getpid())-\(ports[.chat]!)" }
+        // auth hashes in a worker process, as deployed: the test runner cannot be that worker, the
+        // built `auth` executable can (without it, auth falls back to threads).
+        let worker = "\(ChildServices.binDirectory)/auth"
+        if service == .auth, FileManager.default.isExecutableFile(atPath: worker) { variables["PASSWORD_HASH_WORKER_EXECUTABLE"] = worker }
         variables["SERVICE_KEY"] = Self.serviceKeys[service]!.privateKeyPEM
         for other in ServiceName.allCases where other != service {
             variables["\(other.rawValue.uppercased())_PUBLIC_KEY"] = Self.serviceKeys[other]!.publicKeyPEM

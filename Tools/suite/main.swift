@@ -14,6 +14,9 @@ import UnixSignals
 // machine's binaries under DATA_DIR (unless *_DATABASE_URL are given), then the five services in
 // this process, each exactly as its own executable would build it, with the gateway in front.
 
+// First of all: started again as auth's password hashing worker, this process only hashes.
+HashingWorkerProcess.serveIfRequested()
+
 let environment = ProcessInfo.processInfo.environment
 
 // `suite bcrypt-time [ROUNDS]`: seconds one password hash takes at BCRYPT_COST (default 12) on one

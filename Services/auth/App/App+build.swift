@@ -7,8 +7,9 @@ import ServiceLifecycle
 package func buildAuthApplication(config: AuthConfig) async throws -> some ApplicationProtocol {
     let foundation = try await ServiceFoundation(name: "auth", config: config.common)
     let users = PostgresUserRepository(client: foundation.database)
-    let hashing = HashingThreads(priority: config.passwordHashPriority, maxPending: config.passwordHashMaxPending, logger: foundation.logger)
-    let hasher = PasswordHasher(cost: config.bcryptCost, threads: hashing)
+    // Password hashes: in a worker process of their own (PASSWORD_HASH_ISOLATION), or on threads.
+    let hashing = await PasswordHashIsolation.makeRunner(config: config, logger: foundation.logger)
+    let hasher = PasswordHasher(cost: config.bcryptCost, runner: hashing.runner)
     let signingKeys = PostgresSigningKeyRepository(client: foundation.database)
     let issuer = TokenIssuer(
         lifetimeSeconds: config.accessTokenLifetimeSeconds,
@@ -82,7 +83,8 @@ package func buildAuthApplication(config: AuthConfig) async throws -> some Appli
     let mailSender = MailSender(
         database: foundation.database, transport: config.mail.makeTransport(), metrics: foundation.metrics, logger: foundation.logger
     )
-    var services: [any Service] = [pruner, relay, mailSender]
+    // The hashing worker first: services stop in reverse order, so it outlives every other user.
+    var services: [any Service] = hashing.services + [pruner, relay, mailSender]
     if config.signingKeyPEM == nil {
         services.append(SigningKeyMaintenance(issuer: issuer, repository: signingKeys, logger: foundation.logger))
     }

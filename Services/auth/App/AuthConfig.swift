@@ -38,6 +38,12 @@ package struct AuthConfig: Sendable {
     package var passwordHashPriority = PasswordHashPriority.normal
     /// Hashes waiting or running at once before one more is refused 503 (`PASSWORD_HASH_MAX_PENDING`).
     package var passwordHashMaxPending: Int = 64
+    // Password hashing worker process (bench/auth.sh: /me under sign-in load).
+    /// Where hashes run (`PASSWORD_HASH_ISOLATION`: process, threads).
+    package var passwordHashIsolation = PasswordHashIsolation.process
+    /// The executable started as the hashing worker (`PASSWORD_HASH_WORKER_EXECUTABLE`); nil:
+    /// this one (`auth` and `suite` serve it).
+    package var passwordHashWorkerExecutable: String?
 
     package init(
         common: CommonConfig, bcryptCost: Int = 12, accessTokenLifetimeSeconds: Int = 86_400, signingKeyPEM: String? = nil,
@@ -88,6 +94,12 @@ package struct AuthConfig: Sendable {
         }
         self.passwordHashPriority = passwordHashPriority
         self.passwordHashMaxPending = try settings.int("PASSWORD_HASH_MAX_PENDING", default: 64, range: 1...100_000)
+        let isolation = settings.string("PASSWORD_HASH_ISOLATION", default: "process")
+        guard let passwordHashIsolation = PasswordHashIsolation(rawValue: isolation) else {
+            throw ConfigurationError(variable: "PASSWORD_HASH_ISOLATION", problem: "must be process or threads, got '\(isolation)'")
+        }
+        self.passwordHashIsolation = passwordHashIsolation
+        self.passwordHashWorkerExecutable = settings.optionalString("PASSWORD_HASH_WORKER_EXECUTABLE")
         let adminEmail = settings.optionalString("SUPER_ADMIN_EMAIL").map(CredentialPolicy.normalizedEmail)
         let adminPassword = settings.optionalString("SUPER_ADMIN_PASSWORD", isSecret: true)
         switch (adminEmail, adminPassword) {

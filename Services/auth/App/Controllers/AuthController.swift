@@ -58,7 +58,7 @@ struct AuthController: Sendable {
         guard missing.isEmpty else { throw AppError.validation(missing) }
 
         // Refused before anything is counted when the hashing threads are full (503, Retry-After).
-        guard hasher.threads.hasRoom else { throw HashingThreads.busy }
+        guard hasher.runner.hasRoom else { throw HashAdmission.busy }
         // Counted before the password is checked; an email is locked whether or not it has an account.
         if let wait = try await attempts.begin(email: email, logger: context.logger) {
             throw Self.locked(for: wait)

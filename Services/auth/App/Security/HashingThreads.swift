@@ -21,8 +21,9 @@ import Synchronization
 /// priority touches nothing but hashing. The pool is the process's: a priority once lowered stays
 /// lowered for every later user of it in the same process (tests).
 ///
-/// At most `maxPending` hashes wait or run at once (each service instance); one more is refused
-/// at once (503, `Retry-After`) instead of joining an ever longer queue.
+/// At most `maxPending` hashes wait or run at once (`HashAdmission`). These threads are
+/// `PASSWORD_HASH_ISOLATION=threads`; the default runs the same hashes in a worker process
+/// (`HashingWorker`), whose threads lower themselves with `apply` too.
 final class HashingThreads: Sendable {
     typealias Priority = PasswordHashPriority
 
@@ -47,45 +48,38 @@ final class HashingThreads: Sendable {
     }()
 
     let priority: Priority
-    let maxPending: Int
     let logger: Logger
-    private let pending = Atomic<Int>(0)
+    private let admission: HashAdmission
     private let reported = Atomic<Bool>(false)
 
     init(priority: Priority, maxPending: Int, logger: Logger) {
         self.priority = priority
-        self.maxPending = maxPending
+        self.admission = HashAdmission(maxPending: maxPending)
         self.logger = logger
     }
 
+    var maxPending: Int { admission.maxPending }
+
     /// Hashes waiting or running now.
-    var inFlight: Int { pending.load(ordering: .relaxed) }
+    var inFlight: Int { admission.inFlight }
 
     /// Whether one more hash would be taken now (a sign-in checks before it counts an attempt).
-    var hasRoom: Bool { inFlight < maxPending }
+    var hasRoom: Bool { admission.hasRoom }
 
-    static var busy: AppError {
-        AppError(
-            .serviceUnavailable, code: "HASHING_BUSY", detail: "Too many sign-ins are being checked at once; try again shortly",
-            headers: [.retryAfter: "1"]
-        )
-    }
+    static var busy: AppError { HashAdmission.busy }
 
     /// Runs `work` on a hashing thread at the configured priority, or refuses at once when
     /// `maxPending` hashes are already waiting or running.
     func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async throws -> T {
-        guard pending.wrappingAdd(1, ordering: .relaxed).newValue <= maxPending else {
-            pending.wrappingSubtract(1, ordering: .relaxed)
-            throw Self.busy
-        }
-        defer { pending.wrappingSubtract(1, ordering: .relaxed) }
         let priority = self.priority
-        return try await Self.pool.runIfActive { [self] in
-            let applied = Self.apply(priority)
-            if let applied, !reported.exchange(true, ordering: .relaxed) {
-                logger.info("password hashing threads lowered", metadata: ["priority": "\(priority.rawValue)", "applied": "\(applied)"])
+        return try await admission.admit {
+            try await Self.pool.runIfActive { [self] in
+                let applied = Self.apply(priority)
+                if let applied, !reported.exchange(true, ordering: .relaxed) {
+                    logger.info("password hashing threads lowered", metadata: ["priority": "\(priority.rawValue)", "applied": "\(applied)"])
+                }
+                return work()
             }
-            return work()
         }
     }
 

@@ -4,8 +4,8 @@ import HummingbirdBcrypt
 import Logging
 import Synchronization
 
-/// bcrypt, always on the hashing threads (`HashingThreads`: their own pool, at the lowest
-/// priority), never on an event loop.
+/// bcrypt, always in the hashing worker process (`HashingWorker`) or on the hashing threads
+/// (`HashingThreads`: their own pool), never on an event loop.
 ///
 /// bcrypt reads only the first 72 bytes of its input and stops at a NUL, so passwords are first
 /// hashed with SHA-256 and base64-encoded (44 ASCII bytes): every character of a long password
@@ -14,25 +14,27 @@ final class PasswordHasher: Sendable {
     private static let prehashedPrefix = "sha256$"
 
     let cost: Int
-    let threads: HashingThreads
+    let runner: any BcryptRunner
     /// A hash of a random string, checked when the email is unknown so both failures take as long.
     private let decoy = Mutex<String?>(nil)
 
-    init(cost: Int, threads: HashingThreads = HashingThreads(priority: .idle, maxPending: 64, logger: Logger(label: "auth.hashing"))) {
+    init(cost: Int, runner: any BcryptRunner) {
         self.cost = cost
-        self.threads = threads
+        self.runner = runner
+    }
+
+    convenience init(cost: Int, threads: HashingThreads = HashingThreads(priority: .idle, maxPending: 64, logger: Logger(label: "auth.hashing"))) {
+        self.init(cost: cost, runner: threads)
     }
 
     func hash(_ password: String) async throws -> String {
-        let cost = UInt8(self.cost)
-        let input = Self.prehash(password)
-        return try await threads.run { Self.prehashedPrefix + Bcrypt.hash(input, cost: cost) }
+        try await Self.prehashedPrefix + runner.hash(Self.prehash(password), cost: UInt8(cost))
     }
 
     func verify(_ password: String, against hash: String) async throws -> Bool {
         let (input, bcrypt) = hash.hasPrefix(Self.prehashedPrefix)
             ? (Self.prehash(password), String(hash.dropFirst(Self.prehashedPrefix.count))) : (password, hash)
-        return try await threads.run { Bcrypt.verify(input, hash: bcrypt) }
+        return try await runner.verify(input, against: bcrypt)
     }
 
     fileprivate static func prehash(_ password: String) -> String {

@@ -41,7 +41,7 @@ extension ProxyHandler {
     /// the security headers in `upstreamSecurity`, which the upstream's own values win. The head's
     /// `HTTPHeaders` is made once from the whole list: `HTTPHeaders.add` checks every name it is
     /// given, which callgrind put at 6 % of the gateway's instructions.
-    func write(status: HTTPResponseStatus, headers: [(String, String)], for exchange: Exchange, upstreamSecurity: Set<Int> = []) {
+    func write(status: HTTPResponseStatus, headers: [(String, String)], for exchange: Exchange, upstreamSecurity: SecurityHeaders.Set = .init()) {
         var headers = headers
         headers.reserveCapacity(headers.count + 16)
         exchange.responseStarted = true

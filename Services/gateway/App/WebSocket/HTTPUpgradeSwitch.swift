@@ -72,6 +72,7 @@ enum HTTPUpgradeSwitch {
         removeIfPresent(HTTPServerProtocolErrorHandler.self, from: pipeline)
         removeIfPresent(NIOHTTPResponseHeadersValidator.self, from: pipeline)
         removeIfPresent(HTTPResponseEncoder.self, from: pipeline)
+        removeIfPresent(GatewayResponseEncoder.self, from: pipeline)
         return try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
     }
 
@@ -87,6 +88,7 @@ enum HTTPUpgradeSwitch {
         // `addHTTPClientHandlers` adds this outbound validator by default; it takes only HTTP parts.
         removeIfPresent(NIOHTTPRequestHeadersValidator.self, from: pipeline)
         removeIfPresent(HTTPRequestEncoder.self, from: pipeline)
+        removeIfPresent(UpstreamRequestEncoder.self, from: pipeline)
         return try pipeline.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self)
     }
 

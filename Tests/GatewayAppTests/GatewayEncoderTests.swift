@@ -86,6 +86,66 @@ struct GatewayEncoderTests {
         #expect(encode(.DELETE, [("transfer-encoding", "chunked")]) == ("DELETE /a/b?c=d%20e HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n", .chunked))
     }
 
+    // MARK: - The lines the gateway adds
+
+    static func bytes(_ write: (inout UnsafeMutableRawPointer) -> Void, size: Int) -> String {
+        var buffer = ByteBufferAllocator().buffer(capacity: 0)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+            var out = raw.baseAddress!
+            write(&out)
+            return out - raw.baseAddress!
+        }
+        #expect(buffer.readableBytes == size, "the size computed beforehand must be the size written")
+        return String(buffer: buffer)
+    }
+
+    @Test func rateLimitLinesSpellWhatRateLimitHeaderValuesSpells() {
+        let now = Date(timeIntervalSince1970: 1_800_000_030.4)
+        let decisions = [
+            RateLimitDecision(allowed: true, limit: 60, remaining: 12, resetAt: 1_800_000_060, retryAfter: 1, policyWindowSeconds: 60),
+            RateLimitDecision(allowed: false, limit: 10, remaining: 0, resetAt: 1_800_000_060, retryAfter: 6, policyWindowSeconds: 60),
+            RateLimitDecision(allowed: true, limit: 1_000_000_000, remaining: 999_999_999, resetAt: 1_800_000_000, retryAfter: 1, policyWindowSeconds: 3600),
+            RateLimitDecision(allowed: true, limit: 5, remaining: 0, resetAt: 1_800_000_100, retryAfter: 40, policyWindowSeconds: 60),
+        ]
+        for decision in decisions {
+            for name in ["tenant", "ip", #"a"b\c"#, "é\u{7}x\ny", ""] {
+                let expected = RateLimitHeaderValues(decision, policyName: name, now: now).fields.map { "\($0.name): \($0.value)\r\n" }.joined()
+                let lines = RateLimitLines(decision, policyName: name, now: now)
+                #expect(Self.bytes({ lines.copy(to: &$0) }, size: lines.size) == expected, "\(decision) \(name)")
+            }
+        }
+    }
+
+    @Test func addedLinesFollowTheAnswersOwnHeadersBeforeTheFraming() {
+        let now = Date(timeIntervalSince1970: 1_800_000_030)
+        let decision = RateLimitDecision(allowed: true, limit: 60, remaining: 59, resetAt: 1_800_000_060, retryAfter: 1, policyWindowSeconds: 60)
+        var present = SecurityHeaders.Set()
+        present.insert(0)
+        present.insert(3)
+        let added = AddedLines(
+            securityPresent: present, requestID: "req-1", rateLimit: RateLimitLines(decision, policyName: "ip", now: now),
+            extra: [("Access-Control-Allow-Origin", "https://a.test")], connection: .close
+        )
+        let headers = HTTPHeaders([("Content-Security-Policy", "default-src 'self'"), ("X-Frame-Options", "SAMEORIGIN")])
+        let plan = HeadEncoding.plan(headers, version: .http1_1, body: .yes)
+        var buffer = ByteBufferAllocator().buffer(capacity: 0)
+        HeadEncoding.write(startLine: .status(.ok, version: .http1_1), headers: headers, added: added, plan: plan, into: &buffer)
+        #expect(
+            String(buffer: buffer) == "HTTP/1.1 200 OK\r\n" + "Content-Security-Policy: default-src 'self'\r\nX-Frame-Options: SAMEORIGIN\r\n"
+                + "Strict-Transport-Security: max-age=31536000; includeSubDomains\r\nX-Content-Type-Options: nosniff\r\n"
+                + "X-XSS-Protection: 1; mode=block\r\nReferrer-Policy: no-referrer\r\n" + "X-Request-ID: req-1\r\n"
+                + "X-RateLimit-Limit: 60\r\nX-RateLimit-Remaining: 59\r\nX-RateLimit-Reset: 1800000060\r\n"
+                + "RateLimit-Policy: \"ip\";q=60;w=60\r\nRateLimit: \"ip\";r=59;t=30\r\n"
+                + "Access-Control-Allow-Origin: https://a.test\r\nConnection: close\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
+        // Nothing present: the six as one block, in their order.
+        let all = AddedLines(requestID: "r")
+        #expect(
+            Self.bytes({ all.copy(to: &$0) }, size: all.size)
+                == SecurityHeaders.fields.map { "\($0.0): \($0.1)\r\n" }.joined() + "X-Request-ID: r\r\n"
+        )
+    }
+
     // MARK: - On the wire
 
     /// An upstream whose answer the query picks: `length`, `chunked`, `204`, `304`, `many`.

@@ -13,7 +13,7 @@ import NIOHTTP1
 final class GatewayResponseEncoder: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundIn = GatewayResponsePart
     typealias OutboundOut = IOData
 
     private var framing = HeadEncoding.Framing.neither
@@ -30,19 +30,9 @@ final class GatewayResponseEncoder: ChannelDuplexHandler, RemovableChannelHandle
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
         case .head(let head):
-            let code = head.status.code
-            // A non-final 1xx is followed by the final answer to the same request.
-            var toConnect = false
-            if !((100..<200).contains(code) && code != 101), let method = pending.popFirst() {
-                suppressBody = method == .HEAD || method == .CONNECT
-                toConnect = method == .CONNECT
-            }
-            let body: HeadEncoding.BodyExpectation = toConnect || !head.status.mayHaveResponseBody ? .no : .yes
-            let plan = HeadEncoding.plan(head.headers, version: head.version, body: body)
-            framing = suppressBody ? .neither : plan.framing
-            var buffer = context.channel.allocator.buffer(capacity: 0)
-            HeadEncoding.write(startLine: .status(head.status, version: head.version), headers: head.headers, plan: plan, into: &buffer)
-            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+            writeHead(head, added: nil, context: context, promise: promise)
+        case .answerHead(let head, let added):
+            writeHead(head, added: added, context: context, promise: promise)
         case .body(let part):
             if suppressBody {
                 promise?.fail(NIOHTTPResponseEncoderError.responseBodyNotAllowed)
@@ -53,6 +43,42 @@ final class GatewayResponseEncoder: ChannelDuplexHandler, RemovableChannelHandle
             suppressBody = false
             ChunkedFraming.end(trailers, chunked: framing == .chunked, context: context, promise: promise)
             framing = .neither
+        }
+    }
+
+    private func writeHead(_ head: HTTPResponseHead, added: AddedLines?, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        let code = head.status.code
+        // A non-final 1xx is followed by the final answer to the same request.
+        var toConnect = false
+        if !((100..<200).contains(code) && code != 101), let method = pending.popFirst() {
+            suppressBody = method == .HEAD || method == .CONNECT
+            toConnect = method == .CONNECT
+        }
+        let body: HeadEncoding.BodyExpectation = toConnect || !head.status.mayHaveResponseBody ? .no : .yes
+        let plan = HeadEncoding.plan(head.headers, version: head.version, body: body)
+        framing = suppressBody ? .neither : plan.framing
+        var buffer = context.channel.allocator.buffer(capacity: 0)
+        HeadEncoding.write(
+            startLine: .status(head.status, version: head.version), headers: head.headers, added: added, plan: plan, into: &buffer
+        )
+        context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+    }
+}
+
+/// What `ProxyHandler` writes to its client: NIO's parts, and answer heads with the lines the
+/// gateway adds to every answer (`AddedLines`), which the encoder writes straight as bytes.
+enum GatewayResponsePart {
+    case head(HTTPResponseHead)
+    /// An answer's head: its own headers, then `AddedLines`.
+    case answerHead(HTTPResponseHead, AddedLines)
+    case body(IOData)
+    case end(HTTPHeaders?)
+
+    init(_ part: HTTPServerResponsePart) {
+        switch part {
+        case .head(let head): self = .head(head)
+        case .body(let body): self = .body(body)
+        case .end(let trailers): self = .end(trailers)
         }
     }
 }

@@ -63,24 +63,28 @@ enum HeadEncoding {
         }
     }
 
-    /// Writes the start line, the header lines (less what `plan` drops, plus what it adds) and
-    /// the blank line that ends the head, in one write.
-    static func write(startLine: StartLine, headers: HTTPHeaders, plan: FramingPlan, into buffer: inout ByteBuffer) {
+    /// Writes the start line, the header lines (less what `plan` drops), the lines the gateway
+    /// adds (`added`), what `plan` adds, and the blank line that ends the head, in one write.
+    static func write(startLine: StartLine, headers: HTTPHeaders, added: AddedLines? = nil, plan: FramingPlan, into buffer: inout ByteBuffer) {
         let dropping = plan.dropContentLength || plan.dropTransferEncoding
-        var size = startLine.size + 2
+        // The start line and the blank line that ends the head, each with its CRLF.
+        var size = startLine.size + 4
         for (name, value) in headers where !dropping || !drops(name, plan) {
             size += name.utf8.count + value.utf8.count + 4
         }
+        if let added { size += added.size }
         if plan.addChunked { size += chunkedLine.utf8CodeUnitCount }
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
             var out = raw.baseAddress!
             startLine.copy(to: &out)
+            copy(crlf, to: &out)
             for (name, value) in headers where !dropping || !drops(name, plan) {
                 copy(name, to: &out)
                 copy(separator, to: &out)
                 copy(value, to: &out)
                 copy(crlf, to: &out)
             }
+            added?.copy(to: &out)
             if plan.addChunked { copy(chunkedLine, to: &out) }
             copy(crlf, to: &out)
             return out - raw.baseAddress!
@@ -147,9 +151,10 @@ enum HeadEncoding {
         copyDecimal(Int(version.minor), to: &out)
     }
 
+    /// Digits of a value that is not negative.
     static func decimalDigits(_ value: Int) -> Int {
         var digits = 1
-        var rest = value / 10
+        var rest = value.magnitude / 10
         while rest > 0 {
             digits += 1
             rest /= 10
@@ -157,14 +162,30 @@ enum HeadEncoding {
         return digits
     }
 
+    /// Bytes `String(value)` has.
+    static func decimalSize(_ value: Int) -> Int {
+        decimalDigits(value) + (value < 0 ? 1 : 0)
+    }
+
+    /// `String(value)`'s bytes.
     static func copyDecimal(_ value: Int, to out: inout UnsafeMutableRawPointer) {
+        if value < 0 {
+            out.storeBytes(of: UInt8(ascii: "-"), as: UInt8.self)
+            out += 1
+        }
         let digits = decimalDigits(value)
-        var rest = value
+        var rest = value.magnitude
         for position in stride(from: digits - 1, through: 0, by: -1) {
             (out + position).storeBytes(of: UInt8(ascii: "0") + UInt8(rest % 10), as: UInt8.self)
             rest /= 10
         }
         out += digits
+    }
+
+    @inline(__always)
+    static func copy(_ bytes: [UInt8], to out: inout UnsafeMutableRawPointer) {
+        bytes.withUnsafeBytes { out.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        out += bytes.count
     }
 
     @inline(__always)

@@ -112,29 +112,26 @@ struct RateLimitLines {
     }
 
     func copy(to out: inout UnsafeMutableRawPointer) {
-        HeadEncoding.copy(Self.limitName, to: &out)
-        HeadEncoding.copyDecimal(decision.limit, to: &out)
-        HeadEncoding.copy(Self.remainingName, to: &out)
-        HeadEncoding.copyDecimal(decision.remaining, to: &out)
-        HeadEncoding.copy(Self.resetName, to: &out)
-        HeadEncoding.copyDecimal(decision.resetAt, to: &out)
+        Self.copy(Self.limitName, decision.limit, to: &out)
+        Self.copy(Self.remainingName, decision.remaining, to: &out)
+        Self.copy(Self.resetName, decision.resetAt, to: &out)
         HeadEncoding.copy(Self.policyLineName, to: &out)
         Self.copyQuoted(policyName, to: &out)
-        HeadEncoding.copy(Self.q, to: &out)
-        HeadEncoding.copyDecimal(decision.limit, to: &out)
-        HeadEncoding.copy(Self.w, to: &out)
-        HeadEncoding.copyDecimal(decision.policyWindowSeconds, to: &out)
+        Self.copy(Self.q, decision.limit, to: &out)
+        Self.copy(Self.w, decision.policyWindowSeconds, to: &out)
         HeadEncoding.copy(Self.rateLimitName, to: &out)
         Self.copyQuoted(policyName, to: &out)
-        HeadEncoding.copy(Self.r, to: &out)
-        HeadEncoding.copyDecimal(decision.remaining, to: &out)
-        HeadEncoding.copy(Self.t, to: &out)
-        HeadEncoding.copyDecimal(secondsToQuota, to: &out)
-        if !decision.allowed {
-            HeadEncoding.copy(Self.retryAfterName, to: &out)
-            HeadEncoding.copyDecimal(decision.retryAfter, to: &out)
-        }
+        Self.copy(Self.r, decision.remaining, to: &out)
+        Self.copy(Self.t, secondsToQuota, to: &out)
+        if !decision.allowed { Self.copy(Self.retryAfterName, decision.retryAfter, to: &out) }
         HeadEncoding.copy(HeadEncoding.crlf, to: &out)
+    }
+
+    /// `prefix` then `value`'s digits.
+    @inline(__always)
+    private static func copy(_ prefix: StaticString, _ value: Int, to out: inout UnsafeMutableRawPointer) {
+        HeadEncoding.copy(prefix, to: &out)
+        HeadEncoding.copyDecimal(value, to: &out)
     }
 
     /// `RateLimitHeaderValues.structuredString` as bytes: quoted, `"` and `\` escaped, bytes

@@ -28,7 +28,23 @@ enum ForwardedHeaders {
         "access-control-allow-origin", "access-control-allow-credentials", "access-control-expose-headers",
     ]
 
-    private static let securityNames = SecurityHeaders.fields.map { $0.0.lowercased() }
+    /// What happens to a header of an upstream's answer.
+    enum ResponseKind {
+        case dropped
+        /// One of `SecurityHeaders.fields` (its index): the upstream's own value wins.
+        case security(Int)
+    }
+
+    /// The request side's rules, found by the name's length first (`NameTable`).
+    private static let requestKinds = NameTable(
+        hopByHop.map { ($0, Kind.dropped) } + replacedOnRequests.map { ($0, Kind.dropped) } + [("x-forwarded-for", Kind.forwardedFor)]
+    )
+
+    /// The answer side's rules; names not in it are relayed as they are.
+    private static let responseKinds = NameTable(
+        hopByHop.map { ($0, ResponseKind.dropped) } + replacedOnResponses.map { ($0, ResponseKind.dropped) }
+            + SecurityHeaders.fields.enumerated().map { ($0.element.0.lowercased(), ResponseKind.security($0.offset)) }
+    )
 
     /// True when `name` equals `lowercased` ignoring ASCII case.
     @inline(__always)
@@ -47,14 +63,8 @@ enum ForwardedHeaders {
         }
     }
 
-    static func isAny(_ name: String, of names: [String]) -> Bool {
-        let length = name.utf8.count
-        return names.contains { $0.utf8.count == length && matches(name, $0) }
-    }
-
     static func kindOnRequest(_ name: String) -> Kind {
-        if isAny(name, of: hopByHop) || isAny(name, of: replacedOnRequests) { return .dropped }
-        if matches(name, "x-forwarded-for") { return .forwardedFor }
+        if let kind = requestKinds[name] { return kind }
         if name.utf8.count > 12, name.utf8.first.map({ $0 | 0x20 }) == UInt8(ascii: "x"), matches(String(name.prefix(12)), "x-forwarded-") {
             return .forwardedOther
         }
@@ -120,17 +130,38 @@ enum ForwardedHeaders {
 
     /// Copies the upstream's answer headers without what only concerned the gateway's connection
     /// to it or what the gateway sets itself; returns which security headers the upstream set.
-    static func response(_ upstream: HTTPHeaders, into headers: inout [(String, String)]) -> Set<Int> {
+    static func response(_ upstream: HTTPHeaders, into headers: inout [(String, String)]) -> SecurityHeaders.Set {
         let connectionTokens = connectionTokens(upstream)
-        var security: Set<Int> = []
+        var security = SecurityHeaders.Set()
         for (name, value) in upstream {
-            if isAny(name, of: hopByHop) || isAny(name, of: replacedOnResponses) { continue }
+            switch responseKinds[name] {
+            case .dropped: continue
+            case .security(let index): security.insert(index)
+            case nil: break
+            }
             if !connectionTokens.isEmpty && connectionTokens.contains(where: { matches(name, $0) }) { continue }
-            let length = name.utf8.count
-            if let index = securityNames.firstIndex(where: { $0.utf8.count == length && matches(name, $0) }) { security.insert(index) }
             headers.append((name, value))
         }
         return security
+    }
+}
+
+/// Lower-case header names and what they stand for, looked up by length first, then bytes
+/// ignoring ASCII case: a name of a length no entry has costs one comparison.
+struct NameTable<Value> {
+    private let byLength: [[(name: String, value: Value)]]
+
+    init(_ entries: [(String, Value)]) {
+        var byLength = Array(repeating: [(name: String, value: Value)](), count: (entries.map { $0.0.utf8.count }.max() ?? 0) + 1)
+        for (name, value) in entries { byLength[name.utf8.count].append((name, value)) }
+        self.byLength = byLength
+    }
+
+    subscript(_ name: String) -> Value? {
+        let length = name.utf8.count
+        guard length < byLength.count else { return nil }
+        for entry in byLength[length] where ForwardedHeaders.matches(name, entry.name) { return entry.value }
+        return nil
     }
 }
 
@@ -143,3 +174,5 @@ extension HTTPMethod {
         }
     }
 }
+
+extension NameTable: Sendable where Value: Sendable {}

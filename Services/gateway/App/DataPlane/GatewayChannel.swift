@@ -6,7 +6,7 @@ import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 
-/// The public port's connections: NIO's HTTP/1 codec and the gateway's own handlers, no async
+/// The public port's connections: NIO's HTTP/1 request decoder and the gateway's own encoder and handlers, no async
 /// request machinery. Hummingbird's `Server` still accepts the connections and, at shutdown,
 /// stops accepting and lets in-flight answers finish (NIO's quiescing, which `ProxyHandler`
 /// honours by closing each connection after its current answer).
@@ -27,19 +27,15 @@ struct GatewayChannel: ServerChildChannel {
             let timeouts = ConnectionTimeoutHandler(headerTimeout: plane.limits.headerTimeout, idleTimeout: plane.limits.idleTimeout)
             let operations = channel.pipeline.syncOperations
             try operations.addHandler(timeouts)
-            try operations.configureHTTPServerPipeline(
-                // Pipelined requests are queued by `ProxyHandler` itself: NIO's pipelining handler holds
-                // reads back after every request, which costs two epoll_ctl calls per request.
-                withPipeliningAssistance: false,
-                // No upgraders: the gateway tunnels WebSockets itself. Given at all, this makes the
-                // request decoder hand on bytes it holds when removed (a frame sent right behind the
-                // upgrade request) instead of dropping them.
-                withServerUpgrade: (upgraders: [], completionHandler: { _ in }),
-                withErrorHandling: false,
-                withOutboundHeaderValidation: false,
-                withEncoderConfiguration: .init(),
-                withDecoderLimitConfiguration: decoderLimits
+            // NIO's HTTP/1 request decoder, and the gateway's own answer encoder (one write per head).
+            // No pipelining handler: `ProxyHandler` queues pipelined requests itself (NIO's holds back
+            // reads after every request, two epoll_ctl calls each). `.forwardBytes`: a decoder removed
+            // for a WebSocket tunnel hands on bytes it holds (a frame right behind the upgrade request)
+            // instead of dropping them.
+            try operations.addHandler(
+                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits))
             )
+            try operations.addHandler(GatewayResponseEncoder())
             let peer = channel.remoteAddress?.ipAddress ?? "unknown"
             try operations.addHandler(
                 ProxyHandler(plane: plane, pool: plane.pools.pool(for: channel.eventLoop), timeouts: timeouts, peer: peer)

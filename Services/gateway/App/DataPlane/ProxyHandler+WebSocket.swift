@@ -37,7 +37,7 @@ extension ProxyHandler {
         exchange.status = Int(error.status.code)
         record(exchange)
         self.exchange = nil
-        for part in rejection.parts.dropLast() { context.write(wrapOutboundOut(part), promise: nil) }
+        for part in rejection.parts.dropLast() { context.write(wrapOutboundOut(GatewayResponsePart(part)), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 

@@ -12,8 +12,8 @@ import ServiceCore
 /// it has to wait for something: a token seen for the first time, or a slice of shared quota.
 final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamDelegate {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = GatewayResponsePart
+    typealias OutboundOut = GatewayResponsePart
 
     let plane: DataPlane
     let pool: UpstreamPool

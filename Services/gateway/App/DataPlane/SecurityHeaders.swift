@@ -8,4 +8,13 @@ enum SecurityHeaders {
         ("X-XSS-Protection", "1; mode=block"),
         ("Referrer-Policy", "no-referrer"),
     ]
+
+    /// Which of `fields` (by index) an answer already carries.
+    struct Set {
+        private var bits: UInt8 = 0
+
+        mutating func insert(_ index: Int) { bits |= 1 << index }
+        func contains(_ index: Int) -> Bool { bits & (1 << index) != 0 }
+        var isEmpty: Bool { bits == 0 }
+    }
 }

@@ -50,12 +50,13 @@ final class UpstreamPool {
             .connectTimeout(limits.upstreamConnectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Forward what the decoder holds when a WebSocket tunnel replaces it (a frame behind the 101).
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                        leftOverBytesStrategy: .forwardBytes,
-                        // The head was parsed and checked by the client-side decoder already.
-                        enableOutboundHeaderValidation: false
-                    )
+                    // The gateway's own request encoder (one write per head; no outbound header validator:
+                    // the head was parsed and checked by the client-side decoder already), then NIO's
+                    // response decoder, which watches the requests going out (an answer to HEAD has no
+                    // body). `.forwardBytes`: it hands on what it holds when a WebSocket tunnel replaces
+                    // it (a frame behind the 101).
+                    try channel.pipeline.syncOperations.addHandler(UpstreamRequestEncoder())
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
                     try channel.pipeline.syncOperations.addHandler(bound.value)
                 }

@@ -6,10 +6,10 @@ import NIOHTTP1
 /// bytes the HTTP decoders already hold (a frame that came in the same segment as the upgrade
 /// request or the 101).
 ///
-/// Those bytes survive only if each decoder was made with `leftOverBytesStrategy: .forwardBytes`:
-/// on the server side `configureHTTPServerPipeline(withServerUpgrade:)` with a non-nil value (an
-/// empty upgrader list will do), on the client side `addHTTPClientHandlers(leftOverBytesStrategy:
-/// .forwardBytes)`. With the default `.dropBytes` they are silently discarded.
+/// Those bytes survive only if each decoder was made with `leftOverBytesStrategy: .forwardBytes`
+/// (as `GatewayChannel` and `UpstreamPool` make them). With the default `.dropBytes` they are
+/// silently discarded. NIO's encoders and the gateway's own (`GatewayResponseEncoder`,
+/// `UpstreamRequestEncoder`) are removed alike.
 enum HTTPUpgradeSwitch {
     /// Strips both channels and glues them with `TunnelHandler`s. Call on their (shared) event loop,
     /// after the client's 101 head has been written and the upstream's 101 has ended (its `.end`,
@@ -72,6 +72,7 @@ enum HTTPUpgradeSwitch {
         removeIfPresent(HTTPServerProtocolErrorHandler.self, from: pipeline)
         removeIfPresent(NIOHTTPResponseHeadersValidator.self, from: pipeline)
         removeIfPresent(HTTPResponseEncoder.self, from: pipeline)
+        removeIfPresent(GatewayResponseEncoder.self, from: pipeline)
         return try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
     }
 
@@ -87,6 +88,7 @@ enum HTTPUpgradeSwitch {
         // `addHTTPClientHandlers` adds this outbound validator by default; it takes only HTTP parts.
         removeIfPresent(NIOHTTPRequestHeadersValidator.self, from: pipeline)
         removeIfPresent(HTTPRequestEncoder.self, from: pipeline)
+        removeIfPresent(UpstreamRequestEncoder.self, from: pipeline)
         return try pipeline.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self)
     }
 

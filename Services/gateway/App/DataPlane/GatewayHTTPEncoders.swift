@@ -1,0 +1,161 @@
+import NIOCore
+import NIOHTTP1
+
+/// The gateway's HTTP/1 encoder for answers to its clients, in place of NIO's
+/// `HTTPResponseEncoder` and with its framing rules: a head that carries `Content-Length` keeps
+/// it (and loses any `Transfer-Encoding`); an HTTP/1.1 answer without one is sent chunked
+/// (`transfer-encoding: chunked` added); 1xx, 204 and 304 answers (and answers to CONNECT) lose
+/// both; answers to HEAD keep their framing headers but send no body. The head goes out as one
+/// buffer written in one go (`HeadEncoding`).
+///
+/// It sits after the request decoder and watches the request heads going past, to know which
+/// answer is to a HEAD request (as NIO's decoder tells its encoder).
+final class GatewayResponseEncoder: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = GatewayResponsePart
+    typealias OutboundOut = IOData
+
+    private var framing = HeadEncoding.Framing.neither
+    /// The answer in progress is to HEAD or CONNECT: no body bytes go out.
+    private var suppressBody = false
+    /// Methods of requests not yet answered, oldest first (pipelined requests queue up).
+    private var pending = CircularBuffer<HTTPMethod>(initialCapacity: 2)
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head(let head) = unwrapInboundIn(data) { pending.append(head.method) }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(let head):
+            writeHead(head, added: nil, context: context, promise: promise)
+        case .answerHead(let head, let added):
+            writeHead(head, added: added, context: context, promise: promise)
+        case .body(let part):
+            if suppressBody {
+                promise?.fail(NIOHTTPResponseEncoderError.responseBodyNotAllowed)
+            } else {
+                ChunkedFraming.write(part, chunked: framing == .chunked, context: context, promise: promise)
+            }
+        case .end(let trailers):
+            suppressBody = false
+            ChunkedFraming.end(trailers, chunked: framing == .chunked, context: context, promise: promise)
+            framing = .neither
+        }
+    }
+
+    private func writeHead(_ head: HTTPResponseHead, added: AddedLines?, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        let code = head.status.code
+        // A non-final 1xx is followed by the final answer to the same request.
+        var toConnect = false
+        if !((100..<200).contains(code) && code != 101), let method = pending.popFirst() {
+            suppressBody = method == .HEAD || method == .CONNECT
+            toConnect = method == .CONNECT
+        }
+        let body: HeadEncoding.BodyExpectation = toConnect || !head.status.mayHaveResponseBody ? .no : .yes
+        let plan = HeadEncoding.plan(head.headers, version: head.version, body: body)
+        framing = suppressBody ? .neither : plan.framing
+        var buffer = context.channel.allocator.buffer(capacity: 0)
+        HeadEncoding.write(
+            startLine: .status(head.status, version: head.version), headers: head.headers, added: added, plan: plan, into: &buffer
+        )
+        context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+    }
+}
+
+/// What `ProxyHandler` writes to its client: NIO's parts, and answer heads with the lines the
+/// gateway adds to every answer (`AddedLines`), which the encoder writes straight as bytes.
+enum GatewayResponsePart {
+    case head(HTTPResponseHead)
+    /// An answer's head: its own headers, then `AddedLines`.
+    case answerHead(HTTPResponseHead, AddedLines)
+    case body(IOData)
+    case end(HTTPHeaders?)
+
+    init(_ part: HTTPServerResponsePart) {
+        switch part {
+        case .head(let head): self = .head(head)
+        case .body(let body): self = .body(body)
+        case .end(let trailers): self = .end(trailers)
+        }
+    }
+}
+
+/// The gateway's HTTP/1 encoder for requests to upstreams, in place of NIO's
+/// `HTTPRequestEncoder`, with its framing rules: POST, PUT and PATCH without `Content-Length` go
+/// chunked (`transfer-encoding: chunked` added); other methods are framed only as their head
+/// says; TRACE carries no body. The head goes out as one buffer (`HeadEncoding`).
+final class UpstreamRequestEncoder: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = IOData
+
+    private var framing = HeadEncoding.Framing.neither
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head(let head):
+            let body: HeadEncoding.BodyExpectation =
+                switch head.method {
+                case .TRACE: .no
+                case .POST, .PUT, .PATCH: .yes
+                default: .unlikely
+                }
+            let plan = HeadEncoding.plan(head.headers, version: head.version, body: body)
+            framing = plan.framing
+            var buffer = context.channel.allocator.buffer(capacity: 0)
+            HeadEncoding.write(
+                startLine: .request(head.method, uri: head.uri, version: head.version), headers: head.headers, plan: plan, into: &buffer
+            )
+            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+        case .body(let part):
+            ChunkedFraming.write(part, chunked: framing == .chunked, context: context, promise: promise)
+        case .end(let trailers):
+            ChunkedFraming.end(trailers, chunked: framing == .chunked, context: context, promise: promise)
+            framing = .neither
+        }
+    }
+}
+
+/// Body parts and ends on the wire, as NIO's encoders write them.
+enum ChunkedFraming {
+    /// A part of a body: as it is, or as one chunk (`<hex size>\r\n` part `\r\n`). An empty part is
+    /// never a chunk: that would end the body.
+    static func write(_ part: IOData, chunked: Bool, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        let size = part.readableBytes
+        guard chunked, size > 0 else {
+            context.write(NIOAny(part), promise: promise)
+            return
+        }
+        var header = context.channel.allocator.buffer(capacity: 20)
+        header.writeString(String(size, radix: 16))
+        header.writeStaticString("\r\n")
+        var trailer = header
+        trailer.moveReaderIndex(forwardBy: header.readableBytes - 2)
+        context.write(NIOAny(IOData.byteBuffer(header)), promise: nil)
+        context.write(NIOAny(part), promise: nil)
+        context.write(NIOAny(IOData.byteBuffer(trailer)), promise: promise)
+    }
+
+    /// The end of a body: the last chunk and any trailers when chunked, nothing otherwise (an
+    /// empty write when a promise waits, so it completes in order).
+    static func end(_ trailers: HTTPHeaders?, chunked: Bool, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        if chunked {
+            var buffer = context.channel.allocator.buffer(capacity: 8)
+            buffer.writeStaticString("0\r\n")
+            if let trailers {
+                for (name, value) in trailers {
+                    buffer.writeString(name)
+                    buffer.writeStaticString(": ")
+                    buffer.writeString(value)
+                    buffer.writeStaticString("\r\n")
+                }
+            }
+            buffer.writeStaticString("\r\n")
+            context.write(NIOAny(IOData.byteBuffer(buffer)), promise: promise)
+        } else if let promise {
+            context.write(NIOAny(IOData.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
+        }
+    }
+}

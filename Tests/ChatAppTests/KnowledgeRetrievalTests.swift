@@ -1,4 +1,5 @@
 import Foundation
+import InternalAPI
 import Logging
 import PostgresNIO
 import ServiceCore
@@ -162,6 +163,33 @@ struct KnowledgeRetrievalTests {
             await #expect(throws: (any Error).self) {
                 try await database.query("UPDATE knowledge_chunks SET content = 'x' WHERE tenant_id = \(a)", logger: logger)
             }
+        }
+    }
+
+    /// A document large enough to make the planner's statistics stale (autovacuum's rule: 50 + 10 %
+    /// of the rows it knows of) analyzes the knowledge tables at once; a small one leaves them to
+    /// autovacuum.
+    @Test func aLargeDocumentRefreshesThePlannersStatisticsAndASmallOneDoesNot() async throws {
+        let config = try await TestPostgres.freshDatabase("chatretrieval")
+        try await TestPostgres.withDatabase(config) { database in
+            try await MigrationRunner(ChatMigrations.all).run(on: database.client, logger: logger)
+            let repository = PostgresKnowledgeRepository(client: database, outbox: Outbox(routes: [KnowledgeBaseUploaded.type: []]))
+            func knownRows() async throws -> Double {
+                try await database.query("SELECT reltuples::float8 FROM pg_class WHERE oid = 'knowledge_chunks'::regclass", logger: logger)
+                    .decode(Double.self).first ?? .nan
+            }
+            // Never analyzed: PostgreSQL says -1 (0 after some index builds).
+            #expect(try await knownRows() <= 0)
+            _ = try await document(database, tenant: UUID(), filename: "small.md", chunks: (1...10).map { "small chunk \($0)" })
+            #expect(try await repository.refreshStatistics(added: 10, logger: logger) == false)
+            #expect(try await knownRows() <= 0)
+
+            _ = try await document(database, tenant: UUID(), filename: "large.md", chunks: (1...60).map { "large chunk \($0)" })
+            #expect(try await repository.refreshStatistics(added: 60, logger: logger))
+            #expect(try await knownRows() == 70)
+            // Now 70 rows are known: 60 more would be enough (50 + 7), 56 would not.
+            #expect(try await repository.refreshStatistics(added: 56, logger: logger) == false)
+            #expect(try await repository.refreshStatistics(added: 57, logger: logger))
         }
     }
 }

@@ -76,6 +76,7 @@ struct KnowledgeIngestionWorker: Service {
             let config = SearchConfiguration.forLanguage(language)
             if try await repository.complete(job, chunks: chunks, searchConfig: config, logger: logger) {
                 logger.notice("knowledge document processed", metadata: ["chunks": "\(chunks.count)", "search_config": "\(config)"])
+                await refreshStatistics(added: chunks.count, logger: logger)
             } else {
                 logger.info("knowledge document changed while processed; result dropped")
             }
@@ -85,6 +86,17 @@ struct KnowledgeIngestionWorker: Service {
         } catch {
             logger.warning("knowledge document not processed; will retry", metadata: ["error": "\(String(reflecting: error))"])
             await record(job, reason: "processing failed: \(error)", permanent: false, logger: logger)
+        }
+    }
+
+    /// A failure here leaves the statistics to autovacuum; the document is completed either way.
+    private func refreshStatistics(added: Int, logger: Logger) async {
+        do {
+            if try await repository.refreshStatistics(added: added, logger: logger) {
+                logger.info("knowledge statistics refreshed after a large document", metadata: ["chunks": "\(added)"])
+            }
+        } catch {
+            logger.warning("could not refresh the knowledge statistics", metadata: ["error": "\(String(reflecting: error))"])
         }
     }
 

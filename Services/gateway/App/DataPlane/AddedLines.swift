@@ -77,14 +77,13 @@ struct AddedLines {
 struct RateLimitLines {
     let decision: RateLimitDecision
     let policyName: String
-    /// The draft's `t`: seconds until more quota is available (see `RateLimitHeaderValues`).
+    /// The draft's `t` (`RateLimitDecision.secondsToQuota`).
     let secondsToQuota: Int
 
     init(_ decision: RateLimitDecision, policyName: String, now: Date = Date()) {
         self.decision = decision
         self.policyName = policyName
-        let secondsToReset = max(0, Int((Double(decision.resetAt) - now.timeIntervalSince1970).rounded(.up)))
-        self.secondsToQuota = decision.remaining > 0 ? secondsToReset : decision.retryAfter
+        self.secondsToQuota = decision.secondsToQuota(now: now)
     }
 
     static let limitName: StaticString = "X-RateLimit-Limit: "

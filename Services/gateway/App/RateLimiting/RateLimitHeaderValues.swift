@@ -24,8 +24,7 @@ struct RateLimitHeaderValues: Equatable, Sendable {
     /// a request, which can be well before the window ends.
     init(_ decision: RateLimitDecision, policyName: String, now: Date = Date()) {
         let name = Self.structuredString(policyName)
-        let secondsToReset = max(0, Int((Double(decision.resetAt) - now.timeIntervalSince1970).rounded(.up)))
-        let secondsToQuota = decision.remaining > 0 ? secondsToReset : decision.retryAfter
+        let secondsToQuota = decision.secondsToQuota(now: now)
         self.limit = String(decision.limit)
         self.remaining = String(decision.remaining)
         self.reset = String(decision.resetAt)
@@ -57,5 +56,15 @@ struct RateLimitHeaderValues: Equatable, Sendable {
         }
         quoted.append("\"")
         return quoted
+    }
+}
+
+extension RateLimitDecision {
+    /// The draft's `t`, "seconds until additional quota is made available": with quota left, the
+    /// end of the current window (as `X-RateLimit-Reset`); with none left, `retryAfter`, when the
+    /// sliding window next admits a request, which can be well before the window ends. `now` should
+    /// be the instant passed to `RateLimiter.check`, since `t` counts from it.
+    func secondsToQuota(now: Date) -> Int {
+        remaining > 0 ? max(0, Int((Double(resetAt) - now.timeIntervalSince1970).rounded(.up))) : retryAfter
     }
 }

@@ -36,7 +36,7 @@ struct AddedLines {
         }
         size += "X-Request-ID: \r\n".utf8.count + requestID.utf8.count
         if let rateLimit { size += rateLimit.size }
-        for (name, value) in extra { size += name.utf8.count + value.utf8.count + 4 }
+        for (name, value) in extra { size += HeadEncoding.lineSize(name, value) }
         switch connection {
         case .none: break
         case .close: size += Self.close.utf8CodeUnitCount
@@ -58,12 +58,7 @@ struct AddedLines {
         HeadEncoding.copy(requestID, to: &out)
         HeadEncoding.copy(HeadEncoding.crlf, to: &out)
         rateLimit?.copy(to: &out)
-        for (name, value) in extra {
-            HeadEncoding.copy(name, to: &out)
-            HeadEncoding.copy(HeadEncoding.separator, to: &out)
-            HeadEncoding.copy(value, to: &out)
-            HeadEncoding.copy(HeadEncoding.crlf, to: &out)
-        }
+        for (name, value) in extra { HeadEncoding.copyLine(name, value, to: &out) }
         switch connection {
         case .none: break
         case .close: HeadEncoding.copy(Self.close, to: &out)
@@ -142,17 +137,11 @@ struct RateLimitLines {
     }
 
     static func copyQuoted(_ text: String, to out: inout UnsafeMutableRawPointer) {
-        out.storeBytes(of: UInt8(ascii: "\""), as: UInt8.self)
-        out += 1
+        HeadEncoding.copy(UInt8(ascii: "\""), to: &out)
         for byte in text.utf8 where byte >= 0x20 && byte <= 0x7e {
-            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                out.storeBytes(of: UInt8(ascii: "\\"), as: UInt8.self)
-                out += 1
-            }
-            out.storeBytes(of: byte, as: UInt8.self)
-            out += 1
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { HeadEncoding.copy(UInt8(ascii: "\\"), to: &out) }
+            HeadEncoding.copy(byte, to: &out)
         }
-        out.storeBytes(of: UInt8(ascii: "\""), as: UInt8.self)
-        out += 1
+        HeadEncoding.copy(UInt8(ascii: "\""), to: &out)
     }
 }

@@ -70,7 +70,7 @@ enum HeadEncoding {
         // The start line and the blank line that ends the head, each with its CRLF.
         var size = startLine.size + 4
         for (name, value) in headers where !dropping || !drops(name, plan) {
-            size += name.utf8.count + value.utf8.count + 4
+            size += lineSize(name, value)
         }
         if let added { size += added.size }
         if plan.addChunked { size += chunkedLine.utf8CodeUnitCount }
@@ -79,10 +79,7 @@ enum HeadEncoding {
             startLine.copy(to: &out)
             copy(crlf, to: &out)
             for (name, value) in headers where !dropping || !drops(name, plan) {
-                copy(name, to: &out)
-                copy(separator, to: &out)
-                copy(value, to: &out)
-                copy(crlf, to: &out)
+                copyLine(name, value, to: &out)
             }
             added?.copy(to: &out)
             if plan.addChunked { copy(chunkedLine, to: &out) }
@@ -117,19 +114,15 @@ enum HeadEncoding {
             switch self {
             case .request(let method, let uri, let version):
                 HeadEncoding.copy(method.rawValue, to: &out)
-                out.storeBytes(of: UInt8(ascii: " "), as: UInt8.self)
-                out += 1
+                HeadEncoding.copy(UInt8(ascii: " "), to: &out)
                 HeadEncoding.copy(uri, to: &out)
-                out.storeBytes(of: UInt8(ascii: " "), as: UInt8.self)
-                out += 1
+                HeadEncoding.copy(UInt8(ascii: " "), to: &out)
                 HeadEncoding.copy(version, to: &out)
             case .status(let status, let version):
                 HeadEncoding.copy(version, to: &out)
-                out.storeBytes(of: UInt8(ascii: " "), as: UInt8.self)
-                out += 1
+                HeadEncoding.copy(UInt8(ascii: " "), to: &out)
                 copyDecimal(Int(status.code), to: &out)
-                out.storeBytes(of: UInt8(ascii: " "), as: UInt8.self)
-                out += 1
+                HeadEncoding.copy(UInt8(ascii: " "), to: &out)
                 HeadEncoding.copy(status.reasonPhrase, to: &out)
             }
         }
@@ -146,8 +139,7 @@ enum HeadEncoding {
     static func copy(_ version: HTTPVersion, to out: inout UnsafeMutableRawPointer) {
         copy("HTTP/" as StaticString, to: &out)
         copyDecimal(Int(version.major), to: &out)
-        out.storeBytes(of: UInt8(ascii: "."), as: UInt8.self)
-        out += 1
+        copy(UInt8(ascii: "."), to: &out)
         copyDecimal(Int(version.minor), to: &out)
     }
 
@@ -169,10 +161,7 @@ enum HeadEncoding {
 
     /// `String(value)`'s bytes.
     static func copyDecimal(_ value: Int, to out: inout UnsafeMutableRawPointer) {
-        if value < 0 {
-            out.storeBytes(of: UInt8(ascii: "-"), as: UInt8.self)
-            out += 1
-        }
+        if value < 0 { copy(UInt8(ascii: "-"), to: &out) }
         let digits = decimalDigits(value)
         var rest = value.magnitude
         for position in stride(from: digits - 1, through: 0, by: -1) {
@@ -180,6 +169,25 @@ enum HeadEncoding {
             rest /= 10
         }
         out += digits
+    }
+
+    /// Bytes of one header line, `name: value` and its CRLF.
+    static func lineSize(_ name: String, _ value: String) -> Int {
+        name.utf8.count + separator.utf8CodeUnitCount + value.utf8.count + crlf.utf8CodeUnitCount
+    }
+
+    /// One header line, `name: value` and its CRLF.
+    static func copyLine(_ name: String, _ value: String, to out: inout UnsafeMutableRawPointer) {
+        copy(name, to: &out)
+        copy(separator, to: &out)
+        copy(value, to: &out)
+        copy(crlf, to: &out)
+    }
+
+    @inline(__always)
+    static func copy(_ byte: UInt8, to out: inout UnsafeMutableRawPointer) {
+        out.storeBytes(of: byte, as: UInt8.self)
+        out += 1
     }
 
     @inline(__always)

@@ -1,15 +1,14 @@
 import NIOCore
 import NIOHTTP1
 
-/// Turns a client connection served by NIO's HTTP/1 server handlers and an upstream connection
-/// using NIO's HTTP/1 client handlers into one raw byte tunnel once a 101 has passed, without losing
+/// Turns a client connection and an upstream connection served by HTTP/1 handlers (NIO's decoders,
+/// the gateway's encoders) into one raw byte tunnel once a 101 has passed, without losing
 /// bytes the HTTP decoders already hold (a frame that came in the same segment as the upgrade
 /// request or the 101).
 ///
 /// Those bytes survive only if each decoder was made with `leftOverBytesStrategy: .forwardBytes`
 /// (as `GatewayChannel` and `UpstreamPool` make them). With the default `.dropBytes` they are
-/// silently discarded. NIO's encoders and the gateway's own (`GatewayResponseEncoder`,
-/// `UpstreamRequestEncoder`) are removed alike.
+/// silently discarded.
 enum HTTPUpgradeSwitch {
     /// Strips both channels and glues them with `TunnelHandler`s. Call on their (shared) event loop,
     /// after the client's 101 head has been written and the upstream's 101 has ended (its `.end`,
@@ -24,9 +23,8 @@ enum HTTPUpgradeSwitch {
     ) throws -> EventLoopFuture<Void> {
         precondition(client.eventLoop === upstream.eventLoop, "a tunnel's two channels must share an event loop")
         client.eventLoop.preconditionInEventLoop()
-        // The tunnel first: `HTTPServerPipelineHandler`, when removed during server shutdown,
-        // replays the `ChannelShouldQuiesceEvent` it held to the next handler, and the tunnel must
-        // get it (it closes; an open tunnel would hold graceful shutdown forever).
+        // The tunnel first, so that whatever the handlers removed below hand on (the decoders'
+        // leftover bytes) reaches it.
         try TunnelHandler.glueSynchronously(client, upstream)
         let requestDecoder = try removeServerHandlers(from: client, alsoRemoving: clientHandlers)
         let responseDecoder = try removeClientHandlers(from: upstream, alsoRemoving: upstreamHandlers)
@@ -56,38 +54,29 @@ enum HTTPUpgradeSwitch {
             .nonisolated()
     }
 
-    /// Removes NIO's HTTP/1 server handlers and `extra` from `channel`, on its event loop, all but
-    /// the request decoder, which it returns: remove that last, once what follows it takes
-    /// `ByteBuffer`s, and it forwards what it holds (with `.forwardBytes`).
+    /// Removes the HTTP/1 answer encoder `GatewayChannel` adds (`GatewayResponseEncoder`) and
+    /// `extra` from `channel`, on its event loop, and returns the request decoder: remove that
+    /// last, once what follows it takes `ByteBuffer`s, and it forwards what it holds (with
+    /// `.forwardBytes`).
     static func removeServerHandlers(from channel: any Channel, alsoRemoving extra: [any RemovableChannelHandler] = []) throws
         -> ByteToMessageHandler<HTTPRequestDecoder>
     {
         let pipeline = channel.pipeline.syncOperations
         for handler in extra { pipeline.removeHandler(handler, promise: nil) }
-        // Gone already after the first request head, unless that head is still being upgraded.
-        removeIfPresent(HTTPServerUpgradeHandler.self, from: pipeline)
-        // Releases a read it held back while the 101 was outstanding, and replays a held quiesce
-        // event (see its `handlerRemoved`).
-        removeIfPresent(HTTPServerPipelineHandler.self, from: pipeline)
-        removeIfPresent(HTTPServerProtocolErrorHandler.self, from: pipeline)
-        removeIfPresent(NIOHTTPResponseHeadersValidator.self, from: pipeline)
-        removeIfPresent(HTTPResponseEncoder.self, from: pipeline)
         removeIfPresent(GatewayResponseEncoder.self, from: pipeline)
         return try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
     }
 
-    /// Removes NIO's HTTP/1 client handlers, any `IdleStateHandler` (its timeout was for HTTP
-    /// answers; a WebSocket may rightly stay silent) and `extra` from `channel`, all but the
-    /// response decoder, which it returns to be removed last (see `removeServerHandlers`).
+    /// Removes the HTTP/1 request encoder `UpstreamPool` adds (`UpstreamRequestEncoder`), any
+    /// `IdleStateHandler` (its timeout was for HTTP answers; a WebSocket may rightly stay silent)
+    /// and `extra` from `channel`, and returns the response decoder, to be removed last (see
+    /// `removeServerHandlers`).
     static func removeClientHandlers(from channel: any Channel, alsoRemoving extra: [any RemovableChannelHandler] = []) throws
         -> ByteToMessageHandler<HTTPResponseDecoder>
     {
         let pipeline = channel.pipeline.syncOperations
         for handler in extra { pipeline.removeHandler(handler, promise: nil) }
         removeIfPresent(IdleStateHandler.self, from: pipeline)
-        // `addHTTPClientHandlers` adds this outbound validator by default; it takes only HTTP parts.
-        removeIfPresent(NIOHTTPRequestHeadersValidator.self, from: pipeline)
-        removeIfPresent(HTTPRequestEncoder.self, from: pipeline)
         removeIfPresent(UpstreamRequestEncoder.self, from: pipeline)
         return try pipeline.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self)
     }

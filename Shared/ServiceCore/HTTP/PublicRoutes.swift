@@ -3,6 +3,19 @@ import HTTPTypes
 /// A service that answers public routes through the gateway.
 package enum PublicService: String, Sendable, CaseIterable {
     case auth, tenancy, billing, chat
+
+    /// Hashes the case, not its raw string (what a raw-valued enum hashes by default): the gateway
+    /// looks upstreams up by service on every request.
+    package func hash(into hasher: inout Hasher) {
+        let ordinal: UInt8 =
+            switch self {
+            case .auth: 0
+            case .tenancy: 1
+            case .billing: 2
+            case .chat: 3
+            }
+        hasher.combine(ordinal)
+    }
 }
 
 /// What a caller must show on a public route, and so which limit the gateway counts it against.

@@ -45,7 +45,7 @@ package final class AccessTokenVerifier: Service, Sendable {
         /// The last fetch failed: an unknown `kid` may be auth being down, not a forged token.
         var lastRefreshFailed = false
         var refresh: Task<Void, any Error>?
-        var verified: [String: AccessTokenClaims] = [:]
+        var verified: [VerifiedToken: AccessTokenClaims] = [:]
     }
 
     private let source: any JWKSSource
@@ -72,15 +72,15 @@ package final class AccessTokenVerifier: Service, Sendable {
     /// The claims of a token verified before and not yet expired, without waiting: the gateway's
     /// data plane asks this on its event loop and only falls back to `verify` when it is nil.
     package func cachedClaims(_ token: String) -> AccessTokenClaims? {
-        guard let cached = state.withLock({ $0.verified[token] }), cached.exp.value > Date() else { return nil }
+        guard let cached = state.withLock({ $0.verified[VerifiedToken(token)] }), cached.exp.value > Date() else { return nil }
         return cached
     }
 
     /// Returns the token's claims, or throws a 401 `AppError` saying why it was refused.
     package func verify(_ token: String) async throws -> AccessTokenClaims {
-        if let cached = state.withLock({ $0.verified[token] }) {
+        if let cached = state.withLock({ $0.verified[VerifiedToken(token)] }) {
             if cached.exp.value > Date() { return cached }
-            _ = state.withLock { $0.verified.removeValue(forKey: token) }
+            _ = state.withLock { $0.verified.removeValue(forKey: VerifiedToken(token)) }
             throw AppError.unauthorized("Token expired", code: "TOKEN_EXPIRED")
         }
         let header = try Self.header(of: token)
@@ -112,7 +112,7 @@ package final class AccessTokenVerifier: Service, Sendable {
                 state.verified = state.verified.filter { $0.value.exp.value > now }
                 if state.verified.count >= cacheLimit { state.verified.removeAll(keepingCapacity: true) }
             }
-            state.verified[token] = claims
+            state.verified[VerifiedToken(token)] = claims
         }
         return claims
     }
@@ -224,5 +224,26 @@ extension Data {
         if remainder == 1 { return nil }
         if remainder > 0 { base64 += String(repeating: "=", count: 4 - remainder) }
         self.init(base64Encoded: base64)
+    }
+}
+
+/// A verified token as the key of the verifier's cache, hashed by its length and its last 32 bytes
+/// instead of all ~700: the end of a token is its signature, which nobody without the signing key
+/// can choose, so it spreads keys as well as the whole token at a fraction of the cost (the gateway
+/// looks a token up on every request). Equality still compares whole tokens, and only verified
+/// tokens are stored, so a forged token that copies a real one's tail only misses.
+struct VerifiedToken: Hashable {
+    let token: String
+
+    init(_ token: String) {
+        self.token = token
+    }
+
+    func hash(into hasher: inout Hasher) {
+        let hashed: Void? = token.utf8.withContiguousStorageIfAvailable { bytes in
+            hasher.combine(bytes.count)
+            hasher.combine(bytes: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes.suffix(32))))
+        }
+        if hashed == nil { hasher.combine(token) }
     }
 }

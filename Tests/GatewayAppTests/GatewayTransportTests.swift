@@ -412,7 +412,11 @@ struct GatewayTransportTests {
 
             // Answers to credential endpoints are never cached.
             let login = try await TestHTTP.send(.POST, gateway + "/api/auth/login", body: "{}")
-            #expect(login.headers.first(name: "cache-control") == "no-store")
+            #expect(login.headers.first(name: "cache-control") == "no-store", "\(login.status): \(login.text)")
+            // Nor are the gateway's own error answers, on any route.
+            let refused = try await TestHTTP.send(.GET, gateway + "/api/auth/me")
+            #expect(refused.status == 401)
+            #expect(refused.headers.first(name: "cache-control") == "no-store")
         }
     }
 }

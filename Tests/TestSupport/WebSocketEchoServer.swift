@@ -24,11 +24,10 @@ package final class WebSocketEchoServer: Sendable {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                counters.opened(channel)
                 let upgrader = NIOWebSocketServerUpgrader(
                     maxFrameSize: 1 << 20,
                     shouldUpgrade: { channel, head in
-                        counters.accepted(head)
+                        counters.accepted(head, on: channel)
                         return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
                     },
                     upgradePipelineHandler: { channel, _ in
@@ -49,10 +48,11 @@ package final class WebSocketEchoServer: Sendable {
     /// The upgrade requests accepted so far, in order.
     package var upgradeRequests: [HTTPRequestHead] { counters.state.withLock { $0.requests } }
 
-    /// Connections accepted and not yet closed.
+    /// WebSocket connections (upgrade requests accepted) not yet closed. Plain HTTP connections,
+    /// such as a proxy's health probes, are not counted here or below.
     package var openConnections: Int { counters.state.withLock { $0.open } }
 
-    /// Connections accepted and since closed.
+    /// WebSocket connections (upgrade requests accepted) since closed.
     package var closedConnections: Int { counters.state.withLock { $0.closed } }
 
     package func stop() async throws {
@@ -64,18 +64,17 @@ package final class WebSocketEchoServer: Sendable {
 private final class Counters: Sendable {
     let state = Mutex<(requests: [HTTPRequestHead], open: Int, closed: Int)>(([], 0, 0))
 
-    func opened(_ channel: any Channel) {
-        state.withLock { $0.open += 1 }
+    func accepted(_ head: HTTPRequestHead, on channel: any Channel) {
+        state.withLock {
+            $0.requests.append(head)
+            $0.open += 1
+        }
         channel.closeFuture.whenComplete { _ in
             self.state.withLock {
                 $0.open -= 1
                 $0.closed += 1
             }
         }
-    }
-
-    func accepted(_ head: HTTPRequestHead) {
-        state.withLock { $0.requests.append(head) }
     }
 }
 

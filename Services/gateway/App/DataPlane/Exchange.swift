@@ -38,7 +38,6 @@ final class Exchange {
     var retried = false
     var upstreamHeadSent = false
     var requestSent = false
-    var headTimer: Scheduled<Void>?
 
     var responseStarted = false
     var responseEnded = false
@@ -64,8 +63,6 @@ final class Exchange {
     }
 
     func cancelTimers() {
-        headTimer?.cancel()
-        headTimer = nil
         bodyTimer?.cancel()
         bodyTimer = nil
     }

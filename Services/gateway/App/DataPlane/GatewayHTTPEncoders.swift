@@ -8,31 +8,23 @@ import NIOHTTP1
 /// both; answers to HEAD keep their framing headers but send no body. The head goes out as one
 /// buffer written in one go (`HeadEncoding`).
 ///
-/// It sits after the request decoder and watches the request heads going past, to know which
-/// answer is to a HEAD request (as NIO's decoder tells its encoder).
-final class GatewayResponseEncoder: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = HTTPServerRequestPart
+/// Every head it is given says which request method it answers, so it needs no view of the
+/// requests going past (NIO's encoder learns that from its decoder): it is outbound only, and
+/// requests do not stop at it on their way in.
+final class GatewayResponseEncoder: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundIn = GatewayResponsePart
     typealias OutboundOut = IOData
 
     private var framing = HeadEncoding.Framing.neither
     /// The answer in progress is to HEAD or CONNECT: no body bytes go out.
     private var suppressBody = false
-    /// Methods of requests not yet answered, oldest first (pipelined requests queue up).
-    private var pending = CircularBuffer<HTTPMethod>(initialCapacity: 2)
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head(let head) = unwrapInboundIn(data) { pending.append(head.method) }
-        context.fireChannelRead(data)
-    }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
-        case .head(let head):
-            writeHead(head, added: nil, context: context, promise: promise)
-        case .answerHead(let head, let added):
-            writeHead(head, added: added, context: context, promise: promise)
+        case .head(let head, let method):
+            writeHead(head, added: nil, to: method, context: context, promise: promise)
+        case .answerHead(let head, let added, let method):
+            writeHead(head, added: added, to: method, context: context, promise: promise)
         case .body(let part):
             if suppressBody {
                 promise?.fail(NIOHTTPResponseEncoderError.responseBodyNotAllowed)
@@ -46,11 +38,13 @@ final class GatewayResponseEncoder: ChannelDuplexHandler, RemovableChannelHandle
         }
     }
 
-    private func writeHead(_ head: HTTPResponseHead, added: AddedLines?, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+    private func writeHead(
+        _ head: HTTPResponseHead, added: AddedLines?, to method: HTTPMethod, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?
+    ) {
         let code = head.status.code
         // A non-final 1xx is followed by the final answer to the same request.
         var toConnect = false
-        if !((100..<200).contains(code) && code != 101), let method = pending.popFirst() {
+        if !((100..<200).contains(code) && code != 101) {
             suppressBody = method == .HEAD || method == .CONNECT
             toConnect = method == .CONNECT
         }
@@ -66,17 +60,18 @@ final class GatewayResponseEncoder: ChannelDuplexHandler, RemovableChannelHandle
 }
 
 /// What `ProxyHandler` writes to its client: NIO's parts, and answer heads with the lines the
-/// gateway adds to every answer (`AddedLines`), which the encoder writes straight as bytes.
+/// gateway adds to every answer (`AddedLines`), which the encoder writes straight as bytes. A
+/// head says the method of the request it answers (HEAD and CONNECT answers carry no body).
 enum GatewayResponsePart {
-    case head(HTTPResponseHead)
+    case head(HTTPResponseHead, to: HTTPMethod)
     /// An answer's head: its own headers, then `AddedLines`.
-    case answerHead(HTTPResponseHead, AddedLines)
+    case answerHead(HTTPResponseHead, AddedLines, to: HTTPMethod)
     case body(IOData)
     case end(HTTPHeaders?)
 
-    init(_ part: HTTPServerResponsePart) {
+    init(_ part: HTTPServerResponsePart, to method: HTTPMethod) {
         switch part {
-        case .head(let head): self = .head(head)
+        case .head(let head): self = .head(head, to: method)
         case .body(let body): self = .body(body)
         case .end(let trailers): self = .end(trailers)
         }

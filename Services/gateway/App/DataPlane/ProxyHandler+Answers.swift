@@ -8,9 +8,11 @@ import ServiceCore
 /// What `ProxyHandler` writes to the client: heads with what the gateway adds to every answer,
 /// its own answers (errors, preflights, `/health`), and the end of each exchange.
 extension ProxyHandler {
-    /// One of the gateway's own answers: an error, a preflight, `/health`.
+    /// One of the gateway's own error answers. None may be stored by a browser or a shared cache:
+    /// each says something about this one request (a limit, a timeout, a refused token), and on
+    /// credential routes every answer is `no-store` anyway.
     func answer(_ error: AppError, for exchange: Exchange) {
-        var headers: [(String, String)] = [("Content-Type", "application/json; charset=utf-8")]
+        var headers: [(String, String)] = [("Content-Type", "application/json; charset=utf-8"), ("Cache-Control", "no-store")]
         for field in error.headers { headers.append((field.name.rawName, field.value)) }
         let body = ErrorBody(detail: error.detail, code: error.code, fields: error.fields, requestID: exchange.requestID)
         let data = (try? JSONCoding.encoder.encode(body)) ?? Data(#"{"detail":"error","code":"INTERNAL_ERROR"}"#.utf8)
@@ -20,6 +22,7 @@ extension ProxyHandler {
     func respond(status: HTTPResponseStatus, headers extra: [(String, String)], body: Data?, for exchange: Exchange) {
         guard let context else { return }
         exchange.cancelTimers()
+        timeouts.answerArrived()
         exchange.phase = .answered
         exchange.body.removeAll()
         // The rest of a large or unbounded body is not worth reading just to keep the connection.
@@ -56,7 +59,7 @@ extension ProxyHandler {
             added.connection = .keepAlive
         }
         let head = HTTPResponseHead(version: exchange.head.version, status: status, headers: HTTPHeaders(headers))
-        context?.write(wrapOutboundOut(.answerHead(head, added)), promise: nil)
+        context?.write(wrapOutboundOut(.answerHead(head, added, to: exchange.head.method)), promise: nil)
     }
 
     /// The answer has ended and the request has been read: on to the next request, or close.

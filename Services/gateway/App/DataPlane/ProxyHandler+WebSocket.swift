@@ -37,7 +37,7 @@ extension ProxyHandler {
         exchange.status = Int(error.status.code)
         record(exchange)
         self.exchange = nil
-        for part in rejection.parts.dropLast() { context.write(wrapOutboundOut(GatewayResponsePart(part)), promise: nil) }
+        for part in rejection.parts.dropLast() { context.write(wrapOutboundOut(GatewayResponsePart(part, to: exchange.head.method)), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
@@ -63,7 +63,7 @@ extension ProxyHandler {
             headers.add(name: name, value: value)
         }
         headers.add(name: "X-Request-ID", value: exchange.requestID)
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers), to: exchange.head.method)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         exchange.status = 101
         record(exchange)

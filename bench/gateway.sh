@@ -5,10 +5,17 @@
 # tenant, then measures, in one run, each time against baselines measured in
 # the same run:
 #
+# (Ports below are those of the default PORT_BASE=18080.)
 # 1. Suite: the authenticated GET /api/auth/me three ways (wrk):
 #      direct   http://127.0.0.1:18081/api/auth/me  (auth service itself)
 #      nginx    http://127.0.0.1:18090/api/auth/me  (nginx reverse proxy -> auth)
 #      gateway  http://127.0.0.1:18080/api/auth/me  (the suite's gateway -> auth)
+#    in ROUNDS rounds: each round measures each target once, the order rotating (round 1: direct
+#    nginx gateway, 2: nginx gateway direct, 3: gateway direct nginx, ...), after one warm-up per
+#    target before round 1. The summary gives per target the median and min-max of the rounds,
+#    ratios of the medians and ratios within each round; the goal line (gateway/nginx >= 1.00)
+#    uses the median of the per-round ratios, so drift during the run (PostgreSQL warming up,
+#    autovacuum, other load) no longer decides it by falling on one row.
 # 2. Static upstream: a second nginx answers every request with a constant
 #    {"ok":true} (:18091); the same wrk settings against it directly and
 #    through three proxies:
@@ -20,30 +27,42 @@
 #                              GET /api/payments/plans (public: limiter, no token)
 #      gw-static-auth  :18094  same process, GET /api/auth/me with the JWT
 #                              (token check against the suite's JWKS + tenant limiter)
-# 3. Latency at a fixed rate: half of the nginx row's req/s from 1 (or
-#    FIXED_RATE), with hey (-c RATE_CONNECTIONS, -q per worker), for the static
-#    nginx (the load generator's own floor), direct, nginx -> auth and gateway; prints
-#    "p99 added by the gateway = gateway p99 - direct p99" (goal < 1 ms).
+# 3. Latency at a fixed rate: half of nginx's median req/s from 1 (or FIXED_RATE), with hey
+#    (-c RATE_CONNECTIONS, -q per worker): the static nginx once (the load generator's own
+#    floor), then ROUNDS rounds of direct, nginx -> auth and gateway in the same rotating order;
+#    per round "p99 added = gateway p99 - direct p99" (and nginx's); the goal line (< 1 ms) uses
+#    the median of the rounds.
 # 4. VmRSS/VmHWM of the separate gateway process before and after its load runs.
 # 5. SHARED_LIMITS_URL set: one more gateway process with
 #    GATEWAY_DATABASE_URL=$SHARED_LIMITS_URL (:18095), measured like gw-static.
 # 6. PROFILE=perf or PROFILE=callgrind (optional, see below).
+# CPU per request: around every measured wrk run (sections 1, 2, 5) bench/proc_cpu.py reads utime
+# and stime (/proc/PID/stat fields 14 and 15, all threads) of each process group: the suite, its
+# PostgreSQL (postmaster + its children), the proxy nginx's workers, the static nginx's worker,
+# HAProxy, the separate gateways; the summary gives user and system microseconds of CPU per
+# answered request per group, and "proxy CPU per request": section 1, the suite's CPU/request in
+# the gateway row minus in the direct row (the gateway runs inside the suite) against nginx's
+# workers in the nginx row; section 2, the separate gateway against nginx's workers and HAProxy.
 # A summary with tables and ratios is printed and saved; raw tool output goes
 # to bench/out/ (re-print a summary with bench/gateway_report.py <manifest>).
 #
 # Usage (from anywhere, usually the repo root):
 #   bench/gateway.sh                       # builds suite and gateway (release) first
 #   BENCH_SKIP_BUILD=1 bench/gateway.sh    # use the existing release build
-#   BENCH_SKIP_BUILD=1 DURATION=5 WARMUP=1 bench/gateway.sh   # quick check of the script
+#   BENCH_SKIP_BUILD=1 DURATION=3 WARMUP=1 ROUNDS=2 bench/gateway.sh   # quick check of the script
+#   BENCH_SKIP_BUILD=1 PORT_BASE=28080 bench/gateway.sh                 # beside something on 18080-18099
 # Environment:
-#   THREADS (2) CONNECTIONS (64) DURATION (15, seconds) WARMUP (3, seconds)
+#   THREADS (2) CONNECTIONS (64) DURATION (10, seconds) WARMUP (3, seconds)
 #                           wrk settings for every throughput row (sections 1, 2, 5)
+#   ROUNDS (3)              rounds of sections 1 and 3 (each: direct, nginx, gateway once)
+#   PORT_BASE (18080)       every port is PORT_BASE + its offset (0-19, below), so two runs, or a
+#                           run and a developer's lab, can coexist: e.g. PORT_BASE=28080
 #   PROXY_WORKERS           nginx worker_processes and HAProxy nbthread (default: CPU count,
 #                           what nginx's "auto" picks)
 #   STATIC_WORKERS (1)      worker_processes of the static nginx upstream
 #   RATE_CONNECTIONS (16)   hey workers (connections) for the fixed-rate section
 #   FIXED_RATE              total req/s for the fixed-rate section (default: half of the
-#                           nginx row's req/s); set it to compare runs at the same rate
+#                           nginx row's median req/s); set it to compare runs at the same rate
 #   RATE_DURATION           seconds per fixed-rate run (default DURATION)
 #   SHARED_LIMITS (1)       0 skips the shared-limit row; otherwise it runs against SHARED_LIMITS_URL,
 #                           or a database made in the suite's own cluster (needs psql)
@@ -66,10 +85,10 @@
 #   BENCH_HEALTH_TIMEOUT    seconds to wait for the suite or a gateway to start (120)
 #   BENCH_OUT_DIR           where results go (bench/out)
 #   LOG_LEVEL etc.          inherited by the suite and the gateways like any other variable
-# Ports (all on 127.0.0.1, checked free first): suite 18080-18084 (its gateway's admin listener
-# 18085), its PostgreSQL 18089, nginx 18090 (-> auth) and 18092 (-> static), static nginx 18091,
-# HAProxy 18093, separate gateways 18094 (local limits), 18095 (shared limits), 18096 (callgrind)
-# with admin listeners 18097-18099.
+# Ports (all on 127.0.0.1, checked free first), as PORT_BASE + offset: suite +0 to +4 (its
+# gateway's admin listener +5), its PostgreSQL +9, nginx +10 (-> auth) and +12 (-> static), static
+# nginx +11, HAProxy +13, separate gateways +14 (local limits), +15 (shared limits), +16
+# (callgrind) with admin listeners +17 to +19. With the default 18080: 18080-18099.
 # Requires: wrk, hey, nginx, haproxy, curl, python3 (apt-get install -y wrk hey nginx haproxy);
 # perf (linux-perf) for PROFILE=perf; valgrind, binutils and a C compiler for PROFILE=callgrind.
 set -euo pipefail

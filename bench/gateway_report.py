@@ -285,7 +285,7 @@ def rate_section(meta, runs, rounds):
         urls.setdefault(r["name"], r["url"])
     for name, url in urls.items():
         print(f"  {name}: {url}")
-    added = {}
+    added, short = {}, {}
     for rnd in range(1, count + 1):
         row = {r["name"]: r for r in runs if r["round"] == rnd and r["name"] in SUITE}
         if "direct" not in row:
@@ -293,13 +293,15 @@ def rate_section(meta, runs, rounds):
         d = row["direct"]
         added[rnd] = {f"{n} {p}": row[n][p] - d[p] if n in row else NAN
                       for n in ("gateway", "nginx") for p in ("p50", "p99")}
+        short[rnd] = [n for n, r in row.items() if r["rps"] < 0.95 * r["target"]]
     if added and any(v["gateway p99"] == v["gateway p99"] for v in added.values()):
         print()
         print("added over direct in the same round (ms; gateway p99 - direct p99 is the goal's figure):")
         cols = ("gateway p99", "nginx p99", "gateway p50", "nginx p50")
         print(f"  {'round':<8}" + "".join(f" {c:>12}" for c in cols))
         for rnd, v in added.items():
-            print(f"  {rnd:<8}" + "".join(f" {v[c]:>+12.2f}" for c in cols))
+            mark = f"   (under 95 % of the rate: {', '.join(short[rnd])})" if short[rnd] else ""
+            print(f"  {rnd:<8}" + "".join(f" {v[c]:>+12.2f}" for c in cols) + mark)
         med = {c: median([v[c] for v in added.values()]) for c in cols}
         print(f"  {'median':<8}" + "".join(f" {med[c]:>+12.2f}" for c in cols))
         lo, hi = span([v["gateway p99"] for v in added.values()])

@@ -335,6 +335,7 @@ record meta started "$(date '+%Y-%m-%d %H:%M:%S')"
 record meta cpus "$(nproc 2>/dev/null || echo '?')"
 record meta wrk "-t$THREADS -c$CONNECTIONS -d${DURATION}s (warm-up ${WARMUP}s)"
 record meta port_base "$PORT_BASE"
+record meta load_before "$(cut -d " " -f 1-3 /proc/loadavg)"
 record meta proxy_workers "$PROXY_WORKERS"
 record meta static_workers "$STATIC_WORKERS"
 record meta suite_bin "$SUITE_BIN"
@@ -830,6 +831,7 @@ if [[ "$PROFILE" == callgrind ]]; then
 fi
 
 # --- report -------------------------------------------------------------------
+record meta load_after "$(cut -d " " -f 1-3 /proc/loadavg)"
 SUMMARY="$OUT_DIR/$STAMP-summary.txt"
 report_rc=0
 python3 "$BENCH_DIR/gateway_report.py" "$MANIFEST" >"$SUMMARY" || report_rc=$?

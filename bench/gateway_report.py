@@ -198,7 +198,7 @@ def order_lines(rounds, section, count):
 SUITE = ("direct", "nginx", "gateway")
 
 
-def suite_section(meta, runs, rounds):
+def suite_section(runs, rounds):
     """Section 1: every run, the medians per target, ratios of the medians and per round, the goal line."""
     by_target = {n: sorted((r for r in runs if r["name"] == n), key=lambda r: r["round"]) for n in SUITE}
     by_target = {n: rs for n, rs in by_target.items() if rs}
@@ -443,11 +443,14 @@ def main():
           f"{meta.get('proxy_workers', '?')}; static upstream: nginx, {meta.get('static_workers', '?')} worker(s)")
     print(f"suite: {meta.get('suite_bin', '?')}   gateway: {meta.get('gateway_bin', '?')}   "
           f"LOG_LEVEL: {meta.get('log_level', '?')}   ports from {meta.get('port_base', '18080')}")
+    if "load_before" in meta:
+        print(f"load average (1, 5, 15 min) at the start: {meta['load_before']}, at the end: "
+              f"{meta.get('load_after', '?')} (above 0 before the start: something else is running)")
 
     # 1 ------------------------------------------------------------------------------------------
     suite_runs = [r for r in runs if r["section"] == "suite"]
     if suite_runs:
-        suite_section(meta, suite_runs, rounds)
+        suite_section(suite_runs, rounds)
         suite_cpu(suite_runs)
 
     # 2 ------------------------------------------------------------------------------------------

@@ -445,7 +445,7 @@ def main():
           f"LOG_LEVEL: {meta.get('log_level', '?')}   ports from {meta.get('port_base', '18080')}")
     if "load_before" in meta:
         print(f"load average (1, 5, 15 min) at the start: {meta['load_before']}, at the end: "
-              f"{meta.get('load_after', '?')} (above 0 before the start: something else is running)")
+              f"{meta.get('load_after', '?')} (a 1-minute figure well above 0 at the start: something else was running)")
 
     # 1 ------------------------------------------------------------------------------------------
     suite_runs = [r for r in runs if r["section"] == "suite"]

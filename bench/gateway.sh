@@ -5,10 +5,17 @@
 # tenant, then measures, in one run, each time against baselines measured in
 # the same run:
 #
+# (Ports below are those of the default PORT_BASE=18080.)
 # 1. Suite: the authenticated GET /api/auth/me three ways (wrk):
 #      direct   http://127.0.0.1:18081/api/auth/me  (auth service itself)
 #      nginx    http://127.0.0.1:18090/api/auth/me  (nginx reverse proxy -> auth)
 #      gateway  http://127.0.0.1:18080/api/auth/me  (the suite's gateway -> auth)
+#    in ROUNDS rounds: each round measures each target once, the order rotating (round 1: direct
+#    nginx gateway, 2: nginx gateway direct, 3: gateway direct nginx, ...), after one warm-up per
+#    target before round 1. The summary gives per target the median and min-max of the rounds,
+#    ratios of the medians and ratios within each round; the goal line (gateway/nginx >= 1.00)
+#    uses the median of the per-round ratios, so drift during the run (PostgreSQL warming up,
+#    autovacuum, other load) no longer decides it by falling on one row.
 # 2. Static upstream: a second nginx answers every request with a constant
 #    {"ok":true} (:18091); the same wrk settings against it directly and
 #    through three proxies:
@@ -20,30 +27,42 @@
 #                              GET /api/payments/plans (public: limiter, no token)
 #      gw-static-auth  :18094  same process, GET /api/auth/me with the JWT
 #                              (token check against the suite's JWKS + tenant limiter)
-# 3. Latency at a fixed rate: half of the nginx row's req/s from 1 (or
-#    FIXED_RATE), with hey (-c RATE_CONNECTIONS, -q per worker), for the static
-#    nginx (the load generator's own floor), direct, nginx -> auth and gateway; prints
-#    "p99 added by the gateway = gateway p99 - direct p99" (goal < 1 ms).
+# 3. Latency at a fixed rate: half of nginx's median req/s from 1 (or FIXED_RATE), with hey
+#    (-c RATE_CONNECTIONS, -q per worker): the static nginx once (the load generator's own
+#    floor), then ROUNDS rounds of direct, nginx -> auth and gateway in the same rotating order;
+#    per round "p99 added = gateway p99 - direct p99" (and nginx's); the goal line (< 1 ms) uses
+#    the median of the rounds.
 # 4. VmRSS/VmHWM of the separate gateway process before and after its load runs.
 # 5. SHARED_LIMITS_URL set: one more gateway process with
 #    GATEWAY_DATABASE_URL=$SHARED_LIMITS_URL (:18095), measured like gw-static.
 # 6. PROFILE=perf or PROFILE=callgrind (optional, see below).
+# CPU per request: around every measured wrk run (sections 1, 2, 5) bench/proc_cpu.py reads utime
+# and stime (/proc/PID/stat fields 14 and 15, all threads) of each process group: the suite, its
+# PostgreSQL (postmaster + its children), the proxy nginx's workers, the static nginx's worker,
+# HAProxy, the separate gateways; the summary gives user and system microseconds of CPU per
+# answered request per group, and "proxy CPU per request": section 1, the suite's CPU/request in
+# the gateway row minus in the direct row (the gateway runs inside the suite) against nginx's
+# workers in the nginx row; section 2, the separate gateway against nginx's workers and HAProxy.
 # A summary with tables and ratios is printed and saved; raw tool output goes
 # to bench/out/ (re-print a summary with bench/gateway_report.py <manifest>).
 #
 # Usage (from anywhere, usually the repo root):
 #   bench/gateway.sh                       # builds suite and gateway (release) first
 #   BENCH_SKIP_BUILD=1 bench/gateway.sh    # use the existing release build
-#   BENCH_SKIP_BUILD=1 DURATION=5 WARMUP=1 bench/gateway.sh   # quick check of the script
+#   BENCH_SKIP_BUILD=1 DURATION=3 WARMUP=1 ROUNDS=2 bench/gateway.sh   # quick check of the script
+#   BENCH_SKIP_BUILD=1 PORT_BASE=28080 bench/gateway.sh                 # beside something on 18080-18099
 # Environment:
-#   THREADS (2) CONNECTIONS (64) DURATION (15, seconds) WARMUP (3, seconds)
+#   THREADS (2) CONNECTIONS (64) DURATION (10, seconds) WARMUP (3, seconds)
 #                           wrk settings for every throughput row (sections 1, 2, 5)
+#   ROUNDS (3)              rounds of sections 1 and 3 (each: direct, nginx, gateway once)
+#   PORT_BASE (18080)       every port is PORT_BASE + its offset (0-19, below), so two runs, or a
+#                           run and a developer's lab, can coexist: e.g. PORT_BASE=28080
 #   PROXY_WORKERS           nginx worker_processes and HAProxy nbthread (default: CPU count,
 #                           what nginx's "auto" picks)
 #   STATIC_WORKERS (1)      worker_processes of the static nginx upstream
 #   RATE_CONNECTIONS (16)   hey workers (connections) for the fixed-rate section
 #   FIXED_RATE              total req/s for the fixed-rate section (default: half of the
-#                           nginx row's req/s); set it to compare runs at the same rate
+#                           nginx row's median req/s); set it to compare runs at the same rate
 #   RATE_DURATION           seconds per fixed-rate run (default DURATION)
 #   SHARED_LIMITS (1)       0 skips the shared-limit row; otherwise it runs against SHARED_LIMITS_URL,
 #                           or a database made in the suite's own cluster (needs psql)
@@ -66,10 +85,10 @@
 #   BENCH_HEALTH_TIMEOUT    seconds to wait for the suite or a gateway to start (120)
 #   BENCH_OUT_DIR           where results go (bench/out)
 #   LOG_LEVEL etc.          inherited by the suite and the gateways like any other variable
-# Ports (all on 127.0.0.1, checked free first): suite 18080-18084 (its gateway's admin listener
-# 18085), its PostgreSQL 18089, nginx 18090 (-> auth) and 18092 (-> static), static nginx 18091,
-# HAProxy 18093, separate gateways 18094 (local limits), 18095 (shared limits), 18096 (callgrind)
-# with admin listeners 18097-18099.
+# Ports (all on 127.0.0.1, checked free first), as PORT_BASE + offset: suite +0 to +4 (its
+# gateway's admin listener +5), its PostgreSQL +9, nginx +10 (-> auth) and +12 (-> static), static
+# nginx +11, HAProxy +13, separate gateways +14 (local limits), +15 (shared limits), +16
+# (callgrind) with admin listeners +17 to +19. With the default 18080: 18080-18099.
 # Requires: wrk, hey, nginx, haproxy, curl, python3 (apt-get install -y wrk hey nginx haproxy);
 # perf (linux-perf) for PROFILE=perf; valgrind, binutils and a C compiler for PROFILE=callgrind.
 set -euo pipefail
@@ -80,7 +99,7 @@ BENCH_DIR="bench"
 
 THREADS="${THREADS:-2}"
 CONNECTIONS="${CONNECTIONS:-64}"
-DURATION="${DURATION:-15}"
+DURATION="${DURATION:-10}"
 WARMUP="${WARMUP:-3}"
 HEALTH_TIMEOUT="${BENCH_HEALTH_TIMEOUT:-120}"
 SUITE_BIN="${SUITE_BIN:-.build/release/suite}"
@@ -98,25 +117,9 @@ PERF_EVENT="${PERF_EVENT:-}"
 CALLGRIND_REQUESTS="${CALLGRIND_REQUESTS:-20000}"
 CALLGRIND_WARMUP="${CALLGRIND_WARMUP:-500}"
 CALLGRIND_CONNECTIONS="${CALLGRIND_CONNECTIONS:-8}"
+PORT_BASE="${PORT_BASE:-18080}"
+ROUNDS="${ROUNDS:-3}"
 
-GATEWAY_PORT=18080
-AUTH_PORT=18081
-TENANCY_PORT=18082
-BILLING_PORT=18083
-CHAT_PORT=18084
-PG_PORT=18089
-NGINX_PORT=18090
-STATIC_PORT=18091
-NGINX_STATIC_PORT=18092
-HAPROXY_PORT=18093
-GW_LOCAL_PORT=18094
-GW_SHARED_PORT=18095
-GW_CALLGRIND_PORT=18096
-# Admin listeners (/metrics, detailed /health) of gateways that have one; each needs its own port.
-SUITE_ADMIN_PORT=18085
-GW_LOCAL_ADMIN_PORT=18097
-GW_SHARED_ADMIN_PORT=18098
-GW_CALLGRIND_ADMIN_PORT=18099
 HOST=127.0.0.1
 # Every limiter scope this high: the limiter runs on every request but never rejects one.
 NO_LIMIT=1000000000
@@ -125,9 +128,30 @@ log() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
 
 for v in THREADS CONNECTIONS DURATION WARMUP HEALTH_TIMEOUT PROXY_WORKERS STATIC_WORKERS RATE_CONNECTIONS \
-    RATE_DURATION CALLGRIND_REQUESTS CALLGRIND_WARMUP CALLGRIND_CONNECTIONS; do
+    RATE_DURATION CALLGRIND_REQUESTS CALLGRIND_WARMUP CALLGRIND_CONNECTIONS ROUNDS PORT_BASE; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
+(( PORT_BASE >= 1024 && PORT_BASE <= 65535 - 19 )) \
+    || die "PORT_BASE must be from 1024 to 65516 (got $PORT_BASE): the script uses PORT_BASE to PORT_BASE+19"
+# Every port is PORT_BASE + a fixed offset (with the default 18080: 18080-18099). Admin listeners
+# (/metrics, detailed /health) of the gateways that have one; each needs its own port.
+GATEWAY_PORT=$((PORT_BASE + 0))
+AUTH_PORT=$((PORT_BASE + 1))
+TENANCY_PORT=$((PORT_BASE + 2))
+BILLING_PORT=$((PORT_BASE + 3))
+CHAT_PORT=$((PORT_BASE + 4))
+SUITE_ADMIN_PORT=$((PORT_BASE + 5))
+PG_PORT=$((PORT_BASE + 9))
+NGINX_PORT=$((PORT_BASE + 10))
+STATIC_PORT=$((PORT_BASE + 11))
+NGINX_STATIC_PORT=$((PORT_BASE + 12))
+HAPROXY_PORT=$((PORT_BASE + 13))
+GW_LOCAL_PORT=$((PORT_BASE + 14))
+GW_SHARED_PORT=$((PORT_BASE + 15))
+GW_CALLGRIND_PORT=$((PORT_BASE + 16))
+GW_LOCAL_ADMIN_PORT=$((PORT_BASE + 17))
+GW_SHARED_ADMIN_PORT=$((PORT_BASE + 18))
+GW_CALLGRIND_ADMIN_PORT=$((PORT_BASE + 19))
 (( THREADS <= CONNECTIONS )) || die "THREADS ($THREADS) must not exceed CONNECTIONS ($CONNECTIONS)"
 (( CALLGRIND_CONNECTIONS <= CALLGRIND_REQUESTS && CALLGRIND_CONNECTIONS <= CALLGRIND_WARMUP )) \
     || die "CALLGRIND_CONNECTIONS ($CALLGRIND_CONNECTIONS) must not exceed CALLGRIND_REQUESTS or CALLGRIND_WARMUP"
@@ -310,6 +334,8 @@ record meta stamp "$STAMP"
 record meta started "$(date '+%Y-%m-%d %H:%M:%S')"
 record meta cpus "$(nproc 2>/dev/null || echo '?')"
 record meta wrk "-t$THREADS -c$CONNECTIONS -d${DURATION}s (warm-up ${WARMUP}s)"
+record meta port_base "$PORT_BASE"
+record meta load_before "$(cut -d " " -f 1-3 /proc/loadavg)"
 record meta proxy_workers "$PROXY_WORKERS"
 record meta static_workers "$STATIC_WORKERS"
 record meta suite_bin "$SUITE_BIN"
@@ -331,6 +357,9 @@ SUITE_PID=$LAST_PID
 log "waiting up to ${HEALTH_TIMEOUT}s for http://$HOST:$GATEWAY_PORT/health"
 wait_for_http "http://$HOST:$GATEWAY_PORT/health" "$SUITE_PID" suite "$HEALTH_TIMEOUT"
 log "suite is healthy"
+# The suite's PostgreSQL (started through pg_ctl, so not our child): its postmaster and backends are
+# one group of the CPU table.
+PG_PID="$(postmaster_pid "$DATA_DIR")" || { PG_PID=""; log "no postmaster.pid under $DATA_DIR: PostgreSQL's CPU is not measured"; }
 
 # --- tenant + token -----------------------------------------------------------
 RAND="$(python3 -c 'import secrets; print(secrets.token_hex(6))')"
@@ -398,6 +427,7 @@ EOF
 } >"$STATIC_DIR/nginx.conf"
 log "starting the static upstream (nginx, $STATIC_WORKERS worker(s)) on $HOST:$STATIC_PORT"
 start_nginx static-nginx "$STATIC_DIR" "$STATIC_PORT"
+STATIC_NGINX_PID=$LAST_PID
 
 NGX="$TMP_DIR/nginx"
 mkdir -p "$NGX"
@@ -446,6 +476,7 @@ EOF
 } >"$NGX/nginx.conf"
 log "starting nginx ($PROXY_WORKERS workers) on $HOST:$NGINX_PORT -> auth and $HOST:$NGINX_STATIC_PORT -> static"
 start_nginx nginx "$NGX" "$NGINX_PORT" "$NGINX_STATIC_PORT"
+NGINX_PID=$LAST_PID
 
 # --- HAProxy --------------------------------------------------------------------
 HAP="$TMP_DIR/haproxy"
@@ -476,6 +507,7 @@ EOF
 log "starting HAProxy (nbthread $PROXY_WORKERS) on $HOST:$HAPROXY_PORT -> static"
 # -db: stay in the foreground, so the pid we hold is HAProxy's.
 start_bg haproxy "$HAP/haproxy.log" "$HAPROXY_BIN" -db -f "$HAP/haproxy.cfg"
+HAPROXY_PID=$LAST_PID
 wait_for_port "$HAPROXY_PORT" "$LAST_PID" haproxy 10
 
 # --- separate gateways -------------------------------------------------------------
@@ -572,60 +604,146 @@ perf_stop() {
     record perf "$PERF_NAME" "$PERF_EVENT" "$PERF_DATA" "$report" "$top"
 }
 
-# run_wrk SECTION NAME URL [PROFILE_PID] [wrk args...]: warm-up, then the measured run.
-run_wrk() {
-    local section="$1" name="$2" url="$3" profile_pid="$4"
-    shift 4
-    local out="$OUT_DIR/$STAMP-$name.txt"
+# cpu_snapshot FILE: utime/stime of every process group of the CPU table (bench/proc_cpu.py): the
+# suite (its gateway runs in-process), its PostgreSQL (postmaster + backends), the proxy nginx's
+# workers, the static nginx's worker, HAProxy, the separate gateways. Gone processes are skipped.
+cpu_snapshot() {
+    local groups=(suite=pid:"$SUITE_PID" nginx-workers=children:"$NGINX_PID"
+        static-nginx=children:"$STATIC_NGINX_PID" haproxy=pid:"$HAPROXY_PID" gw-local=pid:"$GW_LOCAL_PID")
+    [[ -n "$PG_PID" ]] && groups+=(postgres=tree:"$PG_PID")
+    [[ -n "$GW_SHARED_PID" ]] && groups+=(gw-shared=pid:"$GW_SHARED_PID")
+    python3 "$BENCH_DIR/proc_cpu.py" snapshot "$1" "${groups[@]}" || die "could not read /proc for the CPU table"
+}
+
+# wrk_warmup NAME URL [wrk args...]: WARMUP seconds of the same load, not measured.
+wrk_warmup() {
+    local name="$1" url="$2"
+    shift 2
     log "$name: warm-up ${WARMUP}s"
     run_interruptible wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" "$@" "$url" \
         >"$OUT_DIR/$STAMP-$name-warmup.txt"
-    if [[ -n "$profile_pid" ]]; then perf_start "$profile_pid" "$name"; fi
-    log "$name: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency $url"
-    run_interruptible wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url" >"$out"
-    if [[ -n "$profile_pid" ]]; then perf_stop; fi
-    record wrk "$section" "$name" "$url" "$out"
 }
 
-# run_hey NAME URL RATE [hey args...]: RATE req/s in total over RATE_CONNECTIONS workers.
-run_hey() {
-    local name="$1" url="$2" rate="$3" per_worker out="$OUT_DIR/$STAMP-rate-$1.txt"
+# wrk_measure SECTION NAME ROUND FILE_TAG URL PROFILE_PID [wrk args...]: one measured run, with the CPU
+# snapshots around it; its output goes to $OUT_DIR/$STAMP-FILE_TAG.txt.
+wrk_measure() {
+    local section="$1" name="$2" round="$3" tag="$4" url="$5" profile_pid="$6"
+    shift 6
+    local out="$OUT_DIR/$STAMP-$tag.txt" cpu0="$OUT_DIR/$STAMP-$tag.cpu-before.json"
+    local cpu1="$OUT_DIR/$STAMP-$tag.cpu-after.json"
+    if [[ -n "$profile_pid" ]]; then perf_start "$profile_pid" "$name"; fi
+    log "$name${round:+ (round $round)}: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency $url"
+    cpu_snapshot "$cpu0"
+    run_interruptible wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url" >"$out"
+    cpu_snapshot "$cpu1"
+    if [[ -n "$profile_pid" ]]; then perf_stop; fi
+    record wrk "$section" "$name" "$url" "$out" "${round:-1}"
+    record cpu "$section" "$name" "${round:-1}" "$cpu0" "$cpu1"
+}
+
+# run_wrk SECTION NAME URL PROFILE_PID [wrk args...]: warm-up, then one measured run (section 2).
+run_wrk() {
+    local section="$1" name="$2" url="$3" profile_pid="$4"
+    shift 4
+    wrk_warmup "$name" "$url" "$@"
+    wrk_measure "$section" "$name" "" "$name" "$url" "$profile_pid" "$@"
+}
+
+# hey_warmup NAME URL RATE [hey args...] / hey_measure NAME ROUND FILE_TAG URL RATE [hey args...]:
+# RATE req/s in total over RATE_CONNECTIONS workers (-q is per worker).
+hey_per_worker() {
+    awk -v r="$1" -v c="$RATE_CONNECTIONS" 'BEGIN { printf "%.3f", r / c }'
+}
+hey_warmup() {
+    local name="$1" url="$2" rate="$3"
     shift 3
-    per_worker="$(awk -v r="$rate" -v c="$RATE_CONNECTIONS" 'BEGIN { printf "%.3f", r / c }')"
     log "$name: warm-up ${WARMUP}s at $rate req/s"
-    run_interruptible hey -z "${WARMUP}s" -c "$RATE_CONNECTIONS" -q "$per_worker" "$@" "$url" \
+    run_interruptible hey -z "${WARMUP}s" -c "$RATE_CONNECTIONS" -q "$(hey_per_worker "$rate")" "$@" "$url" \
         >"$OUT_DIR/$STAMP-rate-$name-warmup.txt"
-    log "$name: hey -z ${RATE_DURATION}s -c $RATE_CONNECTIONS -q $per_worker $url"
+}
+hey_measure() {
+    local name="$1" round="$2" tag="$3" url="$4" rate="$5" per_worker
+    shift 5
+    local out="$OUT_DIR/$STAMP-rate-$tag.txt"
+    per_worker="$(hey_per_worker "$rate")"
+    log "$name${round:+ (round $round)}: hey -z ${RATE_DURATION}s -c $RATE_CONNECTIONS -q $per_worker $url"
     run_interruptible hey -z "${RATE_DURATION}s" -c "$RATE_CONNECTIONS" -q "$per_worker" "$@" "$url" >"$out"
-    record hey "$name" "$url" "$rate" "$out"
+    record hey "$name" "$url" "$rate" "$out" "${round:-1}"
 }
 
 wrk_rps() {
     awk '/^Requests\/sec:/ { print $2 }' "$1"
 }
 
-# --- 1. suite: direct, nginx, gateway -> auth ------------------------------------------
-run_wrk suite direct "http://$HOST:$AUTH_PORT$AUTH_PATH" "" -H "$AUTH_HEADER"
-run_wrk suite nginx "http://$HOST:$NGINX_PORT$AUTH_PATH" "" -H "$AUTH_HEADER"
-run_wrk suite gateway "http://$HOST:$GATEWAY_PORT$AUTH_PATH" "" -H "$AUTH_HEADER"
+# median NUMBER...: the median (the mean of the two middle ones for an even count).
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+        END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 
-# --- 3. latency at a fixed rate ---------------------------------------------------------
-NGINX_RPS="$(wrk_rps "$OUT_DIR/$STAMP-nginx.txt")"
-[[ -n "$NGINX_RPS" ]] || die "no Requests/sec in $OUT_DIR/$STAMP-nginx.txt"
+# The three targets of sections 1 and 3, measured in ROUNDS rounds; round r starts at target
+# (r - 1) mod 3 of this list (1: direct nginx gateway, 2: nginx gateway direct, 3: gateway direct
+# nginx, ...), so that drift during the run (PostgreSQL warming up, autovacuum, other load) falls
+# on each target in turn instead of always on the last one.
+SUITE_TARGETS=(direct nginx gateway)
+suite_url() {
+    case "$1" in
+        direct) echo "http://$HOST:$AUTH_PORT$AUTH_PATH" ;;
+        nginx) echo "http://$HOST:$NGINX_PORT$AUTH_PATH" ;;
+        gateway) echo "http://$HOST:$GATEWAY_PORT$AUTH_PATH" ;;
+    esac
+}
+# round_order ROUND: the targets of that round, in order.
+round_order() {
+    local r="$1" k
+    for (( k = 0; k < ${#SUITE_TARGETS[@]}; k++ )); do
+        printf '%s\n' "${SUITE_TARGETS[$(( (r - 1 + k) % ${#SUITE_TARGETS[@]} ))]}"
+    done
+}
+
+# --- 1. suite: direct, nginx, gateway -> auth, ROUNDS rounds -------------------------------
+record meta rounds "$ROUNDS"
+for name in "${SUITE_TARGETS[@]}"; do
+    wrk_warmup "$name" "$(suite_url "$name")" -H "$AUTH_HEADER"
+done
+for (( round = 1; round <= ROUNDS; round++ )); do
+    mapfile -t order < <(round_order "$round")
+    record round suite "$round" "${order[*]}"
+    for name in "${order[@]}"; do
+        wrk_measure suite "$name" "$round" "$name-r$round" "$(suite_url "$name")" "" -H "$AUTH_HEADER"
+    done
+done
+
+# --- 3. latency at a fixed rate, ROUNDS rounds -------------------------------------------------
+nginx_rps=()
+for (( round = 1; round <= ROUNDS; round++ )); do
+    rps="$(wrk_rps "$OUT_DIR/$STAMP-nginx-r$round.txt")"
+    [[ -n "$rps" ]] || die "no Requests/sec in $OUT_DIR/$STAMP-nginx-r$round.txt"
+    nginx_rps+=("$rps")
+done
+NGINX_RPS="$(median "${nginx_rps[@]}")"
 if [[ -n "$FIXED_RATE" ]]; then
     RATE="$FIXED_RATE"
     record meta rate_source "FIXED_RATE"
 else
     RATE="$(awk -v r="$NGINX_RPS" 'BEGIN { printf "%d", r / 2 }')"
     (( RATE >= RATE_CONNECTIONS )) || die "half of nginx's $NGINX_RPS req/s is below one request/s per worker"
-    record meta rate_source "half of nginx -> auth ($NGINX_RPS req/s)"
+    record meta rate_source "half of nginx -> auth's median, $NGINX_RPS req/s"
 fi
 record meta rate "$RATE"
-record meta rate_settings "hey -c $RATE_CONNECTIONS -z ${RATE_DURATION}s (warm-up ${WARMUP}s)"
-run_hey static "http://$HOST:$STATIC_PORT$STATIC_PATH" "$RATE"
-run_hey direct "http://$HOST:$AUTH_PORT$AUTH_PATH" "$RATE" -H "$AUTH_HEADER"
-run_hey nginx "http://$HOST:$NGINX_PORT$AUTH_PATH" "$RATE" -H "$AUTH_HEADER"
-run_hey gateway "http://$HOST:$GATEWAY_PORT$AUTH_PATH" "$RATE" -H "$AUTH_HEADER"
+record meta rate_settings "hey -c $RATE_CONNECTIONS -z ${RATE_DURATION}s (warm-up ${WARMUP}s), $ROUNDS round(s)"
+hey_warmup static "http://$HOST:$STATIC_PORT$STATIC_PATH" "$RATE"
+hey_measure static "" static "http://$HOST:$STATIC_PORT$STATIC_PATH" "$RATE"
+for name in "${SUITE_TARGETS[@]}"; do
+    hey_warmup "$name" "$(suite_url "$name")" "$RATE" -H "$AUTH_HEADER"
+done
+for (( round = 1; round <= ROUNDS; round++ )); do
+    mapfile -t order < <(round_order "$round")
+    record round rate "$round" "${order[*]}"
+    for name in "${order[@]}"; do
+        hey_measure "$name" "$round" "$name-r$round" "$(suite_url "$name")" "$RATE" -H "$AUTH_HEADER"
+    done
+done
 
 # --- 2. static upstream: no proxy, nginx, HAProxy, gateway --------------------------------
 run_wrk static static "http://$HOST:$STATIC_PORT$STATIC_PATH" ""
@@ -713,6 +831,7 @@ if [[ "$PROFILE" == callgrind ]]; then
 fi
 
 # --- report -------------------------------------------------------------------
+record meta load_after "$(cut -d " " -f 1-3 /proc/loadavg)"
 SUMMARY="$OUT_DIR/$STAMP-summary.txt"
 report_rc=0
 python3 "$BENCH_DIR/gateway_report.py" "$MANIFEST" >"$SUMMARY" || report_rc=$?

@@ -151,6 +151,45 @@ struct HashingWorkerTests {
         #expect(try await Self.ended(first))
     }
 
+    // Without the check the stuck hash would wait forever: the limit makes that a failure, not a hang.
+    @Test(.timeLimit(.minutes(1))) func aWorkerThatHoldsHashesWithoutAnsweringIsEndedAndReplaced() async throws {
+        let worker = HashingWorker(
+            executable: Self.authExecutable, priority: .low, maxPending: 64, threads: 2, stallTimeout: .milliseconds(1500),
+            logger: Logger(label: "test.hashing-worker")
+        )
+        defer { worker.stop() }
+        try await worker.start()
+        let first = try #require(worker.pid)
+        // Idle for longer than the limit: nothing in hand, so nothing is overdue.
+        try await Task.sleep(for: .seconds(2))
+        #expect(worker.pid == first)
+        // A pause shorter than the limit (the worker stopped, then let go on) is waited out.
+        kill(first, SIGSTOP)
+        let paused = Task { try await worker.hash("paused", cost: 4) }
+        try await Task.sleep(for: .milliseconds(500))
+        kill(first, SIGCONT)
+        #expect(try await Self.inProcess.verify("paused", against: paused.value))
+        #expect(worker.pid == first)
+        // Stopped for good: alive, holding the hash, answering nothing. It is ended after the limit
+        // and the hash fails as an interrupted one; the next hash gets a new worker.
+        kill(first, SIGSTOP)
+        let clock = ContinuousClock()
+        let started = clock.now
+        do {
+            _ = try await worker.hash("stuck", cost: 4)
+            Issue.record("a hash finished although its worker was stopped")
+        } catch let error as AppError {
+            #expect(error.status == .serviceUnavailable)
+            #expect(error.code == "HASHING_INTERRUPTED")
+        }
+        let waited = clock.now - started
+        #expect(waited >= .milliseconds(1400) && waited < .seconds(8), "the stuck hash failed after \(waited)")
+        #expect(try await Self.ended(first))
+        let hash = try await worker.hash("after", cost: 4)
+        #expect(try await Self.inProcess.verify("after", against: hash))
+        #expect(try #require(worker.pid) != first)
+    }
+
     @Test func theWorkerEndsWhenItsParentClosesThePipes() async throws {
         // Started by hand with the same pipes HashingWorker uses, to close them without a signal.
         var requests: [Int32] = [-1, -1]
@@ -269,5 +308,8 @@ struct HashingWorkerTests {
         #expect(set.passwordHashIsolation == .threads)
         #expect(set.passwordHashWorkerExecutable == "/usr/local/bin/auth")
         #expect(throws: ConfigurationError.self) { try AuthConfig(settings: SignupTests.settings(["PASSWORD_HASH_ISOLATION": "container"])) }
+        #expect(defaults.passwordHashStallSeconds == 60)
+        #expect(try AuthConfig(settings: SignupTests.settings(["PASSWORD_HASH_STALL_SECONDS": "5"])).passwordHashStallSeconds == 5)
+        #expect(throws: ConfigurationError.self) { try AuthConfig(settings: SignupTests.settings(["PASSWORD_HASH_STALL_SECONDS": "0"])) }
     }
 }

@@ -44,6 +44,11 @@ package struct AuthConfig: Sendable {
     /// The executable started as the hashing worker (`PASSWORD_HASH_WORKER_EXECUTABLE`); nil:
     /// this one (`auth` and `suite` serve it).
     package var passwordHashWorkerExecutable: String?
+    /// Seconds the worker may hold hashes without answering any before it is taken for stuck and
+    /// replaced (`PASSWORD_HASH_STALL_SECONDS`). A starved worker still answers now and then; the
+    /// default leaves it a wide margin (one cost-12 hash at nice 19 under full foreign load).
+    package var passwordHashStallSeconds = AuthConfig.defaultPasswordHashStallSeconds
+    package static let defaultPasswordHashStallSeconds = 60
 
     package init(
         common: CommonConfig, bcryptCost: Int = 12, accessTokenLifetimeSeconds: Int = 86_400, signingKeyPEM: String? = nil,
@@ -100,6 +105,9 @@ package struct AuthConfig: Sendable {
         }
         self.passwordHashIsolation = passwordHashIsolation
         self.passwordHashWorkerExecutable = settings.optionalString("PASSWORD_HASH_WORKER_EXECUTABLE")
+        self.passwordHashStallSeconds = try settings.int(
+            "PASSWORD_HASH_STALL_SECONDS", default: Self.defaultPasswordHashStallSeconds, range: 1...86_400
+        )
         let adminEmail = settings.optionalString("SUPER_ADMIN_EMAIL").map(CredentialPolicy.normalizedEmail)
         let adminPassword = settings.optionalString("SUPER_ADMIN_PASSWORD", isSecret: true)
         switch (adminEmail, adminPassword) {

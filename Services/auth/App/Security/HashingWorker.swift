@@ -27,12 +27,15 @@ import Synchronization
 /// The worker is started when the service is built and stopped when it shuts down (`run`). When
 /// it dies, the hashes it had in hand fail at once (503 `HASHING_INTERRUPTED`) and the next hash
 /// starts a new one; after failures in a row, starting again waits (`backoff`), and hashes
-/// meanwhile are refused (503 `HASHING_UNAVAILABLE`).
+/// meanwhile are refused (503 `HASHING_UNAVAILABLE`). A worker that stays alive but answers nothing
+/// for `stallTimeout` while it holds requests (`PASSWORD_HASH_STALL_SECONDS`) is ended the same way.
 final class HashingWorker: BcryptRunner, Service {
     /// The executable started as the worker (`/proc/self/exe`: this one).
     let executable: String
     let priority: PasswordHashPriority
     let threads: Int
+    /// Silence with requests in hand after which the worker is taken for stuck and ended.
+    let stallTimeout: Duration
     let logger: Logger
     private let admission: HashAdmission
     private let state = Mutex(State())
@@ -69,10 +72,14 @@ final class HashingWorker: BcryptRunner, Service {
         }
     }
 
-    init(executable: String, priority: PasswordHashPriority, maxPending: Int, threads: Int = System.coreCount, logger: Logger) {
+    init(
+        executable: String, priority: PasswordHashPriority, maxPending: Int, threads: Int = System.coreCount,
+        stallTimeout: Duration = .seconds(AuthConfig.defaultPasswordHashStallSeconds), logger: Logger
+    ) {
         self.executable = executable
         self.priority = priority
         self.threads = threads
+        self.stallTimeout = stallTimeout
         self.admission = HashAdmission(maxPending: maxPending)
         self.logger = logger
     }
@@ -195,7 +202,8 @@ final class HashingWorker: BcryptRunner, Service {
         let connection: WorkerConnection
         do {
             connection = try await WorkerConnection.start(
-                executable: executable, arguments: ["--priority", priority.rawValue, "--parent", String(getpid()), "--threads", String(threads)]
+                executable: executable, arguments: ["--priority", priority.rawValue, "--parent", String(getpid()), "--threads", String(threads)],
+                stallTimeout: stallTimeout, logger: logger
             ) { [weak self] connection in self?.ended(connection) }
         } catch {
             let failures = state.withLock { state in

@@ -39,9 +39,14 @@ final class WorkerConnection: Sendable {
     }
 
     /// Starts `executable` as the worker and waits (at most `readyTimeout`) for its `ready` frame.
+    ///
+    /// With `stallTimeout`, a worker that holds requests but answers none of them for that long is
+    /// taken for stuck (alive but not answering: stopped, deadlocked) and ended, as a dead one is:
+    /// its hashes fail with 503 `HASHING_INTERRUPTED` and the next hash starts a new worker. A worker
+    /// that is only starved still answers now and then, which resets the clock.
     static func start(
-        executable: String, arguments: [String], readyTimeout: Duration = .seconds(30),
-        ended: @escaping @Sendable (WorkerConnection) -> Void
+        executable: String, arguments: [String], readyTimeout: Duration = .seconds(30), stallTimeout: Duration? = nil,
+        logger: Logger? = nil, ended: @escaping @Sendable (WorkerConnection) -> Void
     ) async throws -> WorkerConnection {
         // A write to a worker that just died fails with EPIPE: NIO ignores SIGPIPE process-wide on Linux.
         let (pid, input, output) = try await spawner.runIfActive {
@@ -87,7 +92,26 @@ final class WorkerConnection: Sendable {
         }
         let connection = WorkerConnection(pid: pid, said: said, channel: channel, inbox: inbox)
         inbox.onEnd { ended(connection) }
+        if let stallTimeout { connection.watch(stallTimeout: stallTimeout, logger: logger) }
         return connection
+    }
+
+    /// Checks a few times per `stallTimeout` whether the worker stopped answering, on the pipe's
+    /// event loop; ends it if so. The check stops with the channel.
+    private func watch(stallTimeout: Duration, logger: Logger?) {
+        let interval = min(max(stallTimeout / 4, .milliseconds(50)), .seconds(5))
+        let (seconds, attoseconds) = interval.components
+        let delay = TimeAmount.nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        let check = channel.eventLoop.scheduleRepeatedTask(initialDelay: delay, delay: delay) { [self] task in
+            guard let silent = inbox.silence(longerThan: stallTimeout) else { return }
+            task.cancel()
+            logger?.error(
+                "password hashing worker holds requests but answered none for too long; ending it",
+                metadata: ["pid": "\(pid)", "silent_for": "\(silent)", "stall_timeout": "\(stallTimeout)"]
+            )
+            terminate()
+        }
+        channel.closeFuture.whenComplete { _ in check.cancel() }
     }
 
     /// Two pipes (close-on-exec here; the child gets its ends as standard input and output), and
@@ -161,6 +185,8 @@ final class WorkerInbox: Sendable {
         var ready: CheckedContinuation<String, any Error>?
         var said: String?
         var onEnd: (@Sendable () -> Void)?
+        /// Since when the worker has had requests in hand without answering one (nil: none in hand).
+        var silentSince: ContinuousClock.Instant?
     }
 
     private let state = Mutex(State())
@@ -208,13 +234,25 @@ final class WorkerInbox: Sendable {
     func fail(_ id: UInt64, _ error: any Error) {
         state.withLock { state in
             state.written.remove(id)
+            if state.written.isEmpty { state.silentSince = nil }
             return state.waiting.removeValue(forKey: id)
         }?.resume(throwing: error)
     }
 
     func written(_ id: UInt64) {
         state.withLock { state in
-            if state.waiting[id] != nil { state.written.insert(id) }
+            guard state.waiting[id] != nil else { return }
+            state.written.insert(id)
+            if state.silentSince == nil { state.silentSince = .now }
+        }
+    }
+
+    /// How long the worker has held requests without answering any, if longer than `limit`.
+    func silence(longerThan limit: Duration) -> Duration? {
+        state.withLock { state in
+            guard !state.ended, !state.written.isEmpty, let since = state.silentSince else { return nil }
+            let silent = ContinuousClock.now - since
+            return silent > limit ? silent : nil
         }
     }
 
@@ -230,6 +268,8 @@ final class WorkerInbox: Sendable {
         }
         state.withLock { state in
             state.written.remove(answer.id)
+            // An answer is progress: the clock restarts for what is still in hand.
+            state.silentSince = state.written.isEmpty ? nil : .now
             return state.waiting.removeValue(forKey: answer.id)
         }?.resume(returning: answer.outcome)
     }

@@ -29,7 +29,7 @@ extension PasswordHashIsolation {
         // The worker is always at the lowest priority; `idle` also puts its threads in SCHED_IDLE.
         let worker = HashingWorker(
             executable: executable, priority: config.passwordHashPriority == .idle ? .idle : .low,
-            maxPending: config.passwordHashMaxPending, logger: logger
+            maxPending: config.passwordHashMaxPending, stallTimeout: .seconds(config.passwordHashStallSeconds), logger: logger
         )
         do {
             try await worker.start()

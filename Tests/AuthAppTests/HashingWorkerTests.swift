@@ -24,8 +24,22 @@ struct HashingWorkerTests {
     /// bcrypt in this process, as `PASSWORD_HASH_ISOLATION=threads` runs it.
     static let inProcess = HashingThreads(priority: .normal, maxPending: 64, logger: Logger(label: "test.hashing-threads"))
 
-    static func worker(maxPending: Int = 64, executable: String = authExecutable) -> HashingWorker {
-        HashingWorker(executable: executable, priority: .low, maxPending: maxPending, threads: 2, logger: Logger(label: "test.hashing-worker"))
+    static func worker(maxPending: Int = 64, executable: String = authExecutable, stallTimeout: Duration = .seconds(AuthConfig.defaultPasswordHashStallSeconds)) -> HashingWorker {
+        HashingWorker(
+            executable: executable, priority: .low, maxPending: maxPending, threads: 2, stallTimeout: stallTimeout,
+            logger: Logger(label: "test.hashing-worker")
+        )
+    }
+
+    /// The error a hash that must be refused ends with; an issue (and nil) if it is answered instead.
+    static func refusal(_ hash: () async throws -> String, _ comment: Comment) async throws -> AppError? {
+        do {
+            _ = try await hash()
+            Issue.record(comment)
+            return nil
+        } catch let error as AppError {
+            return error
+        }
     }
 
     /// Fields of `/proc/<pid>/stat` after the command name: `fields[n - 3]` is field n.
@@ -133,14 +147,10 @@ struct HashingWorkerTests {
         while worker.inFlight == 0 { try await Task.sleep(for: .milliseconds(5)) }
         try await Task.sleep(for: .milliseconds(100))
         kill(first, SIGKILL)
-        do {
-            _ = try await inFlight.value
-            Issue.record("a hash finished although its worker was killed")
-        } catch let error as AppError {
-            #expect(error.status == .serviceUnavailable)
-            #expect(error.code == "HASHING_INTERRUPTED")
-            #expect(error.headers[.retryAfter] == "1")
-        }
+        let error = try await Self.refusal({ try await inFlight.value }, "a hash finished although its worker was killed")
+        #expect(error?.status == .serviceUnavailable)
+        #expect(error?.code == "HASHING_INTERRUPTED")
+        #expect(error?.headers[.retryAfter] == "1")
         #expect(clock.now - started < .seconds(3), "the interrupted hash waited \(clock.now - started)")
         #expect(worker.inFlight == 0)
         // The next hash starts a new worker and is answered by it.
@@ -153,10 +163,7 @@ struct HashingWorkerTests {
 
     // Without the check the stuck hash would wait forever: the limit makes that a failure, not a hang.
     @Test(.timeLimit(.minutes(1))) func aWorkerThatHoldsHashesWithoutAnsweringIsEndedAndReplaced() async throws {
-        let worker = HashingWorker(
-            executable: Self.authExecutable, priority: .low, maxPending: 64, threads: 2, stallTimeout: .milliseconds(1500),
-            logger: Logger(label: "test.hashing-worker")
-        )
+        let worker = Self.worker(stallTimeout: .milliseconds(1500))
         defer { worker.stop() }
         try await worker.start()
         let first = try #require(worker.pid)
@@ -175,13 +182,9 @@ struct HashingWorkerTests {
         kill(first, SIGSTOP)
         let clock = ContinuousClock()
         let started = clock.now
-        do {
-            _ = try await worker.hash("stuck", cost: 4)
-            Issue.record("a hash finished although its worker was stopped")
-        } catch let error as AppError {
-            #expect(error.status == .serviceUnavailable)
-            #expect(error.code == "HASHING_INTERRUPTED")
-        }
+        let error = try await Self.refusal({ try await worker.hash("stuck", cost: 4) }, "a hash finished although its worker was stopped")
+        #expect(error?.status == .serviceUnavailable)
+        #expect(error?.code == "HASHING_INTERRUPTED")
         let waited = clock.now - started
         #expect(waited >= .milliseconds(1400) && waited < .seconds(8), "the stuck hash failed after \(waited)")
         #expect(try await Self.ended(first))
@@ -235,13 +238,9 @@ struct HashingWorkerTests {
     @Test func aWorkerThatCannotStartIsRefusedWithBackoff() async throws {
         let worker = Self.worker(executable: "/nonexistent/auth")
         await #expect(throws: AppError.self) { try await worker.start() }
-        do {
-            _ = try await worker.hash("x", cost: 4)
-            Issue.record("hashed without a worker")
-        } catch let error as AppError {
-            #expect(error.status == .serviceUnavailable)
-            #expect(error.code == "HASHING_UNAVAILABLE")
-        }
+        let error = try await Self.refusal({ try await worker.hash("x", cost: 4) }, "hashed without a worker")
+        #expect(error?.status == .serviceUnavailable)
+        #expect(error?.code == "HASHING_UNAVAILABLE")
         #expect(HashingWorker.backoff(after: 1) == .zero)
         #expect(HashingWorker.backoff(after: 2) == .milliseconds(250))
         #expect(HashingWorker.backoff(after: 3) == .milliseconds(500))
@@ -255,12 +254,8 @@ struct HashingWorkerTests {
         let slow = Task { try await worker.hash("slow", cost: 10) }
         while worker.inFlight == 0 { try await Task.sleep(for: .milliseconds(5)) }
         #expect(!worker.hasRoom)
-        do {
-            _ = try await worker.hash("one more", cost: 4)
-            Issue.record("a second hash was taken beyond the bound")
-        } catch let error as AppError {
-            #expect(error.code == "HASHING_BUSY")
-        }
+        let error = try await Self.refusal({ try await worker.hash("one more", cost: 4) }, "a second hash was taken beyond the bound")
+        #expect(error?.code == "HASHING_BUSY")
         #expect(try await slow.value.hasPrefix("$2"))
         #expect(worker.hasRoom)
     }

@@ -78,9 +78,10 @@ package final class AccessTokenVerifier: Service, Sendable {
 
     /// Returns the token's claims, or throws a 401 `AppError` saying why it was refused.
     package func verify(_ token: String) async throws -> AccessTokenClaims {
-        if let cached = state.withLock({ $0.verified[VerifiedToken(token)] }) {
+        let key = VerifiedToken(token)
+        if let cached = state.withLock({ $0.verified[key] }) {
             if cached.exp.value > Date() { return cached }
-            _ = state.withLock { $0.verified.removeValue(forKey: VerifiedToken(token)) }
+            _ = state.withLock { $0.verified.removeValue(forKey: key) }
             throw AppError.unauthorized("Token expired", code: "TOKEN_EXPIRED")
         }
         let header = try Self.header(of: token)
@@ -112,7 +113,7 @@ package final class AccessTokenVerifier: Service, Sendable {
                 state.verified = state.verified.filter { $0.value.exp.value > now }
                 if state.verified.count >= cacheLimit { state.verified.removeAll(keepingCapacity: true) }
             }
-            state.verified[VerifiedToken(token)] = claims
+            state.verified[key] = claims
         }
         return claims
     }

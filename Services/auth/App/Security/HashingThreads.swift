@@ -58,15 +58,11 @@ final class HashingThreads: Sendable {
         self.logger = logger
     }
 
-    var maxPending: Int { admission.maxPending }
-
     /// Hashes waiting or running now.
     var inFlight: Int { admission.inFlight }
 
     /// Whether one more hash would be taken now (a sign-in checks before it counts an attempt).
     var hasRoom: Bool { admission.hasRoom }
-
-    static var busy: AppError { HashAdmission.busy }
 
     /// Runs `work` on a hashing thread at the configured priority, or refuses at once when
     /// `maxPending` hashes are already waiting or running.

@@ -6,10 +6,10 @@ import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 
-/// The public port's connections: NIO's HTTP/1 request decoder and the gateway's own encoder and handlers, no async
-/// request machinery. Hummingbird's `Server` still accepts the connections and, at shutdown,
-/// stops accepting and lets in-flight answers finish (NIO's quiescing, which `ProxyHandler`
-/// honours by closing each connection after its current answer).
+/// The public port's connections: NIO's HTTP/1 request decoder and the gateway's own encoder and
+/// handlers, no async request machinery. Hummingbird's `Server` still accepts the connections and,
+/// at shutdown, stops accepting and lets in-flight answers finish (NIO's quiescing, which
+/// `ProxyHandler` honours by closing each connection after its current answer).
 struct GatewayChannel: ServerChildChannel {
     struct Value: ServerChildChannelValue {
         let channel: any Channel

@@ -50,7 +50,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         timeouts.onAnswerOverdue = { [weak self] in
-            // Only set while a request waits on its upstream's answer (`awaitAnswer(by:)`).
+            // Called only while a request waits on its upstream's answer (`awaitAnswer(by:)`).
             guard let self, let exchange, !exchange.responseStarted else { return }
             timedOut(exchange)
         }

@@ -6,9 +6,9 @@ import NIOHTTP1
 /// failed handshake but does report a close code and reason.
 ///
 /// Write it through the client's HTTP pipeline as it is, encoder in place: `parts`, in order, then
-/// close once flushed. The answer encoder (`GatewayResponseEncoder`, as NIO's) frames a 101 as bodyless (no `Content-Length`, no
-/// chunking), so the `.body` part goes out verbatim right after the head. `bytes` is the same on the
-/// wire, for a connection whose HTTP handlers are already gone.
+/// close once flushed. The answer encoder (`GatewayResponseEncoder`, as NIO's) frames a 101 as
+/// bodyless (no `Content-Length`, no chunking), so the `.body` part goes out verbatim right after
+/// the head. `bytes` is the same on the wire, for a connection whose HTTP handlers are already gone.
 struct WebSocketRejection {
     let responseHead: HTTPResponseHead
     let closeFrame: ByteBuffer

@@ -67,12 +67,16 @@ struct GatewayRulesTests {
         #expect(decide(.get, "/") == .notFound)
     }
 
-    /// `docs/openapi.yaml` documents exactly the public table plus the gateway's own routes.
+    /// `docs/openapi.yaml` documents exactly the public table plus the gateway's own routes, and
+    /// every operation with a path parameter documents the gateway's 400 `BAD_PATH` (an id the
+    /// gateway cannot normalise, such as an encoded `\`, never reaches a service).
     @Test func theOpenAPIDocumentListsExactlyThePublicRoutes() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let yaml = try String(contentsOf: root.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)
         var documented: Set<String> = []
+        var answering400: Set<String> = []
         var currentPath: String?
+        var currentOperation: String?
         var inPaths = false
         for line in yaml.split(separator: "\n", omittingEmptySubsequences: false) {
             if line == "paths:" {
@@ -82,15 +86,24 @@ struct GatewayRulesTests {
             guard inPaths else { continue }
             if let first = line.first, first != " ", first != "#" { break }
             if line.hasPrefix("  /"), line.hasSuffix(":"), !line.hasPrefix("   ") {
+                currentOperation = nil
                 currentPath = String(line.dropFirst(2).dropLast())
                     .replacingOccurrences(of: "{", with: ":").replacingOccurrences(of: "}", with: "")
             } else if let currentPath, line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":") {
                 let method = line.trimmingCharacters(in: .whitespaces).dropLast().uppercased()
-                if ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(method) { documented.insert("\(method) \(currentPath)") }
+                currentOperation = nil
+                if ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(method) {
+                    currentOperation = "\(method) \(currentPath)"
+                    documented.insert("\(method) \(currentPath)")
+                }
+            } else if let currentOperation, line.hasPrefix("        '400':") {
+                answering400.insert(currentOperation)
             }
         }
         let declared = Set(PublicRoutes.all.map { "\($0.method.rawValue) \($0.path)" } + RouteRules.gatewayPaths.map { "GET \($0)" })
         #expect(documented.subtracting(declared).isEmpty, "documented but not routed: \(documented.subtracting(declared).sorted())")
         #expect(declared.subtracting(documented).isEmpty, "routed but not documented: \(declared.subtracting(documented).sorted())")
+        let withoutBadPath = documented.filter { $0.contains(":") }.subtracting(answering400)
+        #expect(withoutBadPath.isEmpty, "path parameters without a documented 400 BAD_PATH: \(withoutBadPath.sorted())")
     }
 }

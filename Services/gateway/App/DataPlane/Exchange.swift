@@ -46,8 +46,8 @@ final class Exchange {
     var webSocket = false
     /// The `Authorization` made from a `?token=` query parameter, which is not forwarded as such.
     var queryAuthorization: String?
-    /// The upstream's 101, waiting for its end to switch both connections to a tunnel.
-    var switching: HTTPResponseHead?
+    /// The headers of the upstream's 101, waiting for its end to switch both connections to a tunnel.
+    var switching: HTTPHeaders?
 
     let facts: RequestHeadFacts
 

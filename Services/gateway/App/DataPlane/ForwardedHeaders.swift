@@ -28,22 +28,9 @@ enum ForwardedHeaders {
         "access-control-allow-origin", "access-control-allow-credentials", "access-control-expose-headers",
     ]
 
-    /// What happens to a header of an upstream's answer.
-    enum ResponseKind {
-        case dropped
-        /// One of `SecurityHeaders.fields` (its index): the upstream's own value wins.
-        case security(Int)
-    }
-
     /// The request side's rules, found by the name's length first (`NameTable`).
     private static let requestKinds = NameTable(
         hopByHop.map { ($0, Kind.dropped) } + replacedOnRequests.map { ($0, Kind.dropped) } + [("x-forwarded-for", Kind.forwardedFor)]
-    )
-
-    /// The answer side's rules; names not in it are relayed as they are.
-    private static let responseKinds = NameTable(
-        hopByHop.map { ($0, ResponseKind.dropped) } + replacedOnResponses.map { ($0, ResponseKind.dropped) }
-            + SecurityHeaders.fields.enumerated().map { ($0.element.0.lowercased(), ResponseKind.security($0.offset)) }
     )
 
     /// True when `name` equals `lowercased` ignoring ASCII case.
@@ -127,41 +114,42 @@ enum ForwardedHeaders {
         // One `HTTPHeaders` from the whole list: `add` would check every name again.
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: HTTPHeaders(headers))
     }
-
-    /// Copies the upstream's answer headers without what only concerned the gateway's connection
-    /// to it or what the gateway sets itself; returns which security headers the upstream set.
-    static func response(_ upstream: HTTPHeaders, into headers: inout [(String, String)]) -> SecurityHeaders.Set {
-        let connectionTokens = connectionTokens(upstream)
-        var security = SecurityHeaders.Set()
-        for (name, value) in upstream {
-            switch responseKinds[name] {
-            case .dropped: continue
-            case .security(let index): security.insert(index)
-            case nil: break
-            }
-            if !connectionTokens.isEmpty && connectionTokens.contains(where: { matches(name, $0) }) { continue }
-            headers.append((name, value))
-        }
-        return security
-    }
 }
 
 /// Lower-case header names and what they stand for, looked up by length first, then bytes
 /// ignoring ASCII case: a name of a length no entry has costs one comparison.
 struct NameTable<Value> {
-    private let byLength: [[(name: String, value: Value)]]
+    private let byLength: [[(name: [UInt8], value: Value)]]
 
     init(_ entries: [(String, Value)]) {
-        var byLength = Array(repeating: [(name: String, value: Value)](), count: (entries.map { $0.0.utf8.count }.max() ?? 0) + 1)
-        for (name, value) in entries { byLength[name.utf8.count].append((name, value)) }
+        var byLength = Array(repeating: [(name: [UInt8], value: Value)](), count: (entries.map { $0.0.utf8.count }.max() ?? 0) + 1)
+        for (name, value) in entries { byLength[name.utf8.count].append((Array(name.utf8), value)) }
         self.byLength = byLength
     }
 
     subscript(_ name: String) -> Value? {
-        let length = name.utf8.count
-        guard length < byLength.count else { return nil }
-        for entry in byLength[length] where ForwardedHeaders.matches(name, entry.name) { return entry.value }
+        var name = name
+        return name.withUTF8 { self[bytes: UnsafeRawBufferPointer($0)] }
+    }
+
+    subscript(bytes name: UnsafeRawBufferPointer) -> Value? {
+        guard name.count < byLength.count else { return nil }
+        for entry in byLength[name.count] where Self.equalIgnoringCase(name, entry.name, sameLength: true) { return entry.value }
         return nil
+    }
+
+    /// True when `bytes` equal `lowercased` ignoring ASCII case (`sameLength`: the caller knows
+    /// both are as long).
+    @inline(__always)
+    static func equalIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercased: [UInt8], sameLength: Bool) -> Bool {
+        guard sameLength || bytes.count == lowercased.count else { return false }
+        var index = 0
+        for expected in lowercased {
+            let byte = bytes[index]
+            if (byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte) != expected { return false }
+            index += 1
+        }
+        return true
     }
 }
 

@@ -25,6 +25,8 @@ final class GatewayResponseEncoder: ChannelOutboundHandler, RemovableChannelHand
             writeHead(head, added: nil, to: method, context: context, promise: promise)
         case .answerHead(let head, let added, let method):
             writeHead(head, added: added, to: method, context: context, promise: promise)
+        case .relayedHead(let relayed):
+            writeRelayed(relayed, context: context, promise: promise)
         case .body(let part):
             if suppressBody {
                 promise?.fail(NIOHTTPResponseEncoderError.responseBodyNotAllowed)
@@ -57,6 +59,42 @@ final class GatewayResponseEncoder: ChannelOutboundHandler, RemovableChannelHand
         )
         context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
     }
+
+    /// An upstream's answer head, with the framing rules above: its `Content-Length` stays (a 204's
+    /// or 304's is dropped), its `Transfer-Encoding` goes, an HTTP/1.1 answer without a length is
+    /// sent chunked.
+    private func writeRelayed(_ relayed: RelayedHead, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        let head = relayed.head
+        let bodyAllowed = head.code != 204 && head.code != 304
+        suppressBody = relayed.method == .HEAD
+        var addChunked = false
+        if !bodyAllowed {
+            framing = .neither
+        } else if head.contentLength != nil {
+            framing = .contentLength
+        } else if relayed.version.minor >= 1 {
+            framing = .chunked
+            addChunked = true
+        } else {
+            framing = .neither
+        }
+        if suppressBody { framing = .neither }
+        var buffer = context.channel.allocator.buffer(capacity: 0)
+        HeadEncoding.write(relayed, addChunked: addChunked, into: &buffer)
+        context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+    }
+}
+
+/// An upstream's answer head on its way to the client, with what the gateway adds to it.
+struct RelayedHead {
+    let head: UpstreamAnswerHead
+    let added: AddedLines
+    /// The client's HTTP version (the status line's).
+    let version: HTTPVersion
+    /// The method of the request answered.
+    let method: HTTPMethod
+    /// `Cache-Control: no-store` in place of the upstream's own `Cache-Control` (credential routes).
+    let noStore: Bool
 }
 
 /// What `ProxyHandler` writes to its client: NIO's parts, and answer heads with the lines the
@@ -66,6 +104,8 @@ enum GatewayResponsePart {
     case head(HTTPResponseHead, to: HTTPMethod)
     /// An answer's head: its own headers, then `AddedLines`.
     case answerHead(HTTPResponseHead, AddedLines, to: HTTPMethod)
+    /// An upstream's answer head as it came, less what the gateway drops, plus what it adds.
+    case relayedHead(RelayedHead)
     case body(IOData)
     case end(HTTPHeaders?)
 

@@ -88,6 +88,66 @@ enum HeadEncoding {
         }
     }
 
+    static let noStoreLine: StaticString = "Cache-Control: no-store\r\n"
+
+    /// Writes a relayed answer's head: the status line (in the client's version), the upstream's
+    /// lines as they came (in one copy when none is dropped; else in runs between dropped lines),
+    /// `Cache-Control: no-store` on credential routes, the lines the gateway adds, and
+    /// `transfer-encoding: chunked` with `addChunked`.
+    static func write(_ relayed: RelayedHead, addChunked: Bool, into buffer: inout ByteBuffer) {
+        let head = relayed.head
+        let noStore = relayed.noStore
+        // At most this much: the upstream's lines are copied or dropped, never grown.
+        let capacity = size(relayed.version) + 5 + head.reason.readableBytes + 2 + head.fields.readableBytes + noStoreLine.utf8CodeUnitCount
+            + relayed.added.size + chunkedLine.utf8CodeUnitCount + 2
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity) { raw in
+            var out = raw.baseAddress!
+            copy(relayed.version, to: &out)
+            copy(UInt8(ascii: " "), to: &out)
+            copyDecimal(head.code, to: &out)
+            copy(UInt8(ascii: " "), to: &out)
+            copy(head.reason, to: &out)
+            copy(crlf, to: &out)
+            head.fields.withUnsafeReadableBytes { fields in
+                guard !head.relaysEveryLine(noStore: noStore) else {
+                    out.copyMemory(from: fields.baseAddress!, byteCount: fields.count)
+                    out += fields.count
+                    return
+                }
+                var runStart = 0
+                var index = 0
+                AnswerLines.forEach(in: fields) { line in
+                    defer { index += 1 }
+                    let name = UnsafeRawBufferPointer(rebasing: fields[line.lowerBound..<AnswerLines.colon(fields, in: line)])
+                    guard head.dropsLine(index, name: name, noStore: noStore) else { return }
+                    if line.lowerBound > runStart {
+                        out.copyMemory(from: fields.baseAddress! + runStart, byteCount: line.lowerBound - runStart)
+                        out += line.lowerBound - runStart
+                    }
+                    runStart = line.upperBound
+                }
+                if fields.count > runStart {
+                    out.copyMemory(from: fields.baseAddress! + runStart, byteCount: fields.count - runStart)
+                    out += fields.count - runStart
+                }
+            }
+            if noStore { copy(noStoreLine, to: &out) }
+            relayed.added.copy(to: &out)
+            if addChunked { copy(chunkedLine, to: &out) }
+            copy(crlf, to: &out)
+            return out - raw.baseAddress!
+        }
+    }
+
+    @inline(__always)
+    static func copy(_ bytes: ByteBuffer, to out: inout UnsafeMutableRawPointer) {
+        bytes.withUnsafeReadableBytes { bytes in
+            guard let base = bytes.baseAddress else { return }
+            out.copyMemory(from: base, byteCount: bytes.count)
+            out += bytes.count
+        }
+    }
+
     private static func drops(_ name: String, _ plan: FramingPlan) -> Bool {
         switch name.utf8.count {
         case 14: plan.dropContentLength && ForwardedHeaders.matches(name, "content-length")

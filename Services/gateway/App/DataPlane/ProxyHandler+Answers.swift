@@ -39,13 +39,36 @@ extension ProxyHandler {
         if exchange.requestEnded || !exchange.keepAlive { finish(exchange) } else { resumeReadsIfPossible() }
     }
 
-    /// Writes an answer's head with what the gateway adds to every answer (`AddedLines`, which
-    /// the encoder writes straight as bytes). `headers` hold none of these already: a relayed
-    /// answer's were dropped (`ForwardedHeaders.response`), apart from the security headers in
-    /// `upstreamSecurity`, which the upstream's own values win.
-    func write(status: HTTPResponseStatus, headers: [(String, String)], for exchange: Exchange, upstreamSecurity: SecurityHeaders.Set = .init()) {
+    /// Writes one of the gateway's own answer heads, with what the gateway adds to every answer
+    /// (`AddedLines`, which the encoder writes straight as bytes).
+    func write(status: HTTPResponseStatus, headers: [(String, String)], for exchange: Exchange) {
+        let added = startAnswer(status: Int(status.code), for: exchange)
+        let head = HTTPResponseHead(version: exchange.head.version, status: status, headers: HTTPHeaders(headers))
+        context?.write(wrapOutboundOut(.answerHead(head, added, to: exchange.head.method)), promise: nil)
+    }
+
+    /// Writes an upstream's answer head as it came, less what the gateway drops
+    /// (`UpstreamAnswerHead.dropsLine`) and plus what it adds to every answer; the upstream's own
+    /// security headers win over the gateway's. On credential routes the answer is `no-store`,
+    /// whatever the upstream said.
+    func relay(_ head: UpstreamAnswerHead, for exchange: Exchange) {
+        let method = exchange.head.method
+        // Without a length, an HTTP/1.0 client's body can only end with the connection.
+        if head.code != 204, head.code != 304, head.contentLength == nil, method != .HEAD, exchange.head.version.minor == 0 {
+            exchange.keepAlive = false
+        }
+        let added = startAnswer(status: head.code, for: exchange, upstreamSecurity: head.security)
+        let relayed = RelayedHead(
+            head: head, added: added, version: exchange.head.version, method: method, noStore: exchange.plan?.access == .credentials
+        )
+        context?.write(wrapOutboundOut(.relayedHead(relayed)), promise: nil)
+    }
+
+    /// Marks the answer as started and returns the lines the gateway adds to its head: security
+    /// headers (less those in `upstreamSecurity`), request id, rate limit, CORS, `Connection`.
+    func startAnswer(status: Int, for exchange: Exchange, upstreamSecurity: SecurityHeaders.Set = .init()) -> AddedLines {
         exchange.responseStarted = true
-        exchange.status = Int(status.code)
+        exchange.status = status
         var added = AddedLines(securityPresent: upstreamSecurity, requestID: exchange.requestID)
         if let plan = exchange.plan { added.rateLimit = RateLimitLines(plan.limit, policyName: plan.policy) }
         if !exchange.corsDone, let origin = exchange.facts.origin,
@@ -58,8 +81,7 @@ extension ProxyHandler {
         } else if exchange.head.version == .http1_0 {
             added.connection = .keepAlive
         }
-        let head = HTTPResponseHead(version: exchange.head.version, status: status, headers: HTTPHeaders(headers))
-        context?.write(wrapOutboundOut(.answerHead(head, added, to: exchange.head.method)), promise: nil)
+        return added
     }
 
     /// The answer has ended and the request has been read: on to the next request, or close.

@@ -158,26 +158,22 @@ extension ProxyHandler {
 
     // MARK: - From the upstream
 
-    func upstreamResponse(_ part: HTTPClientResponsePart) {
+    func upstreamAnswer(_ event: UpstreamAnswerParser.Event) {
         guard let exchange, let context else { return }
-        switch part {
-        case .head(let head) where exchange.webSocket && head.status == .switchingProtocols:
-            // The switch happens at this answer's end, which the decoder sends right after.
+        switch event {
+        case .head(let head) where head.code == 101:
+            // The switch happens at this answer's end, which the parser gives right after.
             timeouts.answerArrived()
-            exchange.switching = head
+            guard exchange.webSocket else {
+                exchange.upstream?.abandon()
+                return unavailable(exchange, reason: "the upstream switched protocols unasked")
+            }
+            exchange.switching = head.headers
         case .head(let head):
-            guard head.status.code >= 200 else { return }
             timeouts.answerArrived()
             exchange.body.removeAll()
             plane.monitor.markUp(exchange.plan!.service)
-            var headers: [(String, String)] = []
-            headers.reserveCapacity(head.headers.count + 20)
-            let upstreamSecurity = ForwardedHeaders.response(head.headers, into: &headers)
-            if exchange.plan?.access == .credentials {
-                headers.removeAll { ForwardedHeaders.matches($0.0, "cache-control") }
-                headers.append(("Cache-Control", "no-store"))
-            }
-            write(status: head.status, headers: headers, for: exchange, upstreamSecurity: upstreamSecurity)
+            relay(head, for: exchange)
         case .body(let buffer):
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end where exchange.switching != nil:

@@ -50,8 +50,8 @@ extension ProxyHandler {
         upstream.delegate = nil
         self.exchange = nil
         // llhttp only treats a 101 as an upgrade with both of these; anything else is not a WebSocket.
-        let upgrade = answer.headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
-        let connection = answer.headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
+        let upgrade = answer[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
+        let connection = answer[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
         guard upgrade, connection else {
             plane.logger.warning("upstream answered 101 without a WebSocket upgrade", metadata: ["request_id": "\(exchange.requestID)"])
             upstream.abandon()
@@ -59,7 +59,7 @@ extension ProxyHandler {
             return
         }
         var headers = HTTPHeaders()
-        for (name, value) in answer.headers where ["upgrade", "connection"].contains(name.lowercased()) || name.lowercased().hasPrefix("sec-websocket-") {
+        for (name, value) in answer where ["upgrade", "connection"].contains(name.lowercased()) || name.lowercased().hasPrefix("sec-websocket-") {
             headers.add(name: name, value: value)
         }
         headers.add(name: "X-Request-ID", value: exchange.requestID)
@@ -68,7 +68,7 @@ extension ProxyHandler {
         exchange.status = 101
         record(exchange)
         do {
-            _ = try HTTPUpgradeSwitch.tunnel(client: context.channel, removing: [self], upstream: upstreamChannel, removing: [upstream])
+            _ = try HTTPUpgradeSwitch.tunnel(client: context.channel, removing: [self], upstream: upstreamChannel, answerReader: upstream)
             if let claims = exchange.plan?.claims { plane.tunnels.add(context.channel, claims: claims) }
         } catch {
             upstream.abandon()

@@ -4,7 +4,7 @@ import ServiceCore
 
 /// Told by an upstream connection what its upstream sends; the downstream connection it serves.
 protocol UpstreamDelegate: AnyObject {
-    func upstreamResponse(_ part: HTTPClientResponsePart)
+    func upstreamAnswer(_ event: UpstreamAnswerParser.Event)
     func upstreamReadComplete()
     func upstreamWritabilityChanged(isWritable: Bool)
     /// The connection closed or failed before the answer ended.
@@ -14,9 +14,12 @@ protocol UpstreamDelegate: AnyObject {
 /// One kept-alive HTTP/1.1 connection to an upstream, living on the event loop of the downstream
 /// connections it serves, one request at a time. Reads from the upstream only while the
 /// downstream client keeps up (`pauseReads`), so a slow client never makes the gateway buffer a
-/// stream.
+/// stream. Reads the answers from the connection's bytes itself (`UpstreamAnswerParser`), with
+/// no decoder in front of it.
 final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
+    /// After a 101: the bytes that came behind it, handed on to the tunnel that replaces HTTP.
+    typealias InboundOut = ByteBuffer
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
@@ -27,6 +30,9 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// False once the upstream said `Connection: close`, failed, or closed.
     private(set) var isReusable = true
     private var readsPaused = false
+    private var parser = UpstreamAnswerParser()
+    /// Bytes that followed a 101, for the tunnel (`removeHandler` hands them on).
+    private var afterSwitch: ByteBuffer?
     private var pendingRead = false
     /// Called once when the channel closes, so the pool forgets it.
     var onClose: ((UpstreamConnection) -> Void)?
@@ -44,15 +50,65 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        if case .head(let head) = part, !head.isKeepAlive { isReusable = false }
-        guard let delegate else {
-            // Nothing was asked: an idle connection must stay silent.
-            isReusable = false
-            context.close(promise: nil)
+        var input = unwrapInboundIn(data)
+        if parser.isSwitched {
+            append(&input)
             return
         }
-        delegate.upstreamResponse(part)
+        // One event at a time: what the delegate does with one (release this connection, even
+        // send it the next request) happens between two calls into the parser.
+        while true {
+            let event: UpstreamAnswerParser.Event?
+            do {
+                event = try parser.next(&input)
+            } catch {
+                return fail(context, reason: "\(error)")
+            }
+            guard let event else { break }
+            guard let delegate else {
+                // An answer nobody waits for any more (its client left): this connection is done.
+                return fail(context, reason: "an answer nobody waits for")
+            }
+            switch event {
+            case .head(let head):
+                if !head.keepAlive { isReusable = false }
+            case .end where parser.isSwitched:
+                // What came behind the 101 is the tunnel's; the delegate switches to it now.
+                append(&input)
+            case .body, .end:
+                break
+            }
+            delegate.upstreamAnswer(event)
+            if self.context == nil || parser.isSwitched { return }
+        }
+        // Bytes while no answer is due: an idle connection must stay silent.
+        if input.readableBytes > 0 { fail(context, reason: "\(UpstreamAnswerParser.ParseError.unexpectedBytes)") }
+    }
+
+    private func append(_ input: inout ByteBuffer) {
+        guard input.readableBytes > 0 else { return }
+        if afterSwitch == nil { afterSwitch = input } else { afterSwitch!.writeBuffer(&input) }
+        input.moveReaderIndex(to: input.writerIndex)
+    }
+
+    /// The upstream broke the protocol: tell whoever waits, and close.
+    private func fail(_ context: ChannelHandlerContext, reason: String) {
+        isReusable = false
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.upstreamFailed(self, reason: reason)
+        context.close(promise: nil)
+    }
+
+    /// Leaving the pipeline (for a tunnel, after a 101): the bytes that came behind the 101 go
+    /// on to what follows.
+    func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
+        if let bytes = afterSwitch {
+            afterSwitch = nil
+            context.fireChannelRead(wrapInboundOut(bytes))
+        }
+        self.context = nil
+        context.leavePipeline(removalToken: removalToken)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -86,6 +142,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func send(_ part: HTTPClientRequestPart, flush: Bool) {
         guard let context else { return }
+        if case .head(let head) = part { parser.expect(method: head.method) }
         if flush {
             context.writeAndFlush(wrapOutboundOut(part), promise: nil)
         } else {
@@ -106,6 +163,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         isReusable = false
+        // An answer without a length ends with the connection: it is whole.
+        if parser.connectionClosed(), let delegate { delegate.upstreamAnswer(.end) }
         let delegate = self.delegate
         self.delegate = nil
         delegate?.upstreamFailed(self, reason: "the connection closed")

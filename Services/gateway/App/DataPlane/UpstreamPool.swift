@@ -51,12 +51,9 @@ final class UpstreamPool {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // The gateway's own request encoder (one write per head; no outbound header validator:
-                    // the head was parsed and checked by the client-side decoder already), then NIO's
-                    // response decoder, which watches the requests going out (an answer to HEAD has no
-                    // body). `.forwardBytes`: it hands on what it holds when a WebSocket tunnel replaces
-                    // it (a frame behind the 101).
+                    // the head was parsed and checked by the client-side decoder already). No response
+                    // decoder: the connection handler reads answers from the bytes itself.
                     try channel.pipeline.syncOperations.addHandler(UpstreamRequestEncoder())
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
                     try channel.pipeline.syncOperations.addHandler(bound.value)
                 }

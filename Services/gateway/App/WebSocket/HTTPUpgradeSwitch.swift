@@ -1,45 +1,41 @@
 import NIOCore
 import NIOHTTP1
 
-/// Turns a client connection and an upstream connection served by HTTP/1 handlers (NIO's decoders,
-/// the gateway's encoders) into one raw byte tunnel once a 101 has passed, without losing
-/// bytes the HTTP decoders already hold (a frame that came in the same segment as the upgrade
-/// request or the 101).
+/// Turns a client connection and an upstream connection served by HTTP/1 handlers (NIO's request
+/// decoder, the gateway's encoders, `UpstreamConnection`) into one raw byte tunnel once a 101 has
+/// passed, without losing bytes the HTTP side already holds (a frame that came in the same segment
+/// as the upgrade request or the 101).
 ///
-/// Those bytes survive only if each decoder was made with `leftOverBytesStrategy: .forwardBytes`
-/// (as `GatewayChannel` and `UpstreamPool` make them). With the default `.dropBytes` they are
-/// silently discarded.
+/// Those bytes survive only if the request decoder was made with `leftOverBytesStrategy:
+/// .forwardBytes` (as `GatewayChannel` makes it); with the default `.dropBytes` they are silently
+/// discarded. `UpstreamConnection` keeps what follows a 101 and hands it on as it leaves.
 enum HTTPUpgradeSwitch {
     /// Strips both channels and glues them with `TunnelHandler`s. Call on their (shared) event loop,
-    /// after the client's 101 head has been written and the upstream's 101 has ended (its `.end`,
-    /// not its `.head`: the response decoder fires `.end` right after `.head`, and it must not
-    /// reach a handler that takes bytes). `clientHandlers` and `upstreamHandlers` are the caller's
-    /// own handlers to remove (the proxy handler, the upstream connection handler), which would
-    /// otherwise be handed bytes. The future succeeds once both channels are raw bytes; if the
-    /// switch fails half-way, both channels are closed.
+    /// after the client's 101 head has been written and the upstream's 101 has ended.
+    /// `clientHandlers` are the caller's own handlers on the client channel (the proxy handler),
+    /// which would otherwise be handed bytes; `answerReader` is the upstream channel's connection
+    /// handler. The future succeeds once both channels are raw bytes; if the switch fails half-way,
+    /// both channels are closed.
     static func tunnel(
-        client: any Channel, removing clientHandlers: [any RemovableChannelHandler],
-        upstream: any Channel, removing upstreamHandlers: [any RemovableChannelHandler]
+        client: any Channel, removing clientHandlers: [any RemovableChannelHandler], upstream: any Channel, answerReader: UpstreamConnection
     ) throws -> EventLoopFuture<Void> {
         precondition(client.eventLoop === upstream.eventLoop, "a tunnel's two channels must share an event loop")
         client.eventLoop.preconditionInEventLoop()
-        // The tunnel first, so that whatever the handlers removed below hand on (the decoders'
-        // leftover bytes) reaches it.
+        // The tunnel first, so that whatever the handlers removed below hand on reaches it.
         try TunnelHandler.glueSynchronously(client, upstream)
         let requestDecoder = try removeServerHandlers(from: client, alsoRemoving: clientHandlers)
-        let responseDecoder = try removeClientHandlers(from: upstream, alsoRemoving: upstreamHandlers)
+        removeClientHandlers(from: upstream)
         // A removed handler may have held back the channel's last `read` (the proxy pausing the
         // client while it waited for the upstream); without a new one neither side reads again.
         client.read()
         upstream.read()
-        // The decoders leave last, each on a later tick (a `ByteToMessageHandler` always defers its
-        // removal), handing what they hold to the tunnel. The upstream's goes first: the response
-        // decoder also watches outbound request heads (`WriteObservingByteToMessageDecoder`), so a
-        // byte written to the upstream while it is still there is a crash. Until the client's
-        // decoder leaves, it keeps what the client sends (it stopped parsing at the upgrade).
-        // A decoder hands over its leftovers as a read with no read-complete after it, so the
-        // tunnel does not flush them: flush the receiving side here.
-        return upstream.pipeline.syncOperations.removeHandler(responseDecoder)
+        // The upstream's answer reader leaves at once, handing the tunnel what followed the 101; the
+        // request decoder leaves on a later tick (a `ByteToMessageHandler` always defers its
+        // removal), handing over what the client sent behind its upgrade request. Until then it
+        // keeps what the client sends (it stopped parsing at the upgrade). Leftovers come as a read
+        // with no read-complete after it, so the tunnel does not flush them: flush the receiving
+        // side here.
+        return upstream.pipeline.syncOperations.removeHandler(answerReader)
             .assumeIsolated()
             .flatMap {
                 client.flush()
@@ -67,18 +63,13 @@ enum HTTPUpgradeSwitch {
         return try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
     }
 
-    /// Removes the HTTP/1 request encoder `UpstreamPool` adds (`UpstreamRequestEncoder`), any
+    /// Removes the HTTP/1 request encoder `UpstreamPool` adds (`UpstreamRequestEncoder`) and any
     /// `IdleStateHandler` (its timeout was for HTTP answers; a WebSocket may rightly stay silent)
-    /// and `extra` from `channel`, and returns the response decoder, to be removed last (see
-    /// `removeServerHandlers`).
-    static func removeClientHandlers(from channel: any Channel, alsoRemoving extra: [any RemovableChannelHandler] = []) throws
-        -> ByteToMessageHandler<HTTPResponseDecoder>
-    {
+    /// from `channel`.
+    static func removeClientHandlers(from channel: any Channel) {
         let pipeline = channel.pipeline.syncOperations
-        for handler in extra { pipeline.removeHandler(handler, promise: nil) }
         removeIfPresent(IdleStateHandler.self, from: pipeline)
         removeIfPresent(UpstreamRequestEncoder.self, from: pipeline)
-        return try pipeline.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self)
     }
 
     private static func removeIfPresent<Handler: RemovableChannelHandler>(

@@ -154,12 +154,12 @@ struct UpstreamAnswerParserTests {
     }
 
     @Test(arguments: [
-        ("HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", UpstreamAnswerParser.ParseError.malformedHeader),
-        ("HTTP/1.1 200 OK\r\nContent-Length: 0\n\r\n", .malformedHeader),
+        ("HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", UpstreamAnswerParser.ParseError.badLineEnd),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 0\n\r\n", .badLineEnd),
         ("HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 0\r\n\r\n", .malformedHeader),
         ("HTTP/1.1 200 OK\r\nX-A : 1\r\nContent-Length: 0\r\n\r\n", .malformedHeader),
         ("HTTP/1.1 200 OK\r\nX-A: a\u{01}b\r\nContent-Length: 0\r\n\r\n", .malformedHeader),
-        ("HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 0\r\n\r\n", .malformedHeader),
+        ("HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 0\r\n\r\n", .badLineEnd),
         ("HTTP/1.1 200 OK\r\n: empty name\r\n\r\n", .malformedHeader),
         ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", .badContentLength),
         ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello", .badContentLength),

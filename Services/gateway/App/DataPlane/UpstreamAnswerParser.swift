@@ -153,6 +153,8 @@ struct UpstreamAnswerParser {
         case unexpectedBytes
         case malformedStatusLine
         case malformedHeader
+        /// A line feed without a carriage return before it, or a carriage return alone.
+        case badLineEnd
         case headTooLarge
         case badContentLength
         case badTransferEncoding
@@ -163,6 +165,7 @@ struct UpstreamAnswerParser {
             case .unexpectedBytes: "bytes from the upstream when no answer was due"
             case .malformedStatusLine: "malformed status line"
             case .malformedHeader: "malformed header line"
+            case .badLineEnd: "a line not ended by CRLF"
             case .headTooLarge: "answer head too large"
             case .badContentLength: "invalid or repeated Content-Length"
             case .badTransferEncoding: "unsupported Transfer-Encoding (or one beside Content-Length)"
@@ -343,10 +346,10 @@ struct UpstreamAnswerParser {
                 for index in searched..<bytes.count {
                     let previous = index > 0 ? bytes[index - 1] : 0
                     if bytes[index] == UInt8(ascii: "\n") {
-                        guard previous == UInt8(ascii: "\r") else { throw ParseError.malformedHeader }
+                        guard previous == UInt8(ascii: "\r") else { throw ParseError.badLineEnd }
                         if index >= 3, bytes[index - 2] == UInt8(ascii: "\n"), bytes[index - 3] == UInt8(ascii: "\r") { return true }
                     } else if previous == UInt8(ascii: "\r") {
-                        throw ParseError.malformedHeader
+                        throw ParseError.badLineEnd
                     }
                 }
                 return false
@@ -411,38 +414,66 @@ struct UpstreamAnswerParser {
 
     /// Checks and scans a head; nil when its blank line has not come yet.
     private static func scanHead(_ bytes: UnsafeRawBufferPointer) throws -> ScannedHead? {
-        var head = ScannedHead()
-        // Status line: HTTP/1.x SP 3DIGIT [SP reason] CRLF.
-        guard let statusEnd = try lineEnd(bytes, from: 0) else {
+        guard let head = try scanHeadBytes(bytes) else {
             if bytes.count > maxHeadBytes { throw ParseError.headTooLarge }
             return nil
         }
-        guard statusEnd >= 12,
-            bytes[0] == UInt8(ascii: "H"), bytes[1] == UInt8(ascii: "T"), bytes[2] == UInt8(ascii: "T"), bytes[3] == UInt8(ascii: "P"),
+        guard head.length <= maxHeadBytes else { throw ParseError.headTooLarge }
+        if head.chunked && head.contentLength != nil { throw ParseError.badTransferEncoding }
+        return head
+    }
+
+    /// One pass over each byte of the head; nil when it stops short of the blank line.
+    @inline(__always)
+    private static func scanHeadBytes(_ bytes: UnsafeRawBufferPointer) throws -> ScannedHead? {
+        var head = ScannedHead()
+        let count = bytes.count
+        // Status line: HTTP/1.x SP 3DIGIT [SP reason] CRLF (the shortest whole head is 16 bytes).
+        guard count >= 14 else { return nil }
+        guard bytes[0] == UInt8(ascii: "H"), bytes[1] == UInt8(ascii: "T"), bytes[2] == UInt8(ascii: "T"), bytes[3] == UInt8(ascii: "P"),
             bytes[4] == UInt8(ascii: "/"), bytes[5] == UInt8(ascii: "1"), bytes[6] == UInt8(ascii: "."),
-            isDigit(bytes[7]), bytes[8] == UInt8(ascii: " "), isDigit(bytes[9]), isDigit(bytes[10]), isDigit(bytes[11]),
-            statusEnd == 12 || bytes[12] == UInt8(ascii: " ")
+            isDigit(bytes[7]), bytes[8] == UInt8(ascii: " "), isDigit(bytes[9]), isDigit(bytes[10]), isDigit(bytes[11])
         else { throw ParseError.malformedStatusLine }
         head.version = HTTPVersion(major: 1, minor: Int(bytes[7] - UInt8(ascii: "0")))
         head.code = Int(bytes[9] - 48) * 100 + Int(bytes[10] - 48) * 10 + Int(bytes[11] - 48)
         guard head.code >= 100 else { throw ParseError.malformedStatusLine }
-        head.reason = min(13, statusEnd)..<statusEnd
-        for index in head.reason where !isFieldValueByte(bytes[index]) { throw ParseError.malformedStatusLine }
-        // Header lines, up to the blank line.
-        var start = statusEnd + 2
+        var end = 12
+        if bytes[12] == UInt8(ascii: " ") {
+            end = 13
+            while end < count, bytes[end] != UInt8(ascii: "\r") {
+                guard isFieldValueByte(bytes[end]) else { throw bytes[end] == UInt8(ascii: "\n") ? ParseError.badLineEnd : .malformedStatusLine }
+                end += 1
+            }
+        } else if bytes[12] != UInt8(ascii: "\r") {
+            throw bytes[12] == UInt8(ascii: "\n") ? ParseError.badLineEnd : .malformedStatusLine
+        }
+        guard end + 1 < count else { return nil }
+        guard bytes[end + 1] == UInt8(ascii: "\n") else { throw ParseError.badLineEnd }
+        head.reason = min(13, end)..<end
+        // Header lines, up to the blank line: each byte looked at once.
+        var start = end + 2
         let fieldsStart = start
         var lineIndex = 0
         while true {
-            guard let end = try lineEnd(bytes, from: start) else {
-                if bytes.count > maxHeadBytes { throw ParseError.headTooLarge }
-                return nil
+            guard start + 1 < count else { return nil }
+            if bytes[start] == UInt8(ascii: "\r") {
+                guard bytes[start + 1] == UInt8(ascii: "\n") else { throw ParseError.badLineEnd }
+                break
             }
-            if end == start { break }
             // A name of token characters right up to the colon (which also refuses a folded line).
             var colon = start
-            while colon < end, isTokenByte(bytes[colon]) { colon += 1 }
-            guard colon > start, colon < end, bytes[colon] == UInt8(ascii: ":") else { throw ParseError.malformedHeader }
-            for index in (colon + 1)..<end where !isFieldValueByte(bytes[index]) { throw ParseError.malformedHeader }
+            while colon < count, isTokenByte(bytes[colon]) { colon += 1 }
+            guard colon < count else { return nil }
+            guard colon > start, bytes[colon] == UInt8(ascii: ":") else {
+                throw bytes[colon] == UInt8(ascii: "\n") ? ParseError.badLineEnd : .malformedHeader
+            }
+            end = colon + 1
+            while end < count, bytes[end] != UInt8(ascii: "\r") {
+                guard isFieldValueByte(bytes[end]) else { throw bytes[end] == UInt8(ascii: "\n") ? ParseError.badLineEnd : .malformedHeader }
+                end += 1
+            }
+            guard end + 1 < count else { return nil }
+            guard bytes[end + 1] == UInt8(ascii: "\n") else { throw ParseError.badLineEnd }
             let kind = AnswerField.kind(UnsafeRawBufferPointer(rebasing: bytes[start..<colon]))
             if kind != .relayed {
                 let bit: UInt64 = lineIndex < 64 ? 1 << UInt64(lineIndex) : 0
@@ -461,27 +492,7 @@ struct UpstreamAnswerParser {
         head.lineCount = lineIndex
         head.fields = fieldsStart..<start
         head.length = start + 2
-        guard head.length <= maxHeadBytes else { throw ParseError.headTooLarge }
-        if head.chunked && head.contentLength != nil { throw ParseError.badTransferEncoding }
         return head
-    }
-
-    /// The offset of the CR of the first CRLF at or after `from`; nil when there is none yet. A
-    /// line feed without its carriage return, or a carriage return alone, is an error.
-    @inline(__always)
-    private static func lineEnd(_ bytes: UnsafeRawBufferPointer, from: Int) throws -> Int? {
-        var index = from
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "\r") {
-                guard index + 1 < bytes.count else { return nil }
-                guard bytes[index + 1] == UInt8(ascii: "\n") else { throw ParseError.malformedHeader }
-                return index
-            }
-            if byte == UInt8(ascii: "\n") { throw ParseError.malformedHeader }
-            index += 1
-        }
-        return nil
     }
 
     @inline(__always)
@@ -508,6 +519,10 @@ struct UpstreamAnswerParser {
 }
 
 extension UpstreamAnswerParser.ScannedHead {
+    fileprivate static let close = Array("close".utf8)
+    fileprivate static let keepAlive = Array("keep-alive".utf8)
+    fileprivate static let upgrade = Array("upgrade".utf8)
+
     /// Takes in what a line of a notable kind says.
     fileprivate mutating func note(_ kind: AnswerField.Kind, _ value: UnsafeRawBufferPointer) throws {
         switch kind {
@@ -527,13 +542,13 @@ extension UpstreamAnswerParser.ScannedHead {
         case .connection:
             for token in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
                 let token = UnsafeRawBufferPointer(rebasing: token)
-                let text = String(decoding: UnsafeRawBufferPointer(rebasing: token[AnswerLines.trimmed(token, from: 0, to: token.count)]), as: UTF8.self)
-                    .lowercased()
-                switch text {
-                case "close": close = true
-                case "keep-alive": keepAliveToken = true
-                case "upgrade", "": break
-                default: connectionTokens.append(text)
+                let trimmed = UnsafeRawBufferPointer(rebasing: token[AnswerLines.trimmed(token, from: 0, to: token.count)])
+                if NameTable<Bool>.equalIgnoringCase(trimmed, Self.close, sameLength: false) {
+                    close = true
+                } else if NameTable<Bool>.equalIgnoringCase(trimmed, Self.keepAlive, sameLength: false) {
+                    keepAliveToken = true
+                } else if !trimmed.isEmpty && !NameTable<Bool>.equalIgnoringCase(trimmed, Self.upgrade, sameLength: false) {
+                    connectionTokens.append(String(decoding: trimmed, as: UTF8.self).lowercased())
                 }
             }
         case .security(let index):

@@ -3,6 +3,7 @@ import HTTPTypes
 import InternalAPI
 import JWTKit
 import Logging
+import NIOCore
 import NIOHTTP1
 import ServiceCore
 import Synchronization
@@ -214,10 +215,17 @@ struct APIKeyGatewayTests {
         )
         let upstream = try UpstreamAddress(Upstream(name: .auth, baseURL: "http://127.0.0.1:1"))
         let sent = { (authorization: Admission.UpstreamAuthorization) in
-            ForwardedHeaders.request(
+            var bytes = ByteBuffer()
+            ForwardedHeaders.writeRequest(
                 head, target: "/api/auth/me", upstream: upstream, requestID: "r", peer: "127.0.0.1", peerIsTrusted: false, bodyLength: 0,
-                authorization: authorization, hasAPIKeyHeader: RequestHeadFacts(head.headers).apiKey != nil
-            ).headers
+                authorization: authorization, hasAPIKeyHeader: RequestHeadFacts(head.headers).apiKey != nil, into: &bytes
+            )
+            // The header lines written, as `HTTPHeaders`.
+            let lines = String(buffer: bytes).components(separatedBy: "\r\n").dropFirst().filter { !$0.isEmpty }
+            return HTTPHeaders(lines.map { line in
+                let colon = line.firstIndex(of: ":")!
+                return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+            })
         }
         let replaced = sent(.replaced("Bearer eyJ.token"))
         #expect(replaced["authorization"] == ["Bearer eyJ.token"] && replaced["x-api-key"].isEmpty && replaced["accept"] == ["application/json"])

@@ -71,19 +71,37 @@ struct GatewayEncoderTests {
         #expect(head == expected)
     }
 
-    @Test func requestHeadsAreFramedAsNIOFramesThem() {
-        func encode(_ method: HTTPMethod, _ headers: [(String, String)]) -> (String, HeadEncoding.Framing) {
-            let headers = HTTPHeaders(headers)
-            let body: HeadEncoding.BodyExpectation = method == .POST ? .yes : .unlikely
-            let plan = HeadEncoding.plan(headers, version: .http1_1, body: body)
+    @Test func forwardedRequestHeadsAreWrittenWholeAndFramedByTheirBody() throws {
+        let upstream = try UpstreamAddress(Upstream(name: .billing, baseURL: "http://u:1"))
+        func encode(_ method: HTTPMethod, _ bodyLength: Int?, _ headers: [(String, String)] = [("Host", "g"), ("Accept", "*/*")]) -> (String, HeadEncoding.Framing) {
             var buffer = ByteBufferAllocator().buffer(capacity: 0)
-            HeadEncoding.write(startLine: .request(method, uri: "/a/b?c=d%20e", version: .http1_1), headers: headers, plan: plan, into: &buffer)
-            return (String(buffer: buffer), plan.framing)
+            let framing = ForwardedHeaders.writeRequest(
+                HTTPRequestHead(version: .http1_1, method: method, uri: "/x", headers: HTTPHeaders(headers)), target: "/a/b?c=d%20e",
+                upstream: upstream, requestID: "r1", peer: "10.0.0.1", peerIsTrusted: false, bodyLength: bodyLength, into: &buffer
+            )
+            return (String(buffer: buffer), framing)
         }
-        #expect(encode(.GET, [("host", "u:1")]) == ("GET /a/b?c=d%20e HTTP/1.1\r\nhost: u:1\r\n\r\n", .neither))
-        #expect(encode(.POST, [("host", "u:1")]) == ("POST /a/b?c=d%20e HTTP/1.1\r\nhost: u:1\r\ntransfer-encoding: chunked\r\n\r\n", .chunked))
-        #expect(encode(.POST, [("content-length", "3")]) == ("POST /a/b?c=d%20e HTTP/1.1\r\ncontent-length: 3\r\n\r\n", .contentLength))
-        #expect(encode(.DELETE, [("transfer-encoding", "chunked")]) == ("DELETE /a/b?c=d%20e HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n", .chunked))
+        let gatewayLines = "host: u:1\r\nx-request-id: r1\r\nx-forwarded-for: 10.0.0.1\r\nx-forwarded-proto: http\r\nx-forwarded-host: g\r\n"
+        #expect(encode(.GET, 0) == ("GET /a/b?c=d%20e HTTP/1.1\r\nAccept: */*\r\n\(gatewayLines)\r\n", .neither))
+        #expect(encode(.POST, nil) == ("POST /a/b?c=d%20e HTTP/1.1\r\nAccept: */*\r\n\(gatewayLines)transfer-encoding: chunked\r\n\r\n", .chunked))
+        #expect(encode(.POST, 3) == ("POST /a/b?c=d%20e HTTP/1.1\r\nAccept: */*\r\n\(gatewayLines)content-length: 3\r\n\r\n", .contentLength))
+        #expect(encode(.POST, 0).1 == .contentLength && encode(.POST, 0).0.hasSuffix("content-length: 0\r\n\r\n"))
+        #expect(encode(.DELETE, 0) == ("DELETE /a/b?c=d%20e HTTP/1.1\r\nAccept: */*\r\n\(gatewayLines)\r\n", .neither))
+        #expect(encode(.TRACE, 5).1 == .neither)
+        // The client's framing, hop-by-hop and gateway-owned lines never go up; its forwarding claims are replaced.
+        let (head, _) = encode(
+            .POST, 2,
+            [
+                ("Host", "g"), ("Content-Length", "2"), ("Transfer-Encoding", "chunked"), ("Connection", "keep-alive, X-Hop"), ("X-Hop", "1"),
+                ("X-Forwarded-For", "1.2.3.4"), ("X-Forwarded-Host", "evil"), ("X-Service-Token", "t"), ("X-Request-ID", "client"),
+                ("Expect", "100-continue"), ("TE", "trailers"), ("X-Kept", "yes"),
+            ]
+        )
+        #expect(head == "POST /a/b?c=d%20e HTTP/1.1\r\nX-Kept: yes\r\n\(gatewayLines)content-length: 2\r\n\r\n")
+        // Many and long lines fit the buffer reserved for them.
+        let many = (0..<100).map { ("X-Long-\($0)", String(repeating: "v", count: 200)) }
+        let (long, _) = encode(.GET, 0, many)
+        #expect(long.utf8.count == "GET /a/b?c=d%20e HTTP/1.1\r\n".utf8.count + many.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count + 4 } + "host: u:1\r\nx-request-id: r1\r\nx-forwarded-for: 10.0.0.1\r\nx-forwarded-proto: http\r\n\r\n".utf8.count)
     }
 
     // MARK: - The lines the gateway adds

@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 import ServiceCore
 
@@ -66,53 +67,97 @@ enum ForwardedHeaders {
         return headers[canonicalForm: "connection"].map { $0.lowercased() }.filter { $0 != "keep-alive" && $0 != "close" }
     }
 
-    /// The request head the upstream is sent. `bodyLength` is the exact length of a body read
-    /// whole, nil for a relayed (chunked) one, 0 for none. An API key never goes further than the
-    /// gateway: with `hasAPIKeyHeader`, `X-API-Key` is dropped, and `authorization` says what
-    /// becomes of `Authorization`. Neither costs a request without a key anything per header.
-    static func request(
+    /// What makes a forwarded request a WebSocket upgrade, which hop-by-hop rules would drop:
+    /// `Connection: Upgrade`, `Upgrade: websocket`, and the `Authorization` a `?token=` stands for.
+    struct Upgrade {
+        var authorization: String?
+    }
+
+    /// Writes the request head the upstream is sent, as bytes, in one go: the request line, the
+    /// client's headers less hop-by-hop ones, those the gateway sets and `X-Forwarded-*` claims of
+    /// anyone but a trusted proxy, then the gateway's own lines (`host`, `x-request-id`,
+    /// `x-forwarded-*`, framing). `bodyLength` is the exact length of a body read whole, nil for a
+    /// relayed (chunked) one, 0 for none. An API key never goes further than the gateway: with
+    /// `hasAPIKeyHeader`, `X-API-Key` is dropped, and `authorization` says what becomes of
+    /// `Authorization`. Neither costs a request without a key anything per header. Returns how the
+    /// body that follows is framed.
+    @discardableResult
+    static func writeRequest(
         _ head: HTTPRequestHead, target: String, upstream: UpstreamAddress, requestID: String, peer: String,
-        peerIsTrusted: Bool, bodyLength: Int?, authorization: Admission.UpstreamAuthorization = .asSent, hasAPIKeyHeader: Bool = false
-    ) -> HTTPRequestHead {
+        peerIsTrusted: Bool, bodyLength: Int?, authorization: Admission.UpstreamAuthorization = .asSent, hasAPIKeyHeader: Bool = false,
+        upgrade: Upgrade? = nil, into buffer: inout ByteBuffer
+    ) -> HeadEncoding.Framing {
         let replacesAuthorization = authorization != .asSent
-        var headers: [(String, String)] = []
-        headers.reserveCapacity(head.headers.count + 8)
         let connectionTokens = connectionTokens(head.headers)
-        var forwardedFor: String?
-        var hasProto = false
-        for (name, value) in head.headers {
-            switch kindOnRequest(name) {
-            case .dropped:
-                continue
-            case .forwardedFor:
-                // From anyone but a trusted proxy, these are the client's own claims: replaced, not passed on.
-                if peerIsTrusted { forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value }
-                continue
-            case .forwardedOther:
-                guard peerIsTrusted else { continue }
-                if matches(name, "x-forwarded-proto") { hasProto = true }
-            case .relayed:
-                break
-            }
-            if !connectionTokens.isEmpty && connectionTokens.contains(where: { matches(name, $0) }) { continue }
-            if matches(name, "x-forwarded-host") { continue }
-            if replacesAuthorization && matches(name, "authorization") { continue }
-            if hasAPIKeyHeader && matches(name, "x-api-key") { continue }
-            headers.append((name, value))
-        }
-        if case .replaced(let value) = authorization { headers.append(("authorization", value)) }
-        headers.append(("host", upstream.authority))
-        headers.append(("x-request-id", requestID))
-        headers.append(("x-forwarded-for", forwardedFor.map { "\($0), \(peer)" } ?? peer))
-        if !hasProto { headers.append(("x-forwarded-proto", "http")) }
-        if let host = head.headers.first(name: "host") { headers.append(("x-forwarded-host", host)) }
+        let framing: HeadEncoding.Framing
+        var framingLine: String?
         switch bodyLength {
-        case .none: headers.append(("transfer-encoding", "chunked"))
-        case .some(0) where !head.method.mayHaveBody: break
-        case .some(let length): headers.append(("content-length", String(length)))
+        case _ where head.method == .TRACE: framing = .neither
+        case .none: framing = .chunked
+        case .some(0) where !head.method.mayHaveBody: framing = .neither
+        case .some(let length):
+            framing = .contentLength
+            framingLine = String(length)
         }
-        // One `HTTPHeaders` from the whole list: `add` would check every name again.
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: target, headers: HTTPHeaders(headers))
+        // At most this much: every client line kept, twice over for `x-forwarded-for` and
+        // `x-forwarded-host` (which repeat client values), and the gateway's own lines.
+        var capacity = head.method.rawValue.utf8.count + target.utf8.count + 16 + upstream.authority.utf8.count + requestID.utf8.count
+            + peer.utf8.count + 256
+        for (name, value) in head.headers { capacity += 2 * (name.utf8.count + value.utf8.count + 4) }
+        if case .replaced(let value) = authorization { capacity += value.utf8.count + 20 }
+        if let authorization = upgrade?.authorization { capacity += authorization.utf8.count + 20 }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity) { raw in
+            var out = raw.baseAddress!
+            HeadEncoding.StartLine.request(head.method, uri: target, version: .http1_1).copy(to: &out)
+            HeadEncoding.copy(HeadEncoding.crlf, to: &out)
+            var forwardedFor: String?
+            var hasProto = false
+            var host: String?
+            for (name, value) in head.headers {
+                switch kindOnRequest(name) {
+                case .dropped:
+                    if host == nil, name.utf8.count == 4, matches(name, "host") { host = value }
+                    continue
+                case .forwardedFor:
+                    // From anyone but a trusted proxy, these are the client's own claims: replaced, not passed on.
+                    if peerIsTrusted { forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value }
+                    continue
+                case .forwardedOther:
+                    guard peerIsTrusted, !matches(name, "x-forwarded-host") else { continue }
+                    if matches(name, "x-forwarded-proto") { hasProto = true }
+                case .relayed:
+                    break
+                }
+                if !connectionTokens.isEmpty && connectionTokens.contains(where: { matches(name, $0) }) { continue }
+                if replacesAuthorization && matches(name, "authorization") { continue }
+                if hasAPIKeyHeader && matches(name, "x-api-key") { continue }
+                HeadEncoding.copyLine(name, value, to: &out)
+            }
+            if case .replaced(let value) = authorization { HeadEncoding.copyLine("authorization", value, to: &out) }
+            if let upgrade {
+                HeadEncoding.copyLine("connection", "Upgrade", to: &out)
+                HeadEncoding.copyLine("upgrade", "websocket", to: &out)
+                if authorization == .asSent, let value = upgrade.authorization { HeadEncoding.copyLine("authorization", value, to: &out) }
+            }
+            HeadEncoding.copyLine("host", upstream.authority, to: &out)
+            HeadEncoding.copyLine("x-request-id", requestID, to: &out)
+            if let forwardedFor {
+                HeadEncoding.copy("x-forwarded-for: " as StaticString, to: &out)
+                HeadEncoding.copy(forwardedFor, to: &out)
+                HeadEncoding.copy(", " as StaticString, to: &out)
+                HeadEncoding.copy(peer, to: &out)
+                HeadEncoding.copy(HeadEncoding.crlf, to: &out)
+            } else {
+                HeadEncoding.copyLine("x-forwarded-for", peer, to: &out)
+            }
+            if !hasProto { HeadEncoding.copy("x-forwarded-proto: http\r\n" as StaticString, to: &out) }
+            if let host { HeadEncoding.copyLine("x-forwarded-host", host, to: &out) }
+            if framing == .chunked { HeadEncoding.copy(HeadEncoding.chunkedLine, to: &out) }
+            if let framingLine { HeadEncoding.copyLine("content-length", framingLine, to: &out) }
+            HeadEncoding.copy(HeadEncoding.crlf, to: &out)
+            return out - raw.baseAddress!
+        }
+        return framing
     }
 }
 

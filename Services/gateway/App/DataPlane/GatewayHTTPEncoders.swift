@@ -118,36 +118,32 @@ enum GatewayResponsePart {
     }
 }
 
-/// The gateway's HTTP/1 encoder for requests to upstreams, in place of NIO's
-/// `HTTPRequestEncoder`, with its framing rules: POST, PUT and PATCH without `Content-Length` go
-/// chunked (`transfer-encoding: chunked` added); other methods are framed only as their head
-/// says; TRACE carries no body. The head goes out as one buffer (`HeadEncoding`).
+/// What `UpstreamConnection` sends: a request head already written as bytes
+/// (`ForwardedHeaders.writeRequest`) with how its body is framed, body parts, the end.
+enum UpstreamRequestPart {
+    case head(ByteBuffer, HeadEncoding.Framing)
+    case body(IOData)
+    case end
+}
+
+/// The gateway's HTTP/1 encoder for requests to upstreams: heads come as bytes, framed as their
+/// head says (`ForwardedHeaders.writeRequest` decides: `content-length` for a body read whole,
+/// `transfer-encoding: chunked` for a relayed one); body parts become chunks when chunked.
 final class UpstreamRequestEncoder: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundIn = UpstreamRequestPart
     typealias OutboundOut = IOData
 
     private var framing = HeadEncoding.Framing.neither
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
-        case .head(let head):
-            let body: HeadEncoding.BodyExpectation =
-                switch head.method {
-                case .TRACE: .no
-                case .POST, .PUT, .PATCH: .yes
-                default: .unlikely
-                }
-            let plan = HeadEncoding.plan(head.headers, version: head.version, body: body)
-            framing = plan.framing
-            var buffer = context.channel.allocator.buffer(capacity: 0)
-            HeadEncoding.write(
-                startLine: .request(head.method, uri: head.uri, version: head.version), headers: head.headers, plan: plan, into: &buffer
-            )
-            context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+        case .head(let bytes, let framing):
+            self.framing = framing
+            context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: promise)
         case .body(let part):
             ChunkedFraming.write(part, chunked: framing == .chunked, context: context, promise: promise)
-        case .end(let trailers):
-            ChunkedFraming.end(trailers, chunked: framing == .chunked, context: context, promise: promise)
+        case .end:
+            ChunkedFraming.end(nil, chunked: framing == .chunked, context: context, promise: promise)
             framing = .neither
         }
     }

@@ -23,26 +23,21 @@ enum HeadEncoding {
         var addChunked = false
     }
 
-    /// Whether a message may have a body: no (1xx, 204, 304, a CONNECT answer, TRACE), yes
-    /// (answers otherwise, POST, PUT, PATCH), or unlikely (other requests: framed only if the
-    /// head says so).
+    /// Whether an answer may have a body: no (1xx, 204, 304, an answer to CONNECT) or yes.
     enum BodyExpectation {
         case no
         case yes
-        case unlikely
     }
 
     /// NIO's `correctlyFrameTransportHeaders`, from one pass over the names (length first).
     static func plan(_ headers: HTTPHeaders, version: HTTPVersion, body: BodyExpectation) -> FramingPlan {
         var hasContentLength = false
         var hasTransferEncoding = false
-        var firstTransferEncoding: String?
-        for (name, value) in headers {
+        for (name, _) in headers {
             switch name.utf8.count {
             case 14 where ForwardedHeaders.matches(name, "content-length"):
                 hasContentLength = true
             case 17 where ForwardedHeaders.matches(name, "transfer-encoding"):
-                if !hasTransferEncoding { firstTransferEncoding = value }
                 hasTransferEncoding = true
             default:
                 continue
@@ -55,10 +50,6 @@ enum HeadEncoding {
         case .yes:
             if hasContentLength { return FramingPlan(framing: .contentLength, dropTransferEncoding: hasTransferEncoding) }
             if atLeast11 { return FramingPlan(framing: .chunked, dropTransferEncoding: hasTransferEncoding, addChunked: true) }
-            return FramingPlan(framing: .neither)
-        case .unlikely:
-            if hasContentLength { return FramingPlan(framing: .contentLength, dropTransferEncoding: hasTransferEncoding) }
-            if atLeast11, firstTransferEncoding == "chunked" { return FramingPlan(framing: .chunked) }
             return FramingPlan(framing: .neither)
         }
     }

@@ -67,12 +67,12 @@ extension ProxyHandler {
         if exchange.bufferWhole {
             if exchange.requestEnded { sendWhole(exchange, on: upstream) }
         } else {
-            upstream.send(.head(upstreamHead(exchange, bodyLength: exchange.declaredLength)), flush: false)
+            sendHead(exchange, bodyLength: exchange.declaredLength, on: upstream, flush: false)
             exchange.upstreamHeadSent = true
             for part in exchange.body { upstream.send(.body(.byteBuffer(part)), flush: false) }
             exchange.body.removeAll()
             if exchange.requestEnded {
-                upstream.send(.end(nil), flush: true)
+                upstream.send(.end, flush: true)
                 exchange.requestSent = true
             } else {
                 upstream.flush()
@@ -88,7 +88,7 @@ extension ProxyHandler {
     /// sent (one trip less through the upstream pipeline per request); the last part flushes.
     func sendWhole(_ exchange: Exchange, on upstream: UpstreamConnection) {
         let length = exchange.body.reduce(0) { $0 + $1.readableBytes }
-        upstream.send(.head(upstreamHead(exchange, bodyLength: length)), flush: exchange.body.isEmpty)
+        sendHead(exchange, bodyLength: length, on: upstream, flush: exchange.body.isEmpty)
         for (index, part) in exchange.body.enumerated() {
             upstream.send(.body(.byteBuffer(part)), flush: index == exchange.body.count - 1)
         }
@@ -96,19 +96,21 @@ extension ProxyHandler {
         exchange.requestSent = true
     }
 
-    func upstreamHead(_ exchange: Exchange, bodyLength: Int?) -> HTTPRequestHead {
+    /// Writes the request head the upstream is sent (`ForwardedHeaders.writeRequest`) and sends it.
+    func sendHead(_ exchange: Exchange, bodyLength: Int?, on upstream: UpstreamConnection, flush: Bool) {
         let address = exchange.address!
         var (_, query) = Self.split(exchange.head.uri)
         if exchange.queryAuthorization != nil { query = Self.withoutToken(query) }
         var target = address.basePath + PathNormalizer.encodeForUpstream(exchange.plan!.path)
         if let query { target += "?" + query }
-        var head = ForwardedHeaders.request(
+        var bytes = context?.channel.allocator.buffer(capacity: 0) ?? ByteBuffer()
+        let framing = ForwardedHeaders.writeRequest(
             exchange.head, target: target, upstream: address, requestID: exchange.requestID, peer: peer,
             peerIsTrusted: peerIsTrusted, bodyLength: bodyLength, authorization: exchange.plan!.authorization,
-            hasAPIKeyHeader: exchange.facts.apiKey != nil
+            hasAPIKeyHeader: exchange.facts.apiKey != nil,
+            upgrade: exchange.webSocket ? ForwardedHeaders.Upgrade(authorization: exchange.queryAuthorization) : nil, into: &bytes
         )
-        if exchange.webSocket { upgradeHeaders(&head, exchange) }
-        return head
+        upstream.sendHead(bytes, framing: framing, method: exchange.head.method, flush: flush)
     }
 
     func scheduleBodyTimeout(_ exchange: Exchange) {

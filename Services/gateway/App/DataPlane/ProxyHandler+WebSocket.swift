@@ -9,16 +9,6 @@ import ServiceCore
 /// as `?token=`), forwarded on a connection of their own, and once the upstream has answered 101,
 /// both connections become one byte tunnel (`HTTPUpgradeSwitch`).
 extension ProxyHandler {
-    /// The upstream request keeps what makes it an upgrade, which hop-by-hop rules would drop, and
-    /// carries a query token as the `Authorization` it stands for (an API key's: its access token).
-    func upgradeHeaders(_ head: inout HTTPRequestHead, _ exchange: Exchange) {
-        head.headers.replaceOrAdd(name: "connection", value: "Upgrade")
-        head.headers.replaceOrAdd(name: "upgrade", value: "websocket")
-        if exchange.plan?.authorization == .asSent, let authorization = exchange.queryAuthorization {
-            head.headers.replaceOrAdd(name: "authorization", value: authorization)
-        }
-    }
-
     /// A browser cannot read the status of a failed handshake, only a close code: the gateway
     /// completes the handshake itself and closes at once, 1008 for a refused credential, 1013 for a
     /// rate limit. Anything else (no such route) is an ordinary HTTP answer.

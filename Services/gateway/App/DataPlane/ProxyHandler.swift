@@ -306,7 +306,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             return
         }
         if exchange.upstreamHeadSent {
-            upstream.send(.end(nil), flush: true)
+            upstream.send(.end, flush: true)
             exchange.requestSent = true
         } else if exchange.bufferWhole {
             sendWhole(exchange, on: upstream)

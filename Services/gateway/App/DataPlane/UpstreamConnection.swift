@@ -20,8 +20,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     /// After a 101: the bytes that came behind it, handed on to the tunnel that replaces HTTP.
     typealias InboundOut = ByteBuffer
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundIn = UpstreamRequestPart
+    typealias OutboundOut = UpstreamRequestPart
 
     let service: PublicService
     private(set) var channel: (any Channel)?
@@ -140,9 +140,14 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func send(_ part: HTTPClientRequestPart, flush: Bool) {
+    /// Sends a request head (`ForwardedHeaders.writeRequest`): its answer is due next.
+    func sendHead(_ bytes: ByteBuffer, framing: HeadEncoding.Framing, method: HTTPMethod, flush: Bool) {
+        parser.expect(method: method)
+        send(.head(bytes, framing), flush: flush)
+    }
+
+    func send(_ part: UpstreamRequestPart, flush: Bool) {
         guard let context else { return }
-        if case .head(let head) = part { parser.expect(method: head.method) }
         if flush {
             context.writeAndFlush(wrapOutboundOut(part), promise: nil)
         } else {

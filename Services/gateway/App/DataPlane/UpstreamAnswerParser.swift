@@ -59,7 +59,7 @@ struct UpstreamAnswerHead {
         fields.withUnsafeReadableBytes { bytes in
             AnswerLines.forEach(in: bytes) { line in
                 let colon = AnswerLines.colon(bytes, in: line)
-                let value = AnswerLines.trimmed(bytes, from: colon + 1, to: line.upperBound - 2)
+                let value = HTTPWire.trimmed(bytes, from: colon + 1, to: line.upperBound - 2)
                 headers.add(
                     name: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[line.lowerBound..<colon]), as: UTF8.self),
                     value: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[value]), as: UTF8.self)
@@ -119,15 +119,6 @@ enum AnswerLines {
         while bytes[colon] != UInt8(ascii: ":") { colon += 1 }
         return colon
     }
-
-    /// `from..<to` without leading and trailing spaces and tabs.
-    static func trimmed(_ bytes: UnsafeRawBufferPointer, from: Int, to: Int) -> Range<Int> {
-        var from = from
-        var to = to
-        while from < to, bytes[from] == UInt8(ascii: " ") || bytes[from] == UInt8(ascii: "\t") { from += 1 }
-        while to > from, bytes[to - 1] == UInt8(ascii: " ") || bytes[to - 1] == UInt8(ascii: "\t") { to -= 1 }
-        return from..<to
-    }
 }
 
 /// Reads upstream answers (RFC 9112) from the bytes of one upstream connection, one answer per
@@ -179,10 +170,7 @@ struct UpstreamAnswerParser {
         case idle
         case head
         case fixed(remaining: Int)
-        case chunkSize
-        case chunkData(remaining: Int)
-        case chunkDataEnd
-        case trailers
+        case chunked(ChunkedBody)
         /// No length: the body ends when the upstream closes the connection.
         case untilClose
         /// A 101's end is due next.
@@ -191,17 +179,14 @@ struct UpstreamAnswerParser {
         case switched
     }
 
-    /// Largest answer head, and largest run of chunk-size lines and trailers.
+    /// Largest answer head, and largest trailer section.
     static let maxHeadBytes = 64 * 1024
-    /// Longest chunk-size line (its extensions included).
-    static let maxChunkLineBytes = 4096
 
     private var state = State.idle
     /// The request waiting for this answer is a HEAD: the answer has no body, whatever it says.
     private var answersHead = false
     /// Bytes of a head, a chunk-size line or trailers that have not all arrived yet.
     private var held: ByteBuffer?
-    private var trailerBytes = 0
     /// How many bytes of a head that has not all come were searched for its end already: a head
     /// trickling in byte by byte costs a pass over each byte once, not over all of them each time.
     private var headSearched: Int?
@@ -254,28 +239,20 @@ struct UpstreamAnswerParser {
                 let count = min(remaining, input.readableBytes)
                 state = .fixed(remaining: remaining - count)
                 return .body(input.readSlice(length: count)!)
-            case .chunkData(let remaining):
-                guard input.readableBytes > 0 else { return nil }
-                let count = min(remaining, input.readableBytes)
-                state = count == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - count)
-                return .body(input.readSlice(length: count)!)
-            case .chunkDataEnd:
-                guard input.readableBytes >= 2 else { return try hold(&input, limit: 2, or: .badChunk) }
-                guard input.readInteger(as: UInt16.self) == 0x0D0A else { throw ParseError.badChunk }
-                state = .chunkSize
-            case .chunkSize:
-                guard let line = try readLine(&input) else { return try hold(&input, limit: Self.maxChunkLineBytes, or: .badChunk) }
-                let size = try Self.chunkSize(line)
-                state = size == 0 ? .trailers : .chunkData(remaining: size)
-                trailerBytes = 0
-            case .trailers:
-                // Trailers are not relayed (the gateway sends none of its own either).
-                guard let line = try readLine(&input) else { return try hold(&input, limit: Self.maxHeadBytes - trailerBytes, or: .badChunk) }
-                trailerBytes += line.readableBytes + 2
-                guard trailerBytes <= Self.maxHeadBytes else { throw ParseError.headTooLarge }
-                if line.readableBytes == 0 {
+            case .chunked(var body):
+                let step: ChunkedBody.Step?
+                do {
+                    step = try body.next(&input)
+                } catch {
+                    throw error.tooLarge ? ParseError.headTooLarge : .badChunk
+                }
+                state = .chunked(body)
+                switch step {
+                case .data(let data): return .body(data)
+                case .end:
                     state = .idle
                     return .end
+                case nil: return try hold(&input, limit: body.heldLimit, or: .badChunk)
                 }
             case .untilClose:
                 guard input.readableBytes > 0 else { return nil }
@@ -296,63 +273,16 @@ struct UpstreamAnswerParser {
         return nil
     }
 
-    /// One CRLF-terminated line (without its CRLF), or nil when its end has not come yet.
-    private func readLine(_ input: inout ByteBuffer) throws -> ByteBuffer? {
-        let length = try input.withUnsafeReadableBytes { bytes -> Int? in
-            guard let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) else {
-                if bytes.count > Self.maxChunkLineBytes { throw ParseError.badChunk }
-                return nil
-            }
-            guard newline > 0, bytes[newline - 1] == UInt8(ascii: "\r") else { throw ParseError.badChunk }
-            return newline - 1
-        }
-        guard let length else { return nil }
-        let line = input.readSlice(length: length)!
-        input.moveReaderIndex(forwardBy: 2)
-        return line
-    }
-
-    /// A chunk-size line's size: hex digits, then optional extensions (ignored).
-    private static func chunkSize(_ line: ByteBuffer) throws -> Int {
-        var size = 0
-        var digits = 0
-        for byte in line.readableBytesView {
-            let value: Int
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = Int(byte - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = Int(byte - UInt8(ascii: "a") + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = Int(byte - UInt8(ascii: "A") + 10)
-            case UInt8(ascii: ";"), UInt8(ascii: " "), UInt8(ascii: "\t"):
-                guard digits > 0 else { throw ParseError.badChunk }
-                return size
-            default:
-                throw ParseError.badChunk
-            }
-            digits += 1
-            guard digits <= 15 else { throw ParseError.badChunk }
-            size = size << 4 | value
-        }
-        guard digits > 0 else { throw ParseError.badChunk }
-        return size
-    }
-
     /// A whole head from `input` (consumed, its blank line included), or nil when its end has not
     /// come yet (nothing consumed). Sets what the body that follows is.
     private mutating func readHead(_ input: inout ByteBuffer) throws -> UpstreamAnswerHead? {
         if let searched = headSearched {
             // Scanned in full only once the blank line that ends it is there.
-            // Line ends are checked on the way (CRLF only), as `scanHead` checks them.
-            let complete = try input.withUnsafeReadableBytes { bytes in
-                for index in searched..<bytes.count {
-                    let previous = index > 0 ? bytes[index - 1] : 0
-                    if bytes[index] == UInt8(ascii: "\n") {
-                        guard previous == UInt8(ascii: "\r") else { throw ParseError.badLineEnd }
-                        if index >= 3, bytes[index - 2] == UInt8(ascii: "\n"), bytes[index - 3] == UInt8(ascii: "\r") { return true }
-                    } else if previous == UInt8(ascii: "\r") {
-                        throw ParseError.badLineEnd
-                    }
-                }
-                return false
+            let complete: Bool
+            do {
+                complete = try input.withUnsafeReadableBytes { bytes in try HTTPWire.headEnds(in: bytes, searched: searched) }
+            } catch {
+                throw ParseError.badLineEnd
             }
             guard complete else {
                 headSearched = input.readableBytes
@@ -378,7 +308,7 @@ struct UpstreamAnswerParser {
         } else if answersHead || code == 204 || code == 304 {
             state = .fixed(remaining: 0)
         } else if scanned.chunked {
-            state = .chunkSize
+            state = .chunked(ChunkedBody(maxTrailerBytes: Self.maxHeadBytes))
         } else if let length = scanned.contentLength {
             state = .fixed(remaining: length)
         } else {
@@ -432,7 +362,7 @@ struct UpstreamAnswerParser {
         guard count >= 14 else { return nil }
         guard bytes[0] == UInt8(ascii: "H"), bytes[1] == UInt8(ascii: "T"), bytes[2] == UInt8(ascii: "T"), bytes[3] == UInt8(ascii: "P"),
             bytes[4] == UInt8(ascii: "/"), bytes[5] == UInt8(ascii: "1"), bytes[6] == UInt8(ascii: "."),
-            isDigit(bytes[7]), bytes[8] == UInt8(ascii: " "), isDigit(bytes[9]), isDigit(bytes[10]), isDigit(bytes[11])
+            HTTPWire.isDigit(bytes[7]), bytes[8] == UInt8(ascii: " "), HTTPWire.isDigit(bytes[9]), HTTPWire.isDigit(bytes[10]), HTTPWire.isDigit(bytes[11])
         else { throw ParseError.malformedStatusLine }
         head.version = HTTPVersion(major: 1, minor: Int(bytes[7] - UInt8(ascii: "0")))
         head.code = Int(bytes[9] - 48) * 100 + Int(bytes[10] - 48) * 10 + Int(bytes[11] - 48)
@@ -441,7 +371,7 @@ struct UpstreamAnswerParser {
         if bytes[12] == UInt8(ascii: " ") {
             end = 13
             while end < count, bytes[end] != UInt8(ascii: "\r") {
-                guard isFieldValueByte(bytes[end]) else { throw bytes[end] == UInt8(ascii: "\n") ? ParseError.badLineEnd : .malformedStatusLine }
+                guard HTTPWire.isFieldValueByte(bytes[end]) else { throw bytes[end] == UInt8(ascii: "\n") ? ParseError.badLineEnd : .malformedStatusLine }
                 end += 1
             }
         } else if bytes[12] != UInt8(ascii: "\r") {
@@ -462,14 +392,14 @@ struct UpstreamAnswerParser {
             }
             // A name of token characters right up to the colon (which also refuses a folded line).
             var colon = start
-            while colon < count, isTokenByte(bytes[colon]) { colon += 1 }
+            while colon < count, HTTPWire.isTokenByte(bytes[colon]) { colon += 1 }
             guard colon < count else { return nil }
             guard colon > start, bytes[colon] == UInt8(ascii: ":") else {
                 throw bytes[colon] == UInt8(ascii: "\n") ? ParseError.badLineEnd : .malformedHeader
             }
             end = colon + 1
             while end < count, bytes[end] != UInt8(ascii: "\r") {
-                guard isFieldValueByte(bytes[end]) else { throw bytes[end] == UInt8(ascii: "\n") ? ParseError.badLineEnd : .malformedHeader }
+                guard HTTPWire.isFieldValueByte(bytes[end]) else { throw bytes[end] == UInt8(ascii: "\n") ? ParseError.badLineEnd : .malformedHeader }
                 end += 1
             }
             guard end + 1 < count else { return nil }
@@ -483,7 +413,7 @@ struct UpstreamAnswerParser {
                 case .cacheControl: head.cacheControl |= bit
                 default: break
                 }
-                let value = AnswerLines.trimmed(bytes, from: colon + 1, to: end)
+                let value = HTTPWire.trimmed(bytes, from: colon + 1, to: end)
                 try head.note(kind, UnsafeRawBufferPointer(rebasing: bytes[value]))
             }
             lineIndex += 1
@@ -493,28 +423,6 @@ struct UpstreamAnswerParser {
         head.fields = fieldsStart..<start
         head.length = start + 2
         return head
-    }
-
-    @inline(__always)
-    private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
-
-    /// `tchar` (RFC 9110 §5.6.2).
-    @inline(__always)
-    static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
-            UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
-            UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            true
-        default: false
-        }
-    }
-
-    /// A byte a field value or reason phrase may hold: visible characters, space, tab, obs-text.
-    @inline(__always)
-    private static func isFieldValueByte(_ byte: UInt8) -> Bool {
-        byte >= 0x20 ? byte != 0x7F : byte == UInt8(ascii: "\t")
     }
 }
 
@@ -542,7 +450,7 @@ extension UpstreamAnswerParser.ScannedHead {
         case .connection:
             for token in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
                 let token = UnsafeRawBufferPointer(rebasing: token)
-                let trimmed = UnsafeRawBufferPointer(rebasing: token[AnswerLines.trimmed(token, from: 0, to: token.count)])
+                let trimmed = UnsafeRawBufferPointer(rebasing: token[HTTPWire.trimmed(token, from: 0, to: token.count)])
                 if NameTable<Bool>.equalIgnoringCase(trimmed, Self.close, sameLength: false) {
                     close = true
                 } else if NameTable<Bool>.equalIgnoringCase(trimmed, Self.keepAlive, sameLength: false) {

@@ -1,0 +1,156 @@
+import NIOCore
+
+/// What the gateway's two HTTP/1 readers (`RequestParser` for its clients, `UpstreamAnswerParser`
+/// for its upstreams) share: RFC 9110's byte classes, the search for the end of a head that comes
+/// in pieces, and chunked bodies.
+enum HTTPWire {
+    /// `tchar` (RFC 9110 §5.6.2): a byte of a method or a header name.
+    @inline(__always)
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        // Bit n of the mask for byte n (0-63, 64-127): ! # $ % & ' * + - . 0-9 A-Z ^ _ ` a-z | ~
+        byte < 64 ? (0x03FF_6CFA_0000_0000 as UInt64) >> byte & 1 == 1 : byte < 128 && (0x57FF_FFFF_C7FF_FFFE as UInt64) >> (byte - 64) & 1 == 1
+    }
+
+    /// A byte a field value or reason phrase may hold: visible characters, space, tab, obs-text.
+    @inline(__always)
+    static func isFieldValueByte(_ byte: UInt8) -> Bool {
+        byte >= 0x20 ? byte != 0x7F : byte == UInt8(ascii: "\t")
+    }
+
+    @inline(__always)
+    static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+
+    /// `from..<to` without leading and trailing spaces and tabs.
+    static func trimmed(_ bytes: UnsafeRawBufferPointer, from: Int, to: Int) -> Range<Int> {
+        var from = from
+        var to = to
+        while from < to, bytes[from] == UInt8(ascii: " ") || bytes[from] == UInt8(ascii: "\t") { from += 1 }
+        while to > from, bytes[to - 1] == UInt8(ascii: " ") || bytes[to - 1] == UInt8(ascii: "\t") { to -= 1 }
+        return from..<to
+    }
+
+    /// A line feed without a carriage return before it, or a carriage return alone.
+    struct BadLineEnd: Error {}
+
+    /// Whether the blank line that ends a head is in `bytes`, searching from `searched` (bytes
+    /// before it were searched already), line ends checked on the way. A head that trickles in
+    /// byte by byte is then scanned in full once, when it is whole, not once per piece.
+    static func headEnds(in bytes: UnsafeRawBufferPointer, searched: Int) throws(BadLineEnd) -> Bool {
+        for index in searched..<bytes.count {
+            let previous = index > 0 ? bytes[index - 1] : 0
+            if bytes[index] == UInt8(ascii: "\n") {
+                guard previous == UInt8(ascii: "\r") else { throw BadLineEnd() }
+                if index >= 3, bytes[index - 2] == UInt8(ascii: "\n"), bytes[index - 3] == UInt8(ascii: "\r") { return true }
+            } else if previous == UInt8(ascii: "\r") {
+                throw BadLineEnd()
+            }
+        }
+        return false
+    }
+}
+
+/// A chunked body (RFC 9112 §7.1) read as its bytes come: the data as slices of the buffers it
+/// came in, chunk extensions and trailers read and dropped (the gateway relays neither).
+struct ChunkedBody {
+    enum Step {
+        case data(ByteBuffer)
+        case end
+    }
+
+    struct Malformed: Error {
+        /// Trailers beyond `maxTrailerBytes`, rather than a broken chunk.
+        var tooLarge = false
+    }
+
+    /// Longest chunk-size line (its extensions included).
+    static let maxSizeLineBytes = 4096
+
+    private enum State {
+        case size
+        case data(remaining: Int)
+        case dataEnd
+        case trailers(bytes: Int)
+    }
+
+    private var state = State.size
+    let maxTrailerBytes: Int
+
+    init(maxTrailerBytes: Int) {
+        self.maxTrailerBytes = maxTrailerBytes
+    }
+
+    /// The most bytes an unfinished line may hold before more come (`next` returned nil).
+    var heldLimit: Int {
+        switch state {
+        case .size, .data: Self.maxSizeLineBytes
+        case .dataEnd: 2
+        case .trailers(let bytes): max(0, maxTrailerBytes - bytes)
+        }
+    }
+
+    /// The next step from `input`, or nil when `input` holds no more of one; what is left of
+    /// `input` then is the start of a line, to be given again with the bytes that follow.
+    mutating func next(_ input: inout ByteBuffer) throws(Malformed) -> Step? {
+        while true {
+            switch state {
+            case .data(let remaining):
+                guard input.readableBytes > 0 else { return nil }
+                let count = min(remaining, input.readableBytes)
+                state = count == remaining ? .dataEnd : .data(remaining: remaining - count)
+                return .data(input.readSlice(length: count)!)
+            case .dataEnd:
+                guard input.readableBytes >= 2 else { return nil }
+                guard input.readInteger(as: UInt16.self) == 0x0D0A else { throw Malformed() }
+                state = .size
+            case .size:
+                guard let line = try Self.readLine(&input, limit: Self.maxSizeLineBytes) else { return nil }
+                let size = try Self.size(line)
+                state = size == 0 ? .trailers(bytes: 0) : .data(remaining: size)
+            case .trailers(let bytes):
+                guard let line = try Self.readLine(&input, limit: heldLimit) else { return nil }
+                let total = bytes + line.readableBytes + 2
+                guard total <= maxTrailerBytes else { throw Malformed(tooLarge: true) }
+                if line.readableBytes == 0 { return .end }
+                state = .trailers(bytes: total)
+            }
+        }
+    }
+
+    /// One CRLF-terminated line (without its CRLF), or nil when its end has not come yet.
+    private static func readLine(_ input: inout ByteBuffer, limit: Int) throws(Malformed) -> ByteBuffer? {
+        let length = input.withUnsafeReadableBytes { bytes -> Int? in
+            guard let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) else { return bytes.count > limit ? -1 : nil }
+            guard newline > 0, bytes[newline - 1] == UInt8(ascii: "\r") else { return -1 }
+            return newline - 1
+        }
+        guard let length else { return nil }
+        guard length >= 0 else { throw Malformed() }
+        let line = input.readSlice(length: length)!
+        input.moveReaderIndex(forwardBy: 2)
+        return line
+    }
+
+    /// A chunk-size line's size: hex digits, then optional extensions (ignored).
+    private static func size(_ line: ByteBuffer) throws(Malformed) -> Int {
+        var size = 0
+        var digits = 0
+        for byte in line.readableBytesView {
+            let value: Int
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = Int(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = Int(byte - UInt8(ascii: "a") + 10)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = Int(byte - UInt8(ascii: "A") + 10)
+            case UInt8(ascii: ";"), UInt8(ascii: " "), UInt8(ascii: "\t"):
+                guard digits > 0 else { throw Malformed() }
+                return size
+            default:
+                throw Malformed()
+            }
+            digits += 1
+            guard digits <= 15 else { throw Malformed() }
+            size = size << 4 | value
+        }
+        guard digits > 0 else { throw Malformed() }
+        return size
+    }
+}

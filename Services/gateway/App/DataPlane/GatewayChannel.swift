@@ -6,8 +6,8 @@ import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 
-/// The public port's connections: NIO's HTTP/1 request decoder and the gateway's own encoder and
-/// handlers, no async request machinery. Hummingbird's `Server` still accepts the connections and,
+/// The public port's connections: the gateway's own HTTP/1 reader, encoder and handlers, no async
+/// request machinery. Hummingbird's `Server` still accepts the connections and,
 /// at shutdown, stops accepting and lets in-flight answers finish (NIO's quiescing, which
 /// `ProxyHandler` honours by closing each connection after its current answer).
 struct GatewayChannel: ServerChildChannel {
@@ -21,20 +21,14 @@ struct GatewayChannel: ServerChildChannel {
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
-            var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-            decoderLimits.maxHeaderFieldSize = maxHeaderBytes
-            decoderLimits.maxHeaderListSize = maxHeaderBytes
             let timeouts = ConnectionTimeoutHandler(headerTimeout: plane.limits.headerTimeout, idleTimeout: plane.limits.idleTimeout)
             let operations = channel.pipeline.syncOperations
             try operations.addHandler(timeouts)
-            // NIO's HTTP/1 request decoder, and the gateway's own answer encoder (one write per head).
-            // No pipelining handler: `ProxyHandler` queues pipelined requests itself (NIO's holds back
-            // reads after every request, two epoll_ctl calls each). `.forwardBytes`: a decoder removed
-            // for a WebSocket tunnel hands on bytes it holds (a frame right behind the upgrade request)
-            // instead of dropping them.
-            try operations.addHandler(
-                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits))
-            )
+            // The gateway's own request reader and answer encoder (one write per head). No pipelining
+            // handler: `ProxyHandler` queues pipelined requests itself (NIO's holds back reads after
+            // every request, two epoll_ctl calls each). The reader hands on what came behind an
+            // upgrade request (a WebSocket frame) when a tunnel replaces it.
+            try operations.addHandler(RequestReader(maxHeaderBytes: maxHeaderBytes))
             try operations.addHandler(GatewayResponseEncoder())
             let peer = channel.remoteAddress?.ipAddress ?? "unknown"
             try operations.addHandler(

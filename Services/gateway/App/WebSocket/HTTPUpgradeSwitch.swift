@@ -1,14 +1,11 @@
 import NIOCore
 import NIOHTTP1
 
-/// Turns a client connection and an upstream connection served by HTTP/1 handlers (NIO's request
-/// decoder, the gateway's encoders, `UpstreamConnection`) into one raw byte tunnel once a 101 has
+/// Turns a client connection and an upstream connection served by the gateway's HTTP/1 handlers
+/// (`RequestReader`, the encoders, `UpstreamConnection`) into one raw byte tunnel once a 101 has
 /// passed, without losing bytes the HTTP side already holds (a frame that came in the same segment
-/// as the upgrade request or the 101).
-///
-/// Those bytes survive only if the request decoder was made with `leftOverBytesStrategy:
-/// .forwardBytes` (as `GatewayChannel` makes it); with the default `.dropBytes` they are silently
-/// discarded. `UpstreamConnection` keeps what follows a 101 and hands it on as it leaves.
+/// as the upgrade request or the 101): `RequestReader` keeps what follows an upgrade request,
+/// `UpstreamConnection` what follows a 101, and each hands it on as it leaves.
 enum HTTPUpgradeSwitch {
     /// Strips both channels and glues them with `TunnelHandler`s. Call on their (shared) event loop,
     /// after the client's 101 head has been written and the upstream's 101 has ended.
@@ -29,12 +26,10 @@ enum HTTPUpgradeSwitch {
         // client while it waited for the upstream); without a new one neither side reads again.
         client.read()
         upstream.read()
-        // The upstream's answer reader leaves at once, handing the tunnel what followed the 101; the
-        // request decoder leaves on a later tick (a `ByteToMessageHandler` always defers its
-        // removal), handing over what the client sent behind its upgrade request. Until then it
-        // keeps what the client sends (it stopped parsing at the upgrade). Leftovers come as a read
-        // with no read-complete after it, so the tunnel does not flush them: flush the receiving
-        // side here.
+        // The upstream's answer reader leaves first, handing the tunnel what followed the 101, then
+        // the request reader, with what the client sent behind its upgrade request. Leftovers come
+        // as a read with no read-complete after it, so the tunnel does not flush them: flush the
+        // receiving side here.
         return upstream.pipeline.syncOperations.removeHandler(answerReader)
             .assumeIsolated()
             .flatMap {
@@ -51,16 +46,15 @@ enum HTTPUpgradeSwitch {
     }
 
     /// Removes the HTTP/1 answer encoder `GatewayChannel` adds (`GatewayResponseEncoder`) and
-    /// `extra` from `channel`, on its event loop, and returns the request decoder: remove that
-    /// last, once what follows it takes `ByteBuffer`s, and it forwards what it holds (with
-    /// `.forwardBytes`).
+    /// `extra` from `channel`, on its event loop, and returns the request reader: remove that
+    /// last, once what follows it takes `ByteBuffer`s, and it hands on what it holds.
     static func removeServerHandlers(from channel: any Channel, alsoRemoving extra: [any RemovableChannelHandler] = []) throws
-        -> ByteToMessageHandler<HTTPRequestDecoder>
+        -> RequestReader
     {
         let pipeline = channel.pipeline.syncOperations
         for handler in extra { pipeline.removeHandler(handler, promise: nil) }
         removeIfPresent(GatewayResponseEncoder.self, from: pipeline)
-        return try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+        return try pipeline.handler(type: RequestReader.self)
     }
 
     /// Removes the HTTP/1 request encoder `UpstreamPool` adds (`UpstreamRequestEncoder`) and any

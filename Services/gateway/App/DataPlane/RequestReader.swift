@@ -1,0 +1,347 @@
+import NIOCore
+import NIOHTTP1
+
+/// Reads HTTP/1 requests (RFC 9112) from a client connection's bytes, in place of NIO's
+/// `HTTPRequestDecoder`: each head is checked and scanned once, in place; body parts are slices of
+/// the buffers they came in. Its refusals are NIO's `HTTPParserError`s, which `ProxyHandler` turns
+/// into 400 (431 for `.headerOverflow`) and never forwards.
+///
+/// Strict, as a gateway in front of other servers must be (request smuggling lives in the gaps
+/// between two readers): CRLF line ends only; no obsolete line folding; no whitespace before a
+/// colon; no control characters in names, values or the target; one `Content-Length` of digits
+/// only; no `Content-Length` beside `Transfer-Encoding`; `chunked` last in `Transfer-Encoding`.
+/// After a request that asks to switch protocols (`Upgrade`, or CONNECT) nothing more is read as
+/// HTTP: what follows waits for a tunnel, or the connection closes after the answer.
+///
+/// A plain value type driven by `RequestReader`; each `next` call stands alone.
+struct RequestParser {
+    private enum State {
+        case head
+        case fixed(remaining: Int)
+        case chunked(ChunkedBody)
+        /// After a request switching protocols, or a refusal: nothing more is HTTP.
+        case stopped
+    }
+
+    /// Largest request line, and largest header section (431 beyond either).
+    let maxHeaderBytes: Int
+    private var state = State.head
+    /// Bytes of a head or chunk line that has not all come yet.
+    private var held: ByteBuffer?
+    /// How far a head that has not all come was searched for its end (`HTTPWire.headEnds`).
+    private var headSearched: Int?
+    /// The request in progress switches protocols: stop at its end.
+    private var stopAtEnd = false
+
+    init(maxHeaderBytes: Int) {
+        self.maxHeaderBytes = maxHeaderBytes
+    }
+
+    var isStopped: Bool {
+        if case .stopped = state { return true }
+        return false
+    }
+
+    /// A request has begun and not ended (its head in part, or its body).
+    var isMidRequest: Bool {
+        switch state {
+        case .head: held != nil
+        case .fixed, .chunked: true
+        case .stopped: false
+        }
+    }
+
+    /// The next request part from `input` (consuming what it used), or nil when `input` holds no
+    /// more of one: the rest is then held until more bytes come. Once stopped, `input` is left
+    /// as it is.
+    mutating func next(_ input: inout ByteBuffer) throws(HTTPParserError) -> HTTPServerRequestPart? {
+        if var earlier = held, input.readableBytes > 0 {
+            held = nil
+            earlier.writeBuffer(&input)
+            input = earlier
+        }
+        switch state {
+        case .stopped:
+            return nil
+        case .head:
+            guard let head = try readHead(&input) else {
+                try hold(&input, limit: 2 * maxHeaderBytes + 4, or: .headerOverflow)
+                return nil
+            }
+            return .head(head)
+        case .fixed(let remaining):
+            if remaining == 0 {
+                state = stopAtEnd ? .stopped : .head
+                return .end(nil)
+            }
+            guard input.readableBytes > 0 else { return nil }
+            let count = min(remaining, input.readableBytes)
+            state = .fixed(remaining: remaining - count)
+            return .body(input.readSlice(length: count)!)
+        case .chunked(var body):
+            let step: ChunkedBody.Step?
+            do {
+                step = try body.next(&input)
+            } catch {
+                state = .stopped
+                throw error.tooLarge ? .headerOverflow : .invalidChunkSize
+            }
+            state = .chunked(body)
+            switch step {
+            case .data(let data):
+                return .body(data)
+            case .end:
+                state = stopAtEnd ? .stopped : .head
+                return .end(nil)
+            case nil:
+                try hold(&input, limit: body.heldLimit, or: .invalidChunkSize)
+                return nil
+            }
+        }
+    }
+
+    /// Keeps the rest of `input` for the next call, unless it is already more than `limit`.
+    private mutating func hold(_ input: inout ByteBuffer, limit: Int, or error: HTTPParserError) throws(HTTPParserError) {
+        guard input.readableBytes <= limit else {
+            state = .stopped
+            throw error
+        }
+        guard input.readableBytes > 0 else { return }
+        held = input
+        input.moveReaderIndex(to: input.writerIndex)
+    }
+
+    /// A whole head from `input` (consumed, its blank line included), or nil when it has not all
+    /// come (nothing consumed). Sets what the body that follows is.
+    private mutating func readHead(_ input: inout ByteBuffer) throws(HTTPParserError) -> HTTPRequestHead? {
+        // Empty lines before a request line are ignored (RFC 9112 §2.2), as after a body some
+        // clients send one.
+        while input.readableBytes >= 2, input.getInteger(at: input.readerIndex, as: UInt16.self) == 0x0D0A {
+            input.moveReaderIndex(forwardBy: 2)
+        }
+        if input.readableBytes == 1, input.getInteger(at: input.readerIndex, as: UInt8.self) == UInt8(ascii: "\r") { return nil }
+        if let searched = headSearched {
+            let complete: Bool
+            do {
+                complete = try input.withUnsafeReadableBytes { bytes in try HTTPWire.headEnds(in: bytes, searched: searched) }
+            } catch {
+                state = .stopped
+                throw .lfExpected
+            }
+            guard complete else {
+                headSearched = input.readableBytes
+                return nil
+            }
+        }
+        let scanned: ScannedRequest?
+        do {
+            scanned = try input.withUnsafeReadableBytes { bytes in try Self.scan(bytes, maxHeaderBytes: maxHeaderBytes) }
+        } catch {
+            state = .stopped
+            throw error as? HTTPParserError ?? .unknown
+        }
+        guard let scanned else {
+            headSearched = input.readableBytes
+            return nil
+        }
+        headSearched = nil
+        input.moveReaderIndex(forwardBy: scanned.length)
+        stopAtEnd = scanned.switchesProtocols
+        if scanned.chunked {
+            state = .chunked(ChunkedBody(maxTrailerBytes: maxHeaderBytes))
+        } else {
+            state = .fixed(remaining: scanned.contentLength ?? 0)
+        }
+        return HTTPRequestHead(version: scanned.version, method: scanned.method, uri: scanned.uri, headers: HTTPHeaders(scanned.headers))
+    }
+
+    /// What one pass over a request head finds.
+    private struct ScannedRequest {
+        var method = HTTPMethod.GET
+        var uri = ""
+        var version = HTTPVersion.http1_1
+        var headers: [(String, String)] = []
+        var length = 0
+        var contentLength: Int?
+        var chunked = false
+        var switchesProtocols = false
+    }
+
+    /// Checks and scans a head, each byte looked at once; nil when it stops short of its blank line.
+    private static func scan(_ bytes: UnsafeRawBufferPointer, maxHeaderBytes: Int) throws -> ScannedRequest? {
+        var request = ScannedRequest()
+        let count = bytes.count
+        // Request line: method SP request-target SP HTTP/1.x CRLF.
+        var index = 0
+        while index < count, HTTPWire.isTokenByte(bytes[index]) { index += 1 }
+        guard index < count else { return count > maxHeaderBytes ? try refuse(.headerOverflow) : nil }
+        guard index > 0, bytes[index] == UInt8(ascii: " ") else { return try refuse(.invalidMethod) }
+        request.method = method(UnsafeRawBufferPointer(rebasing: bytes[0..<index]))
+        let targetStart = index + 1
+        index = targetStart
+        // The target: visible ASCII only (anything else must be percent-encoded).
+        while index < count, bytes[index] > 0x20, bytes[index] < 0x7F { index += 1 }
+        guard index < count else { return count > maxHeaderBytes ? try refuse(.headerOverflow) : nil }
+        guard index > targetStart, bytes[index] == UInt8(ascii: " ") else { return try refuse(.invalidURL) }
+        request.uri = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[targetStart..<index]), as: UTF8.self)
+        index += 1
+        // HTTP/1.0 or HTTP/1.1, refused as soon as a byte differs (not only once 8 have come).
+        for offset in 0..<min(7, count - index) where bytes[index + offset] != httpSlashOne.utf8Start[offset] {
+            return try refuse(.invalidVersion)
+        }
+        guard index + 10 <= count else { return nil }
+        guard bytes[index + 7] == UInt8(ascii: "0") || bytes[index + 7] == UInt8(ascii: "1") else { return try refuse(.invalidVersion) }
+        request.version = HTTPVersion(major: 1, minor: Int(bytes[index + 7] - UInt8(ascii: "0")))
+        guard bytes[index + 8] == UInt8(ascii: "\r"), bytes[index + 9] == UInt8(ascii: "\n") else { return try refuse(.lfExpected) }
+        guard index + 10 <= maxHeaderBytes else { return try refuse(.headerOverflow) }
+        // Header lines, up to the blank line.
+        var start = index + 10
+        let fieldsStart = start
+        var transferCodings = 0
+        var hasUpgrade = false
+        while true {
+            guard start - fieldsStart <= maxHeaderBytes else { return try refuse(.headerOverflow) }
+            guard start + 1 < count else { return nil }
+            if bytes[start] == UInt8(ascii: "\r") {
+                guard bytes[start + 1] == UInt8(ascii: "\n") else { return try refuse(.lfExpected) }
+                break
+            }
+            // A name of token characters right up to the colon (which also refuses a folded line).
+            var colon = start
+            while colon < count, HTTPWire.isTokenByte(bytes[colon]) { colon += 1 }
+            guard colon < count else { return nil }
+            guard colon > start, bytes[colon] == UInt8(ascii: ":") else { return try refuse(.invalidHeaderToken) }
+            var end = colon + 1
+            while end < count, bytes[end] != UInt8(ascii: "\r") {
+                guard HTTPWire.isFieldValueByte(bytes[end]) else { return try refuse(bytes[end] == UInt8(ascii: "\n") ? .lfExpected : .invalidHeaderToken) }
+                end += 1
+            }
+            guard end + 1 < count else { return nil }
+            guard bytes[end + 1] == UInt8(ascii: "\n") else { return try refuse(.lfExpected) }
+            let name = UnsafeRawBufferPointer(rebasing: bytes[start..<colon])
+            let value = UnsafeRawBufferPointer(rebasing: bytes[HTTPWire.trimmed(bytes, from: colon + 1, to: end)])
+            switch name.count {
+            case 14 where NameTable<Bool>.equalIgnoringCase(name, contentLength, sameLength: true):
+                guard request.contentLength == nil else { return try refuse(.unexpectedContentLength) }
+                request.contentLength = try length(value)
+            case 17 where NameTable<Bool>.equalIgnoringCase(name, transferEncoding, sameLength: true):
+                transferCodings += try codings(value, chunkedSoFar: &request.chunked)
+            case 7 where NameTable<Bool>.equalIgnoringCase(name, upgrade, sameLength: true):
+                hasUpgrade = true
+            default:
+                break
+            }
+            request.headers.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            start = end + 2
+        }
+        // `chunked` must be the last coding; a body both chunked and with a length is refused.
+        if transferCodings > 0 && !request.chunked { return try refuse(.invalidHeaderToken) }
+        if request.chunked && request.contentLength != nil { return try refuse(.unexpectedContentLength) }
+        request.switchesProtocols = hasUpgrade || request.method == .CONNECT
+        request.length = start + 2
+        return request
+    }
+
+    private static let httpSlashOne: StaticString = "HTTP/1."
+    private static let contentLength = Array("content-length".utf8)
+    private static let transferEncoding = Array("transfer-encoding".utf8)
+    private static let upgrade = Array("upgrade".utf8)
+    private static let chunkedCoding = Array("chunked".utf8)
+
+    private static func refuse(_ error: HTTPParserError) throws -> ScannedRequest? {
+        throw error
+    }
+
+    /// A `Content-Length` value: digits only, at most 18 of them.
+    private static func length(_ value: UnsafeRawBufferPointer) throws -> Int {
+        guard !value.isEmpty, value.count <= 18 else { throw HTTPParserError.invalidContentLength }
+        var length = 0
+        for byte in value {
+            guard HTTPWire.isDigit(byte) else { throw HTTPParserError.invalidContentLength }
+            length = length * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        return length
+    }
+
+    /// The codings of a `Transfer-Encoding` value (how many), and whether the last so far is
+    /// `chunked`; `chunked` anywhere but last is refused.
+    private static func codings(_ value: UnsafeRawBufferPointer, chunkedSoFar chunked: inout Bool) throws -> Int {
+        var count = 0
+        for coding in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
+            let coding = UnsafeRawBufferPointer(rebasing: coding)
+            let trimmed = UnsafeRawBufferPointer(rebasing: coding[HTTPWire.trimmed(coding, from: 0, to: coding.count)])
+            guard !trimmed.isEmpty else { continue }
+            if chunked { throw HTTPParserError.invalidHeaderToken }
+            chunked = NameTable<Bool>.equalIgnoringCase(trimmed, chunkedCoding, sameLength: false)
+            count += 1
+        }
+        return count
+    }
+
+    /// The method its bytes name; the common ones without making a `String`.
+    private static func method(_ bytes: UnsafeRawBufferPointer) -> HTTPMethod {
+        switch bytes.count {
+        case 3 where bytes[0] == UInt8(ascii: "G") && bytes[1] == UInt8(ascii: "E") && bytes[2] == UInt8(ascii: "T"): .GET
+        case 3 where bytes[0] == UInt8(ascii: "P") && bytes[1] == UInt8(ascii: "U") && bytes[2] == UInt8(ascii: "T"): .PUT
+        case 4 where bytes[0] == UInt8(ascii: "P") && bytes[1] == UInt8(ascii: "O") && bytes[2] == UInt8(ascii: "S") && bytes[3] == UInt8(ascii: "T"): .POST
+        case 4 where bytes[0] == UInt8(ascii: "H") && bytes[1] == UInt8(ascii: "E") && bytes[2] == UInt8(ascii: "A") && bytes[3] == UInt8(ascii: "D"): .HEAD
+        default: HTTPMethod(rawValue: String(decoding: bytes, as: UTF8.self))
+        }
+    }
+}
+
+/// The public port's HTTP/1 request reader (`RequestParser`) as a channel handler: bytes in,
+/// `HTTPServerRequestPart`s out. A refusal is fired as an error (the parser then reads nothing
+/// more); bytes after a request switching protocols are kept and handed on, as bytes, when the
+/// handler leaves the pipeline for a tunnel (`HTTPUpgradeSwitch`).
+final class RequestReader: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = HTTPServerRequestPart
+
+    private var parser: RequestParser
+    /// What came after a request switching protocols.
+    private var afterSwitch: ByteBuffer?
+    private var failed = false
+
+    init(maxHeaderBytes: Int) {
+        self.parser = RequestParser(maxHeaderBytes: maxHeaderBytes)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !failed else { return }
+        var input = unwrapInboundIn(data)
+        while !parser.isStopped {
+            let part: HTTPServerRequestPart?
+            do {
+                part = try parser.next(&input)
+            } catch {
+                failed = true
+                context.fireErrorCaught(error)
+                return
+            }
+            guard let part else { break }
+            context.fireChannelRead(wrapInboundOut(part))
+        }
+        if parser.isStopped, input.readableBytes > 0 {
+            if afterSwitch == nil { afterSwitch = input } else { afterSwitch!.writeBuffer(&input) }
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // The client stopped sending in the middle of a request: it will never be whole.
+        if case ChannelEvent.inputClosed = event, !failed, parser.isMidRequest {
+            failed = true
+            context.fireErrorCaught(HTTPParserError.invalidEOFState)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Leaving the pipeline (for a tunnel): what came after the upgrade request goes on as bytes.
+    func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
+        if let rest = afterSwitch {
+            afterSwitch = nil
+            context.fireChannelRead(NIOAny(rest))
+        }
+        context.leavePipeline(removalToken: removalToken)
+    }
+}

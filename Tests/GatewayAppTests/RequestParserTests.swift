@@ -133,6 +133,22 @@ struct RequestParserTests {
         #expect(throws: error) { try Self.parse(Array(wire.utf8).map { String(decoding: [$0], as: UTF8.self) }) }
     }
 
+    @Test func aValueEndsAtItsFirstControlByteWhereverItStands() {
+        // Eight bytes at a time, then one by one: every offset, every kind of stop.
+        for stop: UInt8 in [0x00, 0x01, 0x09 + 1, 0x0D, 0x1F, 0x7F] {
+            for position in 0..<40 {
+                var value = [UInt8](repeating: UInt8(ascii: "a"), count: 40)
+                value[position] = stop
+                let end = value.withUnsafeBytes { HTTPWire.fieldValueEnd($0, from: 0) }
+                #expect(end == position, "byte \(stop) at \(position)")
+            }
+        }
+        // Tabs, spaces and obs-text are value bytes.
+        let mixed: [UInt8] = Array("a\tb c".utf8) + [0x80, 0xC3, 0xA9, 0xFF] + Array("0123456789abcdef".utf8)
+        #expect(mixed.withUnsafeBytes { HTTPWire.fieldValueEnd($0, from: 0) } == mixed.count)
+        #expect(mixed.withUnsafeBytes { HTTPWire.fieldValueEnd($0, from: 3) } == mixed.count)
+    }
+
     @Test func headsBeyondTheLimitAreRefusedAsOverflow() throws {
         let big = "GET / HTTP/1.1\r\nX-Big: " + String(repeating: "a", count: 2_000) + "\r\n\r\n"
         #expect(throws: HTTPParserError.headerOverflow) { try Self.parse([big], maxHeaderBytes: 1_024) }

@@ -17,6 +17,27 @@ enum HTTPWire {
         byte >= 0x20 ? byte != 0x7F : byte == UInt8(ascii: "\t")
     }
 
+    /// The offset of the first byte at or after `from` that a field value may not hold (its CR,
+    /// normally), or `bytes.count`. Eight bytes at a time while none is a control byte or DEL
+    /// (a header value is mostly a long token), then byte by byte.
+    @inline(__always)
+    static func fieldValueEnd(_ bytes: UnsafeRawBufferPointer, from: Int) -> Int {
+        var index = from
+        let count = bytes.count
+        if let base = bytes.baseAddress {
+            while index + 8 <= count {
+                let word = base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                // Some byte below 0x20 (bytes from 0x80 up are never taken for one), or some byte 0x7F.
+                let control = (word &- 0x2020_2020_2020_2020) & ~word & 0x8080_8080_8080_8080
+                let delete = word ^ 0x7F7F_7F7F_7F7F_7F7F
+                if control | ((delete &- 0x0101_0101_0101_0101) & ~delete & 0x8080_8080_8080_8080) != 0 { break }
+                index += 8
+            }
+        }
+        while index < count, isFieldValueByte(bytes[index]) { index += 1 }
+        return index
+    }
+
     @inline(__always)
     static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
 

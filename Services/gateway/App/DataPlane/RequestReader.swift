@@ -119,6 +119,8 @@ struct RequestParser {
         while input.readableBytes >= 2, input.getInteger(at: input.readerIndex, as: UInt16.self) == 0x0D0A {
             input.moveReaderIndex(forwardBy: 2)
         }
+        // Nothing yet (the usual case right after a request ended), or only the start of an empty line.
+        if input.readableBytes == 0 { return nil }
         if input.readableBytes == 1, input.getInteger(at: input.readerIndex, as: UInt8.self) == UInt8(ascii: "\r") { return nil }
         if let searched = headSearched {
             let complete: Bool
@@ -170,6 +172,7 @@ struct RequestParser {
     /// Checks and scans a head, each byte looked at once; nil when it stops short of its blank line.
     private static func scan(_ bytes: UnsafeRawBufferPointer, maxHeaderBytes: Int) throws -> ScannedRequest? {
         var request = ScannedRequest()
+        request.headers.reserveCapacity(12)
         let count = bytes.count
         // Request line: method SP request-target SP HTTP/1.x CRLF.
         var index = 0
@@ -211,11 +214,9 @@ struct RequestParser {
             while colon < count, HTTPWire.isTokenByte(bytes[colon]) { colon += 1 }
             guard colon < count else { return nil }
             guard colon > start, bytes[colon] == UInt8(ascii: ":") else { return try refuse(.invalidHeaderToken) }
-            var end = colon + 1
-            while end < count, bytes[end] != UInt8(ascii: "\r") {
-                guard HTTPWire.isFieldValueByte(bytes[end]) else { return try refuse(bytes[end] == UInt8(ascii: "\n") ? .lfExpected : .invalidHeaderToken) }
-                end += 1
-            }
+            let end = HTTPWire.fieldValueEnd(bytes, from: colon + 1)
+            guard end < count else { return nil }
+            guard bytes[end] == UInt8(ascii: "\r") else { return try refuse(bytes[end] == UInt8(ascii: "\n") ? .lfExpected : .invalidHeaderToken) }
             guard end + 1 < count else { return nil }
             guard bytes[end + 1] == UInt8(ascii: "\n") else { return try refuse(.lfExpected) }
             let name = UnsafeRawBufferPointer(rebasing: bytes[start..<colon])

@@ -276,6 +276,7 @@ struct UpstreamAnswerParser {
     /// A whole head from `input` (consumed, its blank line included), or nil when its end has not
     /// come yet (nothing consumed). Sets what the body that follows is.
     private mutating func readHead(_ input: inout ByteBuffer) throws -> UpstreamAnswerHead? {
+        if input.readableBytes == 0 { return nil }
         if let searched = headSearched {
             // Scanned in full only once the blank line that ends it is there.
             let complete: Bool
@@ -397,11 +398,9 @@ struct UpstreamAnswerParser {
             guard colon > start, bytes[colon] == UInt8(ascii: ":") else {
                 throw bytes[colon] == UInt8(ascii: "\n") ? ParseError.badLineEnd : .malformedHeader
             }
-            end = colon + 1
-            while end < count, bytes[end] != UInt8(ascii: "\r") {
-                guard HTTPWire.isFieldValueByte(bytes[end]) else { throw bytes[end] == UInt8(ascii: "\n") ? ParseError.badLineEnd : .malformedHeader }
-                end += 1
-            }
+            end = HTTPWire.fieldValueEnd(bytes, from: colon + 1)
+            guard end < count else { return nil }
+            guard bytes[end] == UInt8(ascii: "\r") else { throw bytes[end] == UInt8(ascii: "\n") ? ParseError.badLineEnd : .malformedHeader }
             guard end + 1 < count else { return nil }
             guard bytes[end + 1] == UInt8(ascii: "\n") else { throw ParseError.badLineEnd }
             let kind = AnswerField.kind(UnsafeRawBufferPointer(rebasing: bytes[start..<colon]))

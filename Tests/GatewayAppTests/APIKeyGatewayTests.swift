@@ -215,10 +215,10 @@ struct APIKeyGatewayTests {
         )
         let upstream = try UpstreamAddress(Upstream(name: .auth, baseURL: "http://127.0.0.1:1"))
         let sent = { (authorization: Admission.UpstreamAuthorization) in
-            var bytes = ByteBuffer()
-            ForwardedHeaders.writeRequest(
+            let (bytes, _) = ForwardedHeaders.writeRequest(
                 head, target: "/api/auth/me", upstream: upstream, requestID: "r", peer: "127.0.0.1", peerIsTrusted: false, bodyLength: 0,
-                authorization: authorization, hasAPIKeyHeader: RequestHeadFacts(head.headers).apiKey != nil, into: &bytes
+                authorization: authorization, hasAPIKeyHeader: RequestHeadFacts(head.headers).apiKey != nil,
+                allocator: ByteBufferAllocator()
             )
             // The header lines written, as `HTTPHeaders`.
             let lines = String(buffer: bytes).components(separatedBy: "\r\n").dropFirst().filter { !$0.isEmpty }

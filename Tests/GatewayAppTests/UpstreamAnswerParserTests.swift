@@ -205,8 +205,9 @@ struct UpstreamAnswerParserTests {
         guard case .head(let head) = try parser.next(&input) else { return "" }
         var added = AddedLines(securityPresent: head.security, requestID: "r")
         added.connection = .none
-        var buffer = ByteBuffer()
-        HeadEncoding.write(RelayedHead(head: head, added: added, version: version, method: .GET, noStore: noStore), addChunked: false, into: &buffer)
+        let buffer = HeadEncoding.write(
+            RelayedHead(head: head, added: added, version: version, method: .GET, noStore: noStore), addChunked: false, allocator: ByteBufferAllocator()
+        )
         return String(buffer: buffer)
     }
 

@@ -80,13 +80,12 @@ enum ForwardedHeaders {
     /// relayed (chunked) one, 0 for none. An API key never goes further than the gateway: with
     /// `hasAPIKeyHeader`, `X-API-Key` is dropped, and `authorization` says what becomes of
     /// `Authorization`. Neither costs a request without a key anything per header. Returns how the
-    /// body that follows is framed.
-    @discardableResult
+    /// body that follows is framed. The buffer is allocated once, as large as the head can be.
     static func writeRequest(
         _ head: HTTPRequestHead, target: String, upstream: UpstreamAddress, requestID: String, peer: String,
         peerIsTrusted: Bool, bodyLength: Int?, authorization: Admission.UpstreamAuthorization = .asSent, hasAPIKeyHeader: Bool = false,
-        upgrade: Upgrade? = nil, into buffer: inout ByteBuffer
-    ) -> HeadEncoding.Framing {
+        upgrade: Upgrade? = nil, allocator: ByteBufferAllocator
+    ) -> (bytes: ByteBuffer, framing: HeadEncoding.Framing) {
         let replacesAuthorization = authorization != .asSent
         let connectionTokens = connectionTokens(head.headers)
         let framing: HeadEncoding.Framing
@@ -106,6 +105,7 @@ enum ForwardedHeaders {
         for (name, value) in head.headers { capacity += 2 * (name.utf8.count + value.utf8.count + 4) }
         if case .replaced(let value) = authorization { capacity += value.utf8.count + 20 }
         if let authorization = upgrade?.authorization { capacity += authorization.utf8.count + 20 }
+        var buffer = allocator.buffer(capacity: capacity)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity) { raw in
             var out = raw.baseAddress!
             HeadEncoding.StartLine.request(head.method, uri: target, version: .http1_1).copy(to: &out)
@@ -157,7 +157,7 @@ enum ForwardedHeaders {
             HeadEncoding.copy(HeadEncoding.crlf, to: &out)
             return out - raw.baseAddress!
         }
-        return framing
+        return (buffer, framing)
     }
 }
 

@@ -79,8 +79,7 @@ final class GatewayResponseEncoder: ChannelOutboundHandler, RemovableChannelHand
             framing = .neither
         }
         if suppressBody { framing = .neither }
-        var buffer = context.channel.allocator.buffer(capacity: 0)
-        HeadEncoding.write(relayed, addChunked: addChunked, into: &buffer)
+        let buffer = HeadEncoding.write(relayed, addChunked: addChunked, allocator: context.channel.allocator)
         context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
     }
 }

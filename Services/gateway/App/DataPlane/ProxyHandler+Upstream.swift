@@ -103,12 +103,12 @@ extension ProxyHandler {
         if exchange.queryAuthorization != nil { query = Self.withoutToken(query) }
         var target = address.basePath + PathNormalizer.encodeForUpstream(exchange.plan!.path)
         if let query { target += "?" + query }
-        var bytes = context?.channel.allocator.buffer(capacity: 0) ?? ByteBuffer()
-        let framing = ForwardedHeaders.writeRequest(
+        let (bytes, framing) = ForwardedHeaders.writeRequest(
             exchange.head, target: target, upstream: address, requestID: exchange.requestID, peer: peer,
             peerIsTrusted: peerIsTrusted, bodyLength: bodyLength, authorization: exchange.plan!.authorization,
             hasAPIKeyHeader: exchange.facts.apiKey != nil,
-            upgrade: exchange.webSocket ? ForwardedHeaders.Upgrade(authorization: exchange.queryAuthorization) : nil, into: &bytes
+            upgrade: exchange.webSocket ? ForwardedHeaders.Upgrade(authorization: exchange.queryAuthorization) : nil,
+            allocator: context?.channel.allocator ?? ByteBufferAllocator()
         )
         upstream.sendHead(bytes, framing: framing, method: exchange.head.method, flush: flush)
     }

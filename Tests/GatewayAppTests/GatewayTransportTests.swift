@@ -203,6 +203,46 @@ struct GatewayTransportTests {
         }
     }
 
+    @Test func aMalformedUpstreamAnswerIs503AndItsRequestIsNeverSentTwice() async throws {
+        // The first request on a connection is answered well; the second with two lengths, which the
+        // gateway refuses to relay. A kept-alive connection closed as it was reused would have its
+        // request sent again; one that answered (badly) must not: the upstream read that request.
+        let requests = Tally()
+        let upstream = try RawTCPServer { connection in
+            defer { connection.close() }
+            var served = 0
+            while let head = connection.read(until: "\r\n\r\n") {
+                if head.hasPrefix("GET /ready ") || head.hasPrefix("GET /internal/") {
+                    connection.send("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                    continue
+                }
+                requests.add()
+                served += 1
+                if served == 1 {
+                    connection.send("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplans")
+                } else {
+                    connection.send("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nplans!")
+                    return
+                }
+            }
+        }
+        try await TestStack.with(.gateway, overrides: Self.overrides.merging(["BILLING_URL": upstream.url]) { $1 }) { stack in
+            let port = stack.ports[.gateway]!
+            let (first, second) = try await RawTCP.run {
+                let client = try RawConnection.connect(port: port)
+                defer { client.close() }
+                client.send("GET /api/payments/plans HTTP/1.1\r\nHost: g\r\n\r\n")
+                let first = client.readResponse()
+                client.send("GET /api/payments/plans HTTP/1.1\r\nHost: g\r\n\r\n")
+                return (first, client.readResponse())
+            }
+            #expect(first?.status == 200 && first?.body == "plans")
+            #expect(second?.status == 503, "\(second.map { "\($0.status) \($0.body)" } ?? "no answer")")
+            #expect(second?.body.contains("plans") == false)
+            #expect(requests.count == 2)
+        }
+    }
+
     @Test func streamsFlowAsSentAndAClientLeavingCancelsTheUpstreamRequest() async throws {
         let upstreamSawClose = Tally()
         let stream = try RawTCPServer { connection in

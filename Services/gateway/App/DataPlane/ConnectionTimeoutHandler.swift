@@ -2,7 +2,7 @@ import NIOCore
 
 /// Closes client connections that hold a slot without sending a request: idle kept-alive ones
 /// after `idleTimeout`, and slow-loris ones whose request head, once begun, is not complete
-/// within `headerTimeout`. Sits in front of the HTTP decoder so it sees bytes, not requests.
+/// within `headerTimeout`. Sits in front of the request reader so it sees bytes, not requests.
 ///
 /// Also keeps the one deadline of a request being served: the time its upstream has to start
 /// answering (`awaitAnswer(by:)`), told back through `onAnswerOverdue`.

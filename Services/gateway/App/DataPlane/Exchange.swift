@@ -56,7 +56,7 @@ final class Exchange {
         self.facts = facts
         self.requestID = requestID
         self.keepAlive = head.isKeepAlive
-        // The decoder refuses anything but a final `chunked` alongside other codings.
+        // The request reader refuses anything but a final `chunked` alongside other codings.
         let chunked = facts.transferEncoding.map { $0.lowercased().hasSuffix("chunked") } ?? false
         self.declaredLength = chunked ? nil : facts.contentLength.flatMap { Int($0) } ?? 0
         self.bufferWhole = (declaredLength ?? .max) <= bufferBytes

@@ -216,8 +216,9 @@ extension ProxyHandler {
         }
         timeouts.answerArrived()
         // A kept-alive connection may have been closed by the upstream just as it was reused; a
-        // request that is still whole in hand is sent once more on a new connection.
-        if exchange.reusedConnection, exchange.bufferWhole, !exchange.retried, let address = exchange.address {
+        // request that is still whole in hand is sent once more on a new connection. Not when any
+        // of an answer came (a malformed one): the upstream did read that request.
+        if exchange.reusedConnection, exchange.bufferWhole, !exchange.retried, !connection.answerStarted, let address = exchange.address {
             exchange.retried = true
             exchange.upstreamHeadSent = false
             exchange.requestSent = false

@@ -39,7 +39,7 @@ extension ProxyHandler {
         exchange.upstream = nil
         upstream.delegate = nil
         self.exchange = nil
-        // llhttp only treats a 101 as an upgrade with both of these; anything else is not a WebSocket.
+        // A 101 switches to a WebSocket only with both of these (RFC 6455 §4.1); anything else is not one.
         let upgrade = answer[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
         let connection = answer[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
         guard upgrade, connection else {

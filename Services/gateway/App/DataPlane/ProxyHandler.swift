@@ -209,8 +209,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         let (path, query) = Self.split(head.uri)
         if facts.upgrade {
             exchange.webSocket = WebSocketHandshake.isUpgrade(head)
-            // NIO's decoder reads nothing more after a request asking to switch protocols: unless it
-            // becomes a WebSocket tunnel, the connection closes after the answer.
+            // The request reader reads nothing more after a request asking to switch protocols: unless
+            // it becomes a WebSocket tunnel, the connection closes after the answer.
             if !exchange.webSocket { exchange.keepAlive = false }
         }
 

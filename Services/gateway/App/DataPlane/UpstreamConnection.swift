@@ -31,6 +31,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     private(set) var isReusable = true
     private var readsPaused = false
     private var parser = UpstreamAnswerParser()
+    /// Some of the answer to the request in hand has come (so the upstream read that request).
+    private(set) var answerStarted = false
     /// Bytes that followed a 101, for the tunnel (`removeHandler` hands them on).
     private var afterSwitch: ByteBuffer?
     private var pendingRead = false
@@ -51,6 +53,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var input = unwrapInboundIn(data)
+        answerStarted = true
         if parser.isSwitched {
             append(&input)
             return
@@ -143,6 +146,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// Sends a request head (`ForwardedHeaders.writeRequest`): its answer is due next.
     func sendHead(_ bytes: ByteBuffer, framing: HeadEncoding.Framing, method: HTTPMethod, flush: Bool) {
         parser.expect(method: method)
+        answerStarted = false
         send(.head(bytes, framing), flush: flush)
     }
 

@@ -51,7 +51,7 @@ final class UpstreamPool {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // The gateway's own request encoder (one write per head; no outbound header validator:
-                    // the head was parsed and checked by the client-side decoder already). No response
+                    // the head was parsed and checked by the request reader already). No response
                     // decoder: the connection handler reads answers from the bytes itself.
                     try channel.pipeline.syncOperations.addHandler(UpstreamRequestEncoder())
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))

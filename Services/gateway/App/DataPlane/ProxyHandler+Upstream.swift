@@ -14,7 +14,7 @@ extension ProxyHandler {
         exchange.phase = .forwarding
         exchange.plan = plan
         exchange.address = address
-        exchange.route = "proxy:\(plan.service.rawValue)"
+        exchange.route = Self.routeLabel(plan.service)
         if (exchange.declaredLength ?? 0) > plane.limits.maxBodyBytes {
             exchange.keepAlive = false
             return answer(.payloadTooLarge(limit: plane.limits.maxBodyBytes), for: exchange)
@@ -33,9 +33,9 @@ extension ProxyHandler {
     }
 
     func acquireUpstream(_ exchange: Exchange) {
-        guard let plan = exchange.plan, let address = exchange.address else { return }
+        guard exchange.plan != nil, let address = exchange.address else { return }
         // A WebSocket gets a connection of its own: it never goes back to the pool.
-        if !exchange.webSocket, let reused = pool.take(plan.service) {
+        if !exchange.webSocket, let reused = pool.take(address.service) {
             attach(reused, reused: true, exchange)
         } else {
             connect(address, exchange)
@@ -99,18 +99,29 @@ extension ProxyHandler {
     /// Writes the request head the upstream is sent (`ForwardedHeaders.writeRequest`) and sends it.
     func sendHead(_ exchange: Exchange, bodyLength: Int?, on upstream: UpstreamConnection, flush: Bool) {
         let address = exchange.address!
+        let plan = exchange.plan!
         var (_, query) = Self.split(exchange.head.uri)
         if exchange.queryAuthorization != nil { query = Self.withoutToken(query) }
-        var target = address.basePath + PathNormalizer.encodeForUpstream(exchange.plan!.path)
+        var target = address.basePath + PathNormalizer.encodeForUpstream(plan.path)
         if let query { target += "?" + query }
         let (bytes, framing) = ForwardedHeaders.writeRequest(
             exchange.head, target: target, upstream: address, requestID: exchange.requestID, peer: peer,
-            peerIsTrusted: peerIsTrusted, bodyLength: bodyLength, authorization: exchange.plan!.authorization,
+            peerIsTrusted: peerIsTrusted, bodyLength: bodyLength, authorization: plan.authorization,
             hasAPIKeyHeader: exchange.facts.apiKey != nil,
             upgrade: exchange.webSocket ? ForwardedHeaders.Upgrade(authorization: exchange.queryAuthorization) : nil,
             allocator: context?.channel.allocator ?? ByteBufferAllocator()
         )
         upstream.sendHead(bytes, framing: framing, method: exchange.head.method, flush: flush)
+    }
+
+    /// The metrics label of requests forwarded to `service`, spelled once rather than per request.
+    static func routeLabel(_ service: PublicService) -> String {
+        switch service {
+        case .auth: "proxy:auth"
+        case .tenancy: "proxy:tenancy"
+        case .billing: "proxy:billing"
+        case .chat: "proxy:chat"
+        }
     }
 
     func scheduleBodyTimeout(_ exchange: Exchange) {
@@ -174,7 +185,7 @@ extension ProxyHandler {
         case .head(let head):
             timeouts.answerArrived()
             exchange.body.removeAll()
-            plane.monitor.markUp(exchange.plan!.service)
+            if let service = exchange.address?.service { plane.monitor.markUp(service) }
             relay(head, for: exchange)
         case .body(let buffer):
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)

@@ -92,6 +92,13 @@ struct SharedLimitsTests {
         overrides["RATE_LIMIT_SHARED_TIMEOUT_MS"] = "15000"
         let replicas = try await Replicas(count: 3, stack: stack, overrides: overrides)
         do {
+            // A replica serves before its migrations are applied (failing open or closed meanwhile, as
+            // configured): the count starts once the leasing function exists.
+            let ready = ContinuousClock.now + .seconds(30)
+            while try await TestPostgres.count(database, "SELECT count(*)::int FROM pg_proc WHERE proname = 'gateway_lease'") == 0 {
+                guard ContinuousClock.now < ready else { throw CancellationError() }
+                try await Task.sleep(for: .milliseconds(100))
+            }
             try await Self.waitForRoomInTheWindow(15)
             let client = "198.51.100.\(Int.random(in: 1...254))"
             let statuses = try await Self.spread(total: 900, concurrency: 12, ports: replicas.ports, client: client)

@@ -89,14 +89,14 @@ enum ForwardedHeaders {
         let replacesAuthorization = authorization != .asSent
         let connectionTokens = connectionTokens(head.headers)
         let framing: HeadEncoding.Framing
-        var framingLine: String?
+        var length = 0
         switch bodyLength {
         case _ where head.method == .TRACE: framing = .neither
         case .none: framing = .chunked
         case .some(0) where !head.method.mayHaveBody: framing = .neither
-        case .some(let length):
+        case .some(let bodyLength):
             framing = .contentLength
-            framingLine = String(length)
+            length = bodyLength
         }
         // At most this much: every client line kept, twice over for `x-forwarded-for` and
         // `x-forwarded-host` (which repeat client values), and the gateway's own lines.
@@ -153,7 +153,11 @@ enum ForwardedHeaders {
             if !hasProto { HeadEncoding.copy("x-forwarded-proto: http\r\n" as StaticString, to: &out) }
             if let host { HeadEncoding.copyLine("x-forwarded-host", host, to: &out) }
             if framing == .chunked { HeadEncoding.copy(HeadEncoding.chunkedLine, to: &out) }
-            if let framingLine { HeadEncoding.copyLine("content-length", framingLine, to: &out) }
+            if framing == .contentLength {
+                HeadEncoding.copy("content-length: " as StaticString, to: &out)
+                HeadEncoding.copyDecimal(length, to: &out)
+                HeadEncoding.copy(HeadEncoding.crlf, to: &out)
+            }
             HeadEncoding.copy(HeadEncoding.crlf, to: &out)
             return out - raw.baseAddress!
         }

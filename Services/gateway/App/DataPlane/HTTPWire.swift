@@ -50,6 +50,37 @@ enum HTTPWire {
         return from..<to
     }
 
+    /// A `Content-Length` value (already trimmed): digits only, at most 18 of them; nil otherwise.
+    static func contentLength(_ value: UnsafeRawBufferPointer) -> Int? {
+        guard !value.isEmpty, value.count <= 18 else { return nil }
+        var length = 0
+        for byte in value {
+            guard isDigit(byte) else { return nil }
+            length = length * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        return length
+    }
+
+    static let chunkedCoding = Array("chunked".utf8)
+
+    /// Calls `body` with each element of a comma-separated list value (`Connection`,
+    /// `Transfer-Encoding`), trimmed, empty ones skipped.
+    static func forEachListElement(_ value: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        for element in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
+            let element = UnsafeRawBufferPointer(rebasing: element)
+            let trimmed = UnsafeRawBufferPointer(rebasing: element[trimmed(element, from: 0, to: element.count)])
+            if !trimmed.isEmpty { try body(trimmed) }
+        }
+    }
+
+    /// Up to `count` bytes of `input` as a slice of it (a part of a body of known length); nil when
+    /// `input` has none.
+    @inline(__always)
+    static func slice(upTo count: Int, of input: inout ByteBuffer) -> ByteBuffer? {
+        guard input.readableBytes > 0 else { return nil }
+        return input.readSlice(length: min(count, input.readableBytes))!
+    }
+
     /// A line feed without a carriage return before it, or a carriage return alone.
     struct BadLineEnd: Error {}
 
@@ -67,6 +98,67 @@ enum HTTPWire {
             }
         }
         return false
+    }
+}
+
+/// What a reader keeps between reads: the bytes of a head or line that has not all come, and how
+/// far a head among them was searched for its end, so that one trickling in byte by byte costs a
+/// pass over each byte once, not over all of them each time.
+struct HeldBytes {
+    private var bytes: ByteBuffer?
+    private var headSearched: Int?
+
+    var isEmpty: Bool { bytes == nil }
+
+    /// Puts what was held in front of `input`.
+    mutating func prepend(to input: inout ByteBuffer) {
+        guard var earlier = bytes, input.readableBytes > 0 else { return }
+        bytes = nil
+        earlier.writeBuffer(&input)
+        input = earlier
+    }
+
+    /// Keeps the rest of `input` for the next read; false (nothing kept) when it is more than `limit`.
+    mutating func keep(_ input: inout ByteBuffer, limit: Int) -> Bool {
+        guard input.readableBytes <= limit else { return false }
+        if input.readableBytes > 0 {
+            bytes = input
+            input.moveReaderIndex(to: input.writerIndex)
+        }
+        return true
+    }
+
+    /// Whether the head at the start of `input` may be whole: yes unless it was found short before,
+    /// then only once its blank line is there (what was searched then is not searched again).
+    mutating func headMayBeWhole(_ input: ByteBuffer) throws(HTTPWire.BadLineEnd) -> Bool {
+        guard let searched = headSearched else { return true }
+        var badLineEnd = false
+        let whole = input.withUnsafeReadableBytes { bytes in
+            do {
+                return try HTTPWire.headEnds(in: bytes, searched: searched)
+            } catch {
+                badLineEnd = true
+                return false
+            }
+        }
+        if badLineEnd { throw HTTPWire.BadLineEnd() }
+        if !whole { headSearched = input.readableBytes }
+        return whole
+    }
+
+    /// The head in `input` stopped short of its end: next time, search only what comes after.
+    mutating func headIsShort(_ input: ByteBuffer) {
+        headSearched = input.readableBytes
+    }
+
+    /// A head was read: the next one starts unsearched.
+    mutating func headWasRead() {
+        headSearched = nil
+    }
+
+    mutating func clear() {
+        bytes = nil
+        headSearched = nil
     }
 }
 
@@ -115,10 +207,9 @@ struct ChunkedBody {
         while true {
             switch state {
             case .data(let remaining):
-                guard input.readableBytes > 0 else { return nil }
-                let count = min(remaining, input.readableBytes)
-                state = count == remaining ? .dataEnd : .data(remaining: remaining - count)
-                return .data(input.readSlice(length: count)!)
+                guard let data = HTTPWire.slice(upTo: remaining, of: &input) else { return nil }
+                state = data.readableBytes == remaining ? .dataEnd : .data(remaining: remaining - data.readableBytes)
+                return .data(data)
             case .dataEnd:
                 guard input.readableBytes >= 2 else { return nil }
                 guard input.readInteger(as: UInt16.self) == 0x0D0A else { throw Malformed() }

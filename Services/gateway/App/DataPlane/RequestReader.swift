@@ -27,9 +27,7 @@ struct RequestParser {
     let maxHeaderBytes: Int
     private var state = State.head
     /// Bytes of a head or chunk line that has not all come yet.
-    private var held: ByteBuffer?
-    /// How far a head that has not all come was searched for its end (`HTTPWire.headEnds`).
-    private var headSearched: Int?
+    private var held = HeldBytes()
     /// The request in progress switches protocols: stop at its end.
     private var stopAtEnd = false
 
@@ -45,7 +43,7 @@ struct RequestParser {
     /// A request has begun and not ended (its head in part, or its body).
     var isMidRequest: Bool {
         switch state {
-        case .head: held != nil
+        case .head: !held.isEmpty
         case .fixed, .chunked: true
         case .stopped: false
         }
@@ -55,11 +53,7 @@ struct RequestParser {
     /// more of one: the rest is then held until more bytes come. Once stopped, `input` is left
     /// as it is.
     mutating func next(_ input: inout ByteBuffer) throws(HTTPParserError) -> HTTPServerRequestPart? {
-        if var earlier = held, input.readableBytes > 0 {
-            held = nil
-            earlier.writeBuffer(&input)
-            input = earlier
-        }
+        held.prepend(to: &input)
         switch state {
         case .stopped:
             return nil
@@ -74,10 +68,9 @@ struct RequestParser {
                 state = stopAtEnd ? .stopped : .head
                 return .end(nil)
             }
-            guard input.readableBytes > 0 else { return nil }
-            let count = min(remaining, input.readableBytes)
-            state = .fixed(remaining: remaining - count)
-            return .body(input.readSlice(length: count)!)
+            guard let part = HTTPWire.slice(upTo: remaining, of: &input) else { return nil }
+            state = .fixed(remaining: remaining - part.readableBytes)
+            return .body(part)
         case .chunked(var body):
             let step: ChunkedBody.Step?
             do {
@@ -102,13 +95,10 @@ struct RequestParser {
 
     /// Keeps the rest of `input` for the next call, unless it is already more than `limit`.
     private mutating func hold(_ input: inout ByteBuffer, limit: Int, or error: HTTPParserError) throws(HTTPParserError) {
-        guard input.readableBytes <= limit else {
+        guard held.keep(&input, limit: limit) else {
             state = .stopped
             throw error
         }
-        guard input.readableBytes > 0 else { return }
-        held = input
-        input.moveReaderIndex(to: input.writerIndex)
     }
 
     /// A whole head from `input` (consumed, its blank line included), or nil when it has not all
@@ -122,18 +112,11 @@ struct RequestParser {
         // Nothing yet (the usual case right after a request ended), or only the start of an empty line.
         if input.readableBytes == 0 { return nil }
         if input.readableBytes == 1, input.getInteger(at: input.readerIndex, as: UInt8.self) == UInt8(ascii: "\r") { return nil }
-        if let searched = headSearched {
-            let complete: Bool
-            do {
-                complete = try input.withUnsafeReadableBytes { bytes in try HTTPWire.headEnds(in: bytes, searched: searched) }
-            } catch {
-                state = .stopped
-                throw .lfExpected
-            }
-            guard complete else {
-                headSearched = input.readableBytes
-                return nil
-            }
+        do {
+            guard try held.headMayBeWhole(input) else { return nil }
+        } catch {
+            state = .stopped
+            throw .lfExpected
         }
         let scanned: ScannedRequest?
         do {
@@ -143,10 +126,10 @@ struct RequestParser {
             throw error as? HTTPParserError ?? .unknown
         }
         guard let scanned else {
-            headSearched = input.readableBytes
+            held.headIsShort(input)
             return nil
         }
-        headSearched = nil
+        held.headWasRead()
         input.moveReaderIndex(forwardBy: scanned.length)
         stopAtEnd = scanned.switchesProtocols
         if scanned.chunked {
@@ -177,54 +160,55 @@ struct RequestParser {
         // Request line: method SP request-target SP HTTP/1.x CRLF.
         var index = 0
         while index < count, HTTPWire.isTokenByte(bytes[index]) { index += 1 }
-        guard index < count else { return count > maxHeaderBytes ? try refuse(.headerOverflow) : nil }
-        guard index > 0, bytes[index] == UInt8(ascii: " ") else { return try refuse(.invalidMethod) }
+        guard index < count else { return try short(count, maxHeaderBytes) }
+        guard index > 0, bytes[index] == UInt8(ascii: " ") else { throw HTTPParserError.invalidMethod }
         request.method = method(UnsafeRawBufferPointer(rebasing: bytes[0..<index]))
         let targetStart = index + 1
         index = targetStart
         // The target: visible ASCII only (anything else must be percent-encoded).
         while index < count, bytes[index] > 0x20, bytes[index] < 0x7F { index += 1 }
-        guard index < count else { return count > maxHeaderBytes ? try refuse(.headerOverflow) : nil }
-        guard index > targetStart, bytes[index] == UInt8(ascii: " ") else { return try refuse(.invalidURL) }
+        guard index < count else { return try short(count, maxHeaderBytes) }
+        guard index > targetStart, bytes[index] == UInt8(ascii: " ") else { throw HTTPParserError.invalidURL }
         request.uri = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[targetStart..<index]), as: UTF8.self)
         index += 1
         // HTTP/1.0 or HTTP/1.1, refused as soon as a byte differs (not only once 8 have come).
         for offset in 0..<min(7, count - index) where bytes[index + offset] != httpSlashOne.utf8Start[offset] {
-            return try refuse(.invalidVersion)
+            throw HTTPParserError.invalidVersion
         }
         guard index + 10 <= count else { return nil }
-        guard bytes[index + 7] == UInt8(ascii: "0") || bytes[index + 7] == UInt8(ascii: "1") else { return try refuse(.invalidVersion) }
+        guard bytes[index + 7] == UInt8(ascii: "0") || bytes[index + 7] == UInt8(ascii: "1") else { throw HTTPParserError.invalidVersion }
         request.version = HTTPVersion(major: 1, minor: Int(bytes[index + 7] - UInt8(ascii: "0")))
-        guard bytes[index + 8] == UInt8(ascii: "\r"), bytes[index + 9] == UInt8(ascii: "\n") else { return try refuse(.lfExpected) }
-        guard index + 10 <= maxHeaderBytes else { return try refuse(.headerOverflow) }
+        guard bytes[index + 8] == UInt8(ascii: "\r"), bytes[index + 9] == UInt8(ascii: "\n") else { throw HTTPParserError.lfExpected }
+        guard index + 10 <= maxHeaderBytes else { throw HTTPParserError.headerOverflow }
         // Header lines, up to the blank line.
         var start = index + 10
         let fieldsStart = start
         var transferCodings = 0
         var hasUpgrade = false
         while true {
-            guard start - fieldsStart <= maxHeaderBytes else { return try refuse(.headerOverflow) }
+            guard start - fieldsStart <= maxHeaderBytes else { throw HTTPParserError.headerOverflow }
             guard start + 1 < count else { return nil }
             if bytes[start] == UInt8(ascii: "\r") {
-                guard bytes[start + 1] == UInt8(ascii: "\n") else { return try refuse(.lfExpected) }
+                guard bytes[start + 1] == UInt8(ascii: "\n") else { throw HTTPParserError.lfExpected }
                 break
             }
             // A name of token characters right up to the colon (which also refuses a folded line).
             var colon = start
             while colon < count, HTTPWire.isTokenByte(bytes[colon]) { colon += 1 }
             guard colon < count else { return nil }
-            guard colon > start, bytes[colon] == UInt8(ascii: ":") else { return try refuse(.invalidHeaderToken) }
+            guard colon > start, bytes[colon] == UInt8(ascii: ":") else { throw HTTPParserError.invalidHeaderToken }
             let end = HTTPWire.fieldValueEnd(bytes, from: colon + 1)
             guard end < count else { return nil }
-            guard bytes[end] == UInt8(ascii: "\r") else { return try refuse(bytes[end] == UInt8(ascii: "\n") ? .lfExpected : .invalidHeaderToken) }
+            guard bytes[end] == UInt8(ascii: "\r") else { throw bytes[end] == UInt8(ascii: "\n") ? HTTPParserError.lfExpected : .invalidHeaderToken }
             guard end + 1 < count else { return nil }
-            guard bytes[end + 1] == UInt8(ascii: "\n") else { return try refuse(.lfExpected) }
+            guard bytes[end + 1] == UInt8(ascii: "\n") else { throw HTTPParserError.lfExpected }
             let name = UnsafeRawBufferPointer(rebasing: bytes[start..<colon])
             let value = UnsafeRawBufferPointer(rebasing: bytes[HTTPWire.trimmed(bytes, from: colon + 1, to: end)])
             switch name.count {
             case 14 where NameTable<Bool>.equalIgnoringCase(name, contentLength, sameLength: true):
-                guard request.contentLength == nil else { return try refuse(.unexpectedContentLength) }
-                request.contentLength = try length(value)
+                guard request.contentLength == nil else { throw HTTPParserError.unexpectedContentLength }
+                guard let length = HTTPWire.contentLength(value) else { throw HTTPParserError.invalidContentLength }
+                request.contentLength = length
             case 17 where NameTable<Bool>.equalIgnoringCase(name, transferEncoding, sameLength: true):
                 transferCodings += try codings(value, chunkedSoFar: &request.chunked)
             case 7 where NameTable<Bool>.equalIgnoringCase(name, upgrade, sameLength: true):
@@ -236,8 +220,8 @@ struct RequestParser {
             start = end + 2
         }
         // `chunked` must be the last coding; a body both chunked and with a length is refused.
-        if transferCodings > 0 && !request.chunked { return try refuse(.invalidHeaderToken) }
-        if request.chunked && request.contentLength != nil { return try refuse(.unexpectedContentLength) }
+        if transferCodings > 0 && !request.chunked { throw HTTPParserError.invalidHeaderToken }
+        if request.chunked && request.contentLength != nil { throw HTTPParserError.unexpectedContentLength }
         request.switchesProtocols = hasUpgrade || request.method == .CONNECT
         request.length = start + 2
         return request
@@ -247,33 +231,20 @@ struct RequestParser {
     private static let contentLength = Array("content-length".utf8)
     private static let transferEncoding = Array("transfer-encoding".utf8)
     private static let upgrade = Array("upgrade".utf8)
-    private static let chunkedCoding = Array("chunked".utf8)
 
-    private static func refuse(_ error: HTTPParserError) throws -> ScannedRequest? {
-        throw error
-    }
-
-    /// A `Content-Length` value: digits only, at most 18 of them.
-    private static func length(_ value: UnsafeRawBufferPointer) throws -> Int {
-        guard !value.isEmpty, value.count <= 18 else { throw HTTPParserError.invalidContentLength }
-        var length = 0
-        for byte in value {
-            guard HTTPWire.isDigit(byte) else { throw HTTPParserError.invalidContentLength }
-            length = length * 10 + Int(byte - UInt8(ascii: "0"))
-        }
-        return length
+    /// A head that stops short: wait for more, unless it is already past the limit.
+    private static func short(_ count: Int, _ maxHeaderBytes: Int) throws -> ScannedRequest? {
+        if count > maxHeaderBytes { throw HTTPParserError.headerOverflow }
+        return nil
     }
 
     /// The codings of a `Transfer-Encoding` value (how many), and whether the last so far is
     /// `chunked`; `chunked` anywhere but last is refused.
     private static func codings(_ value: UnsafeRawBufferPointer, chunkedSoFar chunked: inout Bool) throws -> Int {
         var count = 0
-        for coding in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
-            let coding = UnsafeRawBufferPointer(rebasing: coding)
-            let trimmed = UnsafeRawBufferPointer(rebasing: coding[HTTPWire.trimmed(coding, from: 0, to: coding.count)])
-            guard !trimmed.isEmpty else { continue }
+        try HTTPWire.forEachListElement(value) { coding in
             if chunked { throw HTTPParserError.invalidHeaderToken }
-            chunked = NameTable<Bool>.equalIgnoringCase(trimmed, chunkedCoding, sameLength: false)
+            chunked = NameTable<Bool>.equalIgnoringCase(coding, HTTPWire.chunkedCoding, sameLength: false)
             count += 1
         }
         return count

@@ -28,8 +28,6 @@ struct UpstreamAnswerHead {
     /// lower-cased: hop-by-hop too (RFC 9110 §7.6.1). Almost always empty.
     let connectionTokens: [String]
 
-    var status: HTTPResponseStatus { HTTPResponseStatus(statusCode: code) }
-
     /// Whether every line goes to the client as it is (one copy of `fields`), `noStore` meaning
     /// that `Cache-Control` lines are dropped.
     func relaysEveryLine(noStore: Bool) -> Bool {
@@ -186,17 +184,13 @@ struct UpstreamAnswerParser {
     /// The request waiting for this answer is a HEAD: the answer has no body, whatever it says.
     private var answersHead = false
     /// Bytes of a head, a chunk-size line or trailers that have not all arrived yet.
-    private var held: ByteBuffer?
-    /// How many bytes of a head that has not all come were searched for its end already: a head
-    /// trickling in byte by byte costs a pass over each byte once, not over all of them each time.
-    private var headSearched: Int?
+    private var held = HeldBytes()
 
     /// A request went out: its answer is due.
     mutating func expect(method: HTTPMethod) {
         state = .head
         answersHead = method == .HEAD
-        held = nil
-        headSearched = nil
+        held.clear()
     }
 
     /// True after a 101 has ended: the bytes that follow belong to the protocol switched to.
@@ -217,11 +211,7 @@ struct UpstreamAnswerParser {
     /// of one: the rest of `input` is then held until more bytes come. While idle or switched,
     /// `input` is left as it is (bytes while idle are the caller's error to raise).
     mutating func next(_ input: inout ByteBuffer) throws -> Event? {
-        if var earlier = held, input.readableBytes > 0 {
-            held = nil
-            earlier.writeBuffer(&input)
-            input = earlier
-        }
+        held.prepend(to: &input)
         while true {
             switch state {
             case .idle, .switched:
@@ -235,10 +225,9 @@ struct UpstreamAnswerParser {
                     state = .idle
                     return .end
                 }
-                guard input.readableBytes > 0 else { return nil }
-                let count = min(remaining, input.readableBytes)
-                state = .fixed(remaining: remaining - count)
-                return .body(input.readSlice(length: count)!)
+                guard let part = HTTPWire.slice(upTo: remaining, of: &input) else { return nil }
+                state = .fixed(remaining: remaining - part.readableBytes)
+                return .body(part)
             case .chunked(var body):
                 let step: ChunkedBody.Step?
                 do {
@@ -255,8 +244,7 @@ struct UpstreamAnswerParser {
                 case nil: return try hold(&input, limit: body.heldLimit, or: .badChunk)
                 }
             case .untilClose:
-                guard input.readableBytes > 0 else { return nil }
-                return .body(input.readSlice(length: input.readableBytes)!)
+                return HTTPWire.slice(upTo: input.readableBytes, of: &input).map { .body($0) }
             case .switching:
                 state = .switched
                 return .end
@@ -266,10 +254,7 @@ struct UpstreamAnswerParser {
 
     /// Keeps the rest of `input` for the next call, unless it is already more than `limit`.
     private mutating func hold(_ input: inout ByteBuffer, limit: Int, or error: ParseError) throws -> Event? {
-        if input.readableBytes > limit { throw error }
-        guard input.readableBytes > 0 else { return nil }
-        held = input
-        input.moveReaderIndex(to: input.writerIndex)
+        guard held.keep(&input, limit: limit) else { throw error }
         return nil
     }
 
@@ -277,25 +262,17 @@ struct UpstreamAnswerParser {
     /// come yet (nothing consumed). Sets what the body that follows is.
     private mutating func readHead(_ input: inout ByteBuffer) throws -> UpstreamAnswerHead? {
         if input.readableBytes == 0 { return nil }
-        if let searched = headSearched {
-            // Scanned in full only once the blank line that ends it is there.
-            let complete: Bool
-            do {
-                complete = try input.withUnsafeReadableBytes { bytes in try HTTPWire.headEnds(in: bytes, searched: searched) }
-            } catch {
-                throw ParseError.badLineEnd
-            }
-            guard complete else {
-                headSearched = input.readableBytes
-                return nil
-            }
+        do {
+            guard try held.headMayBeWhole(input) else { return nil }
+        } catch {
+            throw ParseError.badLineEnd
         }
         let scanned = try input.withUnsafeReadableBytes { bytes in try Self.scanHead(bytes) }
         guard let scanned else {
-            headSearched = input.readableBytes
+            held.headIsShort(input)
             return nil
         }
-        headSearched = nil
+        held.headWasRead()
         let base = input.readerIndex
         let reason = input.getSlice(at: base + scanned.reason.lowerBound, length: scanned.reason.count)!
         let fields = input.getSlice(at: base + scanned.fields.lowerBound, length: scanned.fields.count)!
@@ -434,28 +411,21 @@ extension UpstreamAnswerParser.ScannedHead {
     fileprivate mutating func note(_ kind: AnswerField.Kind, _ value: UnsafeRawBufferPointer) throws {
         switch kind {
         case .contentLength:
-            guard contentLength == nil, !value.isEmpty, value.count <= 18 else { throw UpstreamAnswerParser.ParseError.badContentLength }
-            var length = 0
-            for byte in value {
-                guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { throw UpstreamAnswerParser.ParseError.badContentLength }
-                length = length * 10 + Int(byte - UInt8(ascii: "0"))
-            }
+            guard contentLength == nil, let length = HTTPWire.contentLength(value) else { throw UpstreamAnswerParser.ParseError.badContentLength }
             contentLength = length
         case .transferEncoding:
-            guard !chunked, value.count == 7, NameTable<Bool>.equalIgnoringCase(value, Array("chunked".utf8), sameLength: true) else {
+            guard !chunked, value.count == 7, NameTable<Bool>.equalIgnoringCase(value, HTTPWire.chunkedCoding, sameLength: true) else {
                 throw UpstreamAnswerParser.ParseError.badTransferEncoding
             }
             chunked = true
         case .connection:
-            for token in value.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
-                let token = UnsafeRawBufferPointer(rebasing: token)
-                let trimmed = UnsafeRawBufferPointer(rebasing: token[HTTPWire.trimmed(token, from: 0, to: token.count)])
-                if NameTable<Bool>.equalIgnoringCase(trimmed, Self.close, sameLength: false) {
+            HTTPWire.forEachListElement(value) { token in
+                if NameTable<Bool>.equalIgnoringCase(token, Self.close, sameLength: false) {
                     close = true
-                } else if NameTable<Bool>.equalIgnoringCase(trimmed, Self.keepAlive, sameLength: false) {
+                } else if NameTable<Bool>.equalIgnoringCase(token, Self.keepAlive, sameLength: false) {
                     keepAliveToken = true
-                } else if !trimmed.isEmpty && !NameTable<Bool>.equalIgnoringCase(trimmed, Self.upgrade, sameLength: false) {
-                    connectionTokens.append(String(decoding: trimmed, as: UTF8.self).lowercased())
+                } else if !NameTable<Bool>.equalIgnoringCase(token, Self.upgrade, sameLength: false) {
+                    connectionTokens.append(String(decoding: token, as: UTF8.self).lowercased())
                 }
             }
         case .security(let index):

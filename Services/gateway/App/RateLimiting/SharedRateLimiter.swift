@@ -224,17 +224,9 @@ final class SharedRateLimiter: RequestLimiter {
             batching.withLock { state in
                 state.unavailableUntil = SlidingWindowCounter.milliseconds(Date()) + 1_000
             }
-            warn("shared rate limits unavailable: \(Self.describe(error))")
+            warn("shared rate limits unavailable: \(String(reflecting: error))")
             return false
         }
-    }
-
-    /// An error as the log should say it: PostgresNIO's own description of a server error hides
-    /// what the server said; its SQLSTATE and message (about the gateway's own tables) do not.
-    static func describe(_ error: any Error) -> String {
-        guard let error = error as? PSQLError else { return "\(error)" }
-        guard let info = error.serverInfo else { return "PostgreSQL \(error.code)" }
-        return "PostgreSQL \(info[.sqlState] ?? "?"): \(info[.message] ?? "")"
     }
 
     /// Without the database: this replica's own count, or nil (503) when failing closed.

@@ -24,15 +24,17 @@ struct GatewayChannel: ServerChildChannel {
             let timeouts = ConnectionTimeoutHandler(headerTimeout: plane.limits.headerTimeout, idleTimeout: plane.limits.idleTimeout)
             let operations = channel.pipeline.syncOperations
             try operations.addHandler(timeouts)
-            // The gateway's own request reader and answer encoder (one write per head). No pipelining
-            // handler: `ProxyHandler` queues pipelined requests itself (NIO's holds back reads after
-            // every request, two epoll_ctl calls each). The reader hands on what came behind an
-            // upgrade request (a WebSocket frame) when a tunnel replaces it.
-            try operations.addHandler(RequestReader(maxHeaderBytes: maxHeaderBytes))
-            try operations.addHandler(GatewayResponseEncoder())
+            // No HTTP codec and no pipelining handler: `ProxyHandler` reads requests from the bytes
+            // and writes answers as bytes itself (one write per head), and queues pipelined requests
+            // (NIO's pipelining handler holds back reads after every request, two epoll_ctl calls
+            // each). It hands on what came behind an upgrade request (a WebSocket frame) when a
+            // tunnel replaces it.
             let peer = channel.remoteAddress?.ipAddress ?? "unknown"
             try operations.addHandler(
-                ProxyHandler(plane: plane, pool: plane.pools.pool(for: channel.eventLoop), timeouts: timeouts, peer: peer)
+                ProxyHandler(
+                    plane: plane, pool: plane.pools.pool(for: channel.eventLoop), timeouts: timeouts, peer: peer,
+                    maxHeaderBytes: maxHeaderBytes
+                )
             )
             return Value(channel: channel)
         }

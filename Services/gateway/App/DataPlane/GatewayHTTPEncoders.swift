@@ -9,18 +9,19 @@ import NIOHTTP1
 /// buffer written in one go (`HeadEncoding`).
 ///
 /// Every head it is given says which request method it answers, so it needs no view of the
-/// requests going past (NIO's encoder learns that from its decoder): it is outbound only, and
-/// requests do not stop at it on their way in.
-final class GatewayResponseEncoder: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = GatewayResponsePart
-    typealias OutboundOut = IOData
-
+/// requests going past (NIO's encoder learns that from its decoder).
+///
+/// Not a channel handler: `ProxyHandler` owns one per connection and calls it, writing bytes with
+/// its own context. A part of a type of the gateway's own sent down the pipeline travels as a boxed
+/// `NIOAny` and is cast back at the next handler, which cost more than encoding a head.
+final class GatewayResponseEncoder {
     private var framing = HeadEncoding.Framing.neither
     /// The answer in progress is to HEAD or CONNECT: no body bytes go out.
     private var suppressBody = false
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
+    /// Writes `part` as bytes through `context` (the caller's), to the handlers before it.
+    func write(_ part: GatewayResponsePart, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        switch part {
         case .head(let head, let method):
             writeHead(head, added: nil, to: method, context: context, promise: promise)
         case .answerHead(let head, let added, let method):
@@ -57,7 +58,7 @@ final class GatewayResponseEncoder: ChannelOutboundHandler, RemovableChannelHand
         HeadEncoding.write(
             startLine: .status(head.status, version: head.version), headers: head.headers, added: added, plan: plan, into: &buffer
         )
-        context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+        context.write(NIOAny(IOData.byteBuffer(buffer)), promise: promise)
     }
 
     /// An upstream's answer head, with the framing rules above: its `Content-Length` stays (a 204's
@@ -80,7 +81,7 @@ final class GatewayResponseEncoder: ChannelOutboundHandler, RemovableChannelHand
         }
         if suppressBody { framing = .neither }
         let buffer = HeadEncoding.write(relayed, addChunked: addChunked, allocator: context.channel.allocator)
-        context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+        context.write(NIOAny(IOData.byteBuffer(buffer)), promise: promise)
     }
 }
 
@@ -118,34 +119,13 @@ enum GatewayResponsePart {
 }
 
 /// What `UpstreamConnection` sends: a request head already written as bytes
-/// (`ForwardedHeaders.writeRequest`) with how its body is framed, body parts, the end.
+/// (`ForwardedHeaders.writeRequest`) with how its body is framed, body parts, the end. The
+/// connection frames them itself (`UpstreamConnection.send`): body parts become chunks when the
+/// head said chunked.
 enum UpstreamRequestPart {
     case head(ByteBuffer, HeadEncoding.Framing)
     case body(IOData)
     case end
-}
-
-/// The gateway's HTTP/1 encoder for requests to upstreams: heads come as bytes, framed as their
-/// head says (`ForwardedHeaders.writeRequest` decides: `content-length` for a body read whole,
-/// `transfer-encoding: chunked` for a relayed one); body parts become chunks when chunked.
-final class UpstreamRequestEncoder: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = UpstreamRequestPart
-    typealias OutboundOut = IOData
-
-    private var framing = HeadEncoding.Framing.neither
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
-        case .head(let bytes, let framing):
-            self.framing = framing
-            context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: promise)
-        case .body(let part):
-            ChunkedFraming.write(part, chunked: framing == .chunked, context: context, promise: promise)
-        case .end:
-            ChunkedFraming.end(nil, chunked: framing == .chunked, context: context, promise: promise)
-            framing = .neither
-        }
-    }
 }
 
 /// Body parts and ends on the wire, as NIO's encoders write them.

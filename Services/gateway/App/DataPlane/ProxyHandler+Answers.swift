@@ -32,9 +32,9 @@ extension ProxyHandler {
         }
         let bytes = body.map { context.channel.allocator.buffer(bytes: $0) }
         write(status: status, headers: extra + [("Content-Length", String(bytes?.readableBytes ?? 0))], for: exchange)
-        if let bytes, exchange.head.method != .HEAD { context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil) }
+        if let bytes, exchange.head.method != .HEAD { send(.body(.byteBuffer(bytes))) }
         exchange.responseEnded = true
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        send(.end(nil), flush: true)
         record(exchange)
         if exchange.requestEnded || !exchange.keepAlive { finish(exchange) } else { resumeReadsIfPossible() }
     }
@@ -44,7 +44,7 @@ extension ProxyHandler {
     func write(status: HTTPResponseStatus, headers: [(String, String)], for exchange: Exchange) {
         let added = startAnswer(status: Int(status.code), for: exchange)
         let head = HTTPResponseHead(version: exchange.head.version, status: status, headers: HTTPHeaders(headers))
-        context?.write(wrapOutboundOut(.answerHead(head, added, to: exchange.head.method)), promise: nil)
+        send(.answerHead(head, added, to: exchange.head.method))
     }
 
     /// Writes an upstream's answer head as it came, less what the gateway drops
@@ -61,7 +61,17 @@ extension ProxyHandler {
         let relayed = RelayedHead(
             head: head, added: added, version: exchange.head.version, method: method, noStore: exchange.plan?.access == .credentials
         )
-        context?.write(wrapOutboundOut(.relayedHead(relayed)), promise: nil)
+        send(.relayedHead(relayed))
+    }
+
+    /// Writes `part` to the client as bytes (`GatewayResponseEncoder`), then flushes if asked.
+    func send(_ part: GatewayResponsePart, flush: Bool = false, promise: EventLoopPromise<Void>? = nil) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        encoder.write(part, context: context, promise: promise)
+        if flush { context.flush() }
     }
 
     /// Marks the answer as started and returns the lines the gateway adds to its head: security

@@ -22,7 +22,7 @@ extension ProxyHandler {
         let head = exchange.head
         if !exchange.requestEnded, exchange.hasBody {
             if head.version == .http1_1, exchange.facts.expect?.lowercased() == "100-continue" {
-                context?.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue), to: head.method)), promise: nil)
+                send(.head(HTTPResponseHead(version: head.version, status: .continue), to: head.method), flush: true)
             }
             scheduleBodyTimeout(exchange)
         }
@@ -172,7 +172,7 @@ extension ProxyHandler {
     // MARK: - From the upstream
 
     func upstreamAnswer(_ event: UpstreamAnswerParser.Event) {
-        guard let exchange, let context else { return }
+        guard let exchange, context != nil else { return }
         switch event {
         case .head(let head) where head.code == 101:
             // The switch happens at this answer's end, which the parser gives right after.
@@ -188,12 +188,12 @@ extension ProxyHandler {
             if let service = exchange.address?.service { plane.monitor.markUp(service) }
             relay(head, for: exchange)
         case .body(let buffer):
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            send(.body(.byteBuffer(buffer)))
         case .end where exchange.switching != nil:
             switchToTunnel(exchange)
         case .end:
             exchange.responseEnded = true
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            send(.end(nil), flush: true)
             if let upstream = exchange.upstream {
                 exchange.upstream = nil
                 if exchange.requestSent && !exchange.webSocket { pool.release(upstream) } else { upstream.abandon() }

@@ -27,8 +27,10 @@ extension ProxyHandler {
         exchange.status = Int(error.status.code)
         record(exchange)
         self.exchange = nil
-        for part in rejection.parts.dropLast() { context.write(wrapOutboundOut(GatewayResponsePart(part, to: exchange.head.method)), promise: nil) }
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        for part in rejection.parts.dropLast() { send(GatewayResponsePart(part, to: exchange.head.method)) }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        send(.end(nil), flush: true, promise: written)
+        written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
     /// The upstream answered 101 and ended it: relay the 101, then leave HTTP on both connections.
@@ -53,12 +55,12 @@ extension ProxyHandler {
             headers.add(name: name, value: value)
         }
         headers.add(name: "X-Request-ID", value: exchange.requestID)
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers), to: exchange.head.method)), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        send(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers), to: exchange.head.method))
+        send(.end(nil), flush: true)
         exchange.status = 101
         record(exchange)
         do {
-            _ = try HTTPUpgradeSwitch.tunnel(client: context.channel, removing: [self], upstream: upstreamChannel, answerReader: upstream)
+            _ = try HTTPUpgradeSwitch.tunnel(client: context.channel, requestReader: self, upstream: upstreamChannel, answerReader: upstream)
             if let claims = exchange.plan?.claims { plane.tunnels.add(context.channel, claims: claims) }
         } catch {
             upstream.abandon()

@@ -5,15 +5,18 @@ import NIOCore
 import NIOHTTP1
 import ServiceCore
 
-/// The gateway's data plane for one client connection: admits each request (`Admission`), then
+/// The gateway's data plane for one client connection: reads its requests from the connection's
+/// bytes (`RequestParser`), admits each (`Admission`), then
 /// relays it to a kept-alive upstream connection of the same event loop and the answer back, part
 /// by part, with backpressure both ways (read from one side only while the other keeps up, as
 /// the GlueHandler of NIO's connect-proxy example does). No request leaves its event loop unless
 /// it has to wait for something: a token seen for the first time, or a slice of shared quota.
 final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamDelegate {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = GatewayResponsePart
-    typealias OutboundOut = GatewayResponsePart
+    typealias InboundIn = ByteBuffer
+    /// After an upgrade request: the bytes behind it, handed on to the tunnel that replaces HTTP.
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
 
     let plane: DataPlane
     let pool: UpstreamPool
@@ -24,6 +27,16 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     /// The limiter's key for the peer, made once per connection rather than once per request.
     let peerKey: String
     var context: ChannelHandlerContext?
+    /// Reads requests from the connection's bytes. Called here rather than as a handler of its own
+    /// in front: a part of NIO's request type passed down the pipeline travels as a boxed `NIOAny`
+    /// and is cast back, which cost more than scanning the head.
+    var reader: RequestParser
+    /// The reader refused the connection's bytes: nothing more is read from them.
+    var readerFailed = false
+    /// What came after a request switching protocols, for the tunnel (`removeHandler`).
+    var afterSwitch: ByteBuffer?
+    /// Writes answers as bytes, called directly (not a handler of the pipeline).
+    let encoder = GatewayResponseEncoder()
     /// The request being served; nil between requests.
     var exchange: Exchange?
     /// Bumped for every request, so late callbacks of an earlier one are recognised.
@@ -38,7 +51,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     /// Queued parts beyond this stop reading from the client until the queue drains.
     static let maxQueuedParts = 64
 
-    init(plane: DataPlane, pool: UpstreamPool, timeouts: ConnectionTimeoutHandler, peer: String) {
+    init(plane: DataPlane, pool: UpstreamPool, timeouts: ConnectionTimeoutHandler, peer: String, maxHeaderBytes: Int) {
+        self.reader = RequestParser(maxHeaderBytes: maxHeaderBytes)
         self.plane = plane
         self.pool = pool
         self.timeouts = timeouts
@@ -59,7 +73,36 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     // MARK: - From the client
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
+        guard !readerFailed else { return }
+        var input = unwrapInboundIn(data)
+        while !reader.isStopped {
+            let part: HTTPServerRequestPart?
+            do {
+                part = try reader.next(&input)
+            } catch {
+                // Refused: answered 400 or 431 (`errorCaught`), and nothing more is read.
+                readerFailed = true
+                errorCaught(context: context, error: error)
+                return
+            }
+            guard let part else { break }
+            take(part)
+        }
+        if reader.isStopped, input.readableBytes > 0 {
+            if afterSwitch == nil { afterSwitch = input } else { afterSwitch!.writeBuffer(&input) }
+        }
+    }
+
+    /// Leaving the pipeline (for a tunnel): what came after the upgrade request goes on as bytes.
+    func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
+        if let rest = afterSwitch {
+            afterSwitch = nil
+            context.fireChannelRead(wrapInboundOut(rest))
+        }
+        context.leavePipeline(removalToken: removalToken)
+    }
+
+    func take(_ part: HTTPServerRequestPart) {
         // Pipelined requests wait their turn: answers go out in the order requests came.
         if !queued.isEmpty || exchange != nil, case .head = part {
             queued.append(part)
@@ -145,6 +188,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // The client stopped sending in the middle of a request: it will never be whole.
+        if case ChannelEvent.inputClosed = event, !readerFailed, reader.isMidRequest {
+            readerFailed = true
+            errorCaught(context: context, error: HTTPParserError.invalidEOFState)
+        }
         switch event {
         case ChannelEvent.inputClosed:
             // The client will send nothing more: answer what it sent, then close.

@@ -13,7 +13,8 @@ import NIOHTTP1
 /// After a request that asks to switch protocols (`Upgrade`, or CONNECT) nothing more is read as
 /// HTTP: what follows waits for a tunnel, or the connection closes after the answer.
 ///
-/// A plain value type driven by `RequestReader`; each `next` call stands alone.
+/// A plain value type, driven by `ProxyHandler` from the connection's bytes; each `next` call
+/// stands alone.
 struct RequestParser {
     private enum State {
         case head
@@ -259,61 +260,5 @@ struct RequestParser {
         case 4 where bytes[0] == UInt8(ascii: "H") && bytes[1] == UInt8(ascii: "E") && bytes[2] == UInt8(ascii: "A") && bytes[3] == UInt8(ascii: "D"): .HEAD
         default: HTTPMethod(rawValue: String(decoding: bytes, as: UTF8.self))
         }
-    }
-}
-
-/// The public port's HTTP/1 request reader (`RequestParser`) as a channel handler: bytes in,
-/// `HTTPServerRequestPart`s out. A refusal is fired as an error (the parser then reads nothing
-/// more); bytes after a request switching protocols are kept and handed on, as bytes, when the
-/// handler leaves the pipeline for a tunnel (`HTTPUpgradeSwitch`).
-final class RequestReader: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = HTTPServerRequestPart
-
-    private var parser: RequestParser
-    /// What came after a request switching protocols.
-    private var afterSwitch: ByteBuffer?
-    private var failed = false
-
-    init(maxHeaderBytes: Int) {
-        self.parser = RequestParser(maxHeaderBytes: maxHeaderBytes)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !failed else { return }
-        var input = unwrapInboundIn(data)
-        while !parser.isStopped {
-            let part: HTTPServerRequestPart?
-            do {
-                part = try parser.next(&input)
-            } catch {
-                failed = true
-                context.fireErrorCaught(error)
-                return
-            }
-            guard let part else { break }
-            context.fireChannelRead(wrapInboundOut(part))
-        }
-        if parser.isStopped, input.readableBytes > 0 {
-            if afterSwitch == nil { afterSwitch = input } else { afterSwitch!.writeBuffer(&input) }
-        }
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // The client stopped sending in the middle of a request: it will never be whole.
-        if case ChannelEvent.inputClosed = event, !failed, parser.isMidRequest {
-            failed = true
-            context.fireErrorCaught(HTTPParserError.invalidEOFState)
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    /// Leaving the pipeline (for a tunnel): what came after the upgrade request goes on as bytes.
-    func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
-        if let rest = afterSwitch {
-            afterSwitch = nil
-            context.fireChannelRead(NIOAny(rest))
-        }
-        context.leavePipeline(removalToken: removalToken)
     }
 }

@@ -20,8 +20,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     /// After a 101: the bytes that came behind it, handed on to the tunnel that replaces HTTP.
     typealias InboundOut = ByteBuffer
-    typealias OutboundIn = UpstreamRequestPart
-    typealias OutboundOut = UpstreamRequestPart
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
 
     let service: PublicService
     private(set) var channel: (any Channel)?
@@ -36,6 +36,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// Bytes that followed a 101, for the tunnel (`removeHandler` hands them on).
     private var afterSwitch: ByteBuffer?
     private var pendingRead = false
+    /// How the body of the request being sent is framed (its head said).
+    private var framing = HeadEncoding.Framing.neither
     /// Called once when the channel closes, so the pool forgets it.
     var onClose: ((UpstreamConnection) -> Void)?
 
@@ -150,13 +152,22 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         send(.head(bytes, framing), flush: flush)
     }
 
+    /// Writes `part` as bytes, framed as its head said: written here rather than by an encoder
+    /// handler, so no part of the gateway's own type crosses the pipeline (a boxed `NIOAny` and a
+    /// cast back per part).
     func send(_ part: UpstreamRequestPart, flush: Bool) {
         guard let context else { return }
-        if flush {
-            context.writeAndFlush(wrapOutboundOut(part), promise: nil)
-        } else {
-            context.write(wrapOutboundOut(part), promise: nil)
+        switch part {
+        case .head(let bytes, let framing):
+            self.framing = framing
+            context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
+        case .body(let body):
+            ChunkedFraming.write(body, chunked: framing == .chunked, context: context, promise: nil)
+        case .end:
+            ChunkedFraming.end(nil, chunked: framing == .chunked, context: context, promise: nil)
+            framing = .neither
         }
+        if flush { context.flush() }
     }
 
     func flush() {

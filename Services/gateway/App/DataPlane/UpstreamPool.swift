@@ -50,10 +50,8 @@ final class UpstreamPool {
             .connectTimeout(limits.upstreamConnectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // The gateway's own request encoder (one write per head; no outbound header validator:
-                    // the head was parsed and checked by the request reader already). No response
-                    // decoder: the connection handler reads answers from the bytes itself.
-                    try channel.pipeline.syncOperations.addHandler(UpstreamRequestEncoder())
+                    // No HTTP codec: the connection handler writes requests as bytes (heads were checked by
+                    // the request reader already) and reads answers from the bytes itself.
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
                     try channel.pipeline.syncOperations.addHandler(bound.value)
                 }

@@ -71,6 +71,31 @@ struct GatewayEncoderTests {
         #expect(head == expected)
     }
 
+    @Test func numbersAreWrittenAsStringWouldWriteThem() {
+        var values = [0, 1, 9, 10, 11, 99, 100, 101, 999, 1_000, 1_764_480_000, Int.max, -1, -10, -12_345, Int.min + 1]
+        for power in 0..<19 { values += [Self.power(power) - 1, Self.power(power), Self.power(power) + 1] }
+        for value in values {
+            let bytes = [UInt8](unsafeUninitializedCapacity: 24) { buffer, count in
+                var out = UnsafeMutableRawPointer(buffer.baseAddress!)
+                HeadEncoding.copyDecimal(value, to: &out)
+                count = out - UnsafeMutableRawPointer(buffer.baseAddress!)
+            }
+            #expect(String(decoding: bytes, as: UTF8.self) == String(value))
+            #expect(HeadEncoding.decimalSize(value) == String(value).utf8.count)
+        }
+    }
+
+    static func power(_ exponent: Int) -> Int { (0..<exponent).reduce(1) { product, _ in product * 10 } }
+
+    @Test func requestIDsAreLowerCaseUUIDsAndNeverRepeat() {
+        let ids = (0..<1_000).map { _ in RequestIDs.next() }
+        #expect(Set(ids).count == ids.count)
+        for id in ids {
+            #expect(UUID(uuidString: id) != nil, "\(id)")
+            #expect(id == id.lowercased())
+        }
+    }
+
     @Test func forwardedRequestHeadsAreWrittenWholeAndFramedByTheirBody() throws {
         let upstream = try UpstreamAddress(Upstream(name: .billing, baseURL: "http://u:1"))
         func encode(_ method: HTTPMethod, _ bodyLength: Int?, _ headers: [(String, String)] = [("Host", "g"), ("Accept", "*/*")]) -> (String, HeadEncoding.Framing) {

@@ -27,8 +27,7 @@ struct RevocationCatchUpTests {
             userID: UUID(), tenantID: UUID(), email: "a@example.com", role: .owner, issuedAt: Date(), lifetime: 600, sessionID: sid
         )
         let token = try await JWTKeyCollection().add(ecdsa: key, kid: "k1").sign(claims, kid: "k1")
-        var admission = Admission(verifier: verifier, limiter: RateLimiter(maxKeys: 100), limits: RateLimits())
-        admission.revocations = revocations
+        let admission = Admission(verifier: verifier, limiter: RateLimiter(maxKeys: 100), limits: RateLimits(), revocations: revocations)
         let request = Admission.Request(method: .get, path: "/api/auth/me", sessionID: nil, authorization: "Bearer \(token)", clientKey: "127.0.0.1")
         return (admission, request)
     }

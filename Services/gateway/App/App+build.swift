@@ -42,19 +42,21 @@ package func buildGatewayApplication(
         )
         services += [postgres, database.monitor, SharedLimitsMaintenance(postgres: postgres, database: database, windowSeconds: 60, logger: logger)]
     }
-    var admission = Admission(verifier: verifier, limiter: limiter, limits: config.limits)
+    var tenantPolicies: TenantPolicies?
+    var voided: Revocations?
+    var apiKeys: APIKeyTokens?
     let tunnels = OpenTunnels()
     var widgetOrigin: (@Sendable (String) -> Bool)? = nil
     if let key = config.serviceKey {
         let identity = try await CallerIdentity(name: "gateway", privateKeyPEM: key)
         let policies = TenantPolicies()
         let revocations = Revocations()
-        admission.tenantPolicies = policies
+        tenantPolicies = policies
         widgetOrigin = { policies.isWidgetOrigin($0) }
-        admission.revocations = revocations
+        voided = revocations
         let upstream = { (name: PublicService) in config.upstreams.first { $0.name == name }!.baseURL }
         let keyExchange = APIKeyExchangeClient(authURL: upstream(.auth), identity: identity, http: http, timeout: .seconds(5), logger: logger)
-        admission.apiKeys = APIKeyTokens(exchange: { try await keyExchange.exchange($0) }, verifier: verifier)
+        apiKeys = APIKeyTokens(exchange: { try await keyExchange.exchange($0) }, verifier: verifier)
         services += [
             ChangeFeedSync<TenantPolicyPage>(
                 name: "tenant policies", service: "tenancy", url: "\(upstream(.tenancy))/internal/gateway/tenant-policies",
@@ -81,7 +83,10 @@ package func buildGatewayApplication(
         )
     }
     let plane = DataPlane(
-        admission: admission,
+        admission: Admission(
+            verifier: verifier, limiter: limiter, limits: config.limits, tenantPolicies: tenantPolicies, revocations: voided,
+            apiKeys: apiKeys
+        ),
         cors: CORSPolicy(origins: config.corsOrigins, widgetOrigin: widgetOrigin),
         upstreams: Dictionary(uniqueKeysWithValues: try config.upstreams.map { ($0.name, try UpstreamAddress($0)) }),
         limits: .init(

@@ -6,16 +6,31 @@ import ServiceCore
 /// Everything the gateway decides about a request before anything goes upstream: the route, the
 /// credential the route asks for and the limit it counts against. Plain Swift, apart from any
 /// transport, so the data plane calls it on its event loop and tests call it directly.
-struct Admission: Sendable {
+///
+/// A class: each decision's continuations capture it, and a struct of this many references was
+/// copied (a retain and a release each) on every request.
+final class Admission: Sendable {
     let verifier: AccessTokenVerifier
     let limiter: any RequestLimiter
     let limits: RateLimits
     /// Per-tenant status and limits from tenancy; nil when the gateway has no key to ask for them.
-    var tenantPolicies: TenantPolicies? = nil
+    let tenantPolicies: TenantPolicies?
     /// Sessions and users auth has voided; nil when the gateway has no key to ask for them.
-    var revocations: Revocations? = nil
+    let revocations: Revocations?
     /// Access tokens for API keys, from auth; nil when the gateway has no key to ask auth with.
-    var apiKeys: APIKeyTokens? = nil
+    let apiKeys: APIKeyTokens?
+
+    init(
+        verifier: AccessTokenVerifier, limiter: any RequestLimiter, limits: RateLimits, tenantPolicies: TenantPolicies? = nil,
+        revocations: Revocations? = nil, apiKeys: APIKeyTokens? = nil
+    ) {
+        self.verifier = verifier
+        self.limiter = limiter
+        self.limits = limits
+        self.tenantPolicies = tenantPolicies
+        self.revocations = revocations
+        self.apiKeys = apiKeys
+    }
 
     /// The parts of a request admission looks at.
     struct Request: Sendable {
@@ -124,12 +139,12 @@ struct Admission: Sendable {
         case .open:
             return count("ip|\(address)", limits.publicPerMinute) { forward("ip", $0, unasked, nil) }
         case .session(let sessionID):
-            return count("ip|\(address)", limits.publicPerMinute) { byAddress in
+            return count("ip|\(address)", limits.publicPerMinute) { [self] byAddress in
                 guard byAddress.allowed else { return .done(.refuse(Self.limited(byAddress, policy: "ip"))) }
                 return count("session|\(sessionID.prefix(128))", limits.sessionPerMinute) { forward("session", $0, unasked, nil) }
             }
         case .authenticated:
-            let verified: @Sendable (AccessTokenClaims, UpstreamAuthorization) -> Step = { claims, authorization in
+            let verified: @Sendable (AccessTokenClaims, UpstreamAuthorization) -> Step = { [self] claims, authorization in
                 if revocations?.voids(claims) == true { return refused(Self.revoked, address: address) }
                 let policy = tenantPolicies?.policy(for: claims.tenantID)
                 if policy?.suspended == true { return .done(.refuse(Self.suspended)) }
@@ -143,7 +158,7 @@ struct Admission: Sendable {
             }
             if APIKeyFormat.isAPIKey(token) { return admit(apiKey: token, address: address, then: verified) }
             if let claims = verifier.cachedClaims(token) { return verified(claims, .asSent) }
-            return .suspended {
+            return .suspended { [self] in
                 do {
                     let claims = try await verifier.verify(token)
                     // A token first seen by a gateway that has not read the revocation feed yet waits
@@ -165,7 +180,7 @@ struct Admission: Sendable {
     ) -> Step {
         guard let apiKeys else { return .done(.refuse(Self.apiKeysUnavailable)) }
         guard APIKeyFormat.isWellFormed(key) else { return refused(APIKeyTokens.invalid, address: address) }
-        let answered: @Sendable (APIKeyTokens.Answer) -> Step = { answer in
+        let answered: @Sendable (APIKeyTokens.Answer) -> Step = { [self] answer in
             switch answer {
             case .granted(let grant): verified(grant.claims, .replaced("Bearer \(grant.token)"))
             case .refused(let error) where error.status == .unauthorized: refused(error, address: address)

@@ -36,18 +36,22 @@ enum ForwardedHeaders {
 
     /// True when `name` equals `lowercased` ignoring ASCII case.
     @inline(__always)
-    static func matches(_ name: String, _ lowercased: String) -> Bool {
+    static func matches(_ name: String, _ lowercased: StaticString) -> Bool {
         var name = name
         return name.withUTF8 { bytes in
-            guard bytes.count == lowercased.utf8.count else { return false }
-            var index = 0
-            for expected in lowercased.utf8 {
-                let byte = bytes[index]
-                let folded = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
-                if folded != expected { return false }
-                index += 1
-            }
-            return true
+            NameTable<Bool>.equalIgnoringCase(
+                UnsafeRawBufferPointer(bytes), UnsafeRawBufferPointer(start: lowercased.utf8Start, count: lowercased.utf8CodeUnitCount),
+                sameLength: false
+            )
+        }
+    }
+
+    /// `matches` for a lower-case name known only at run time (a `Connection` token).
+    static func matches(_ name: String, token lowercased: String) -> Bool {
+        var name = name
+        var lowercased = lowercased
+        return name.withUTF8 { bytes in
+            lowercased.withUTF8 { NameTable<Bool>.equalIgnoringCase(UnsafeRawBufferPointer(bytes), UnsafeRawBufferPointer($0), sameLength: false) }
         }
     }
 
@@ -128,7 +132,7 @@ enum ForwardedHeaders {
                 case .relayed:
                     break
                 }
-                if !connectionTokens.isEmpty && connectionTokens.contains(where: { matches(name, $0) }) { continue }
+                if !connectionTokens.isEmpty && connectionTokens.contains(where: { matches(name, token: $0) }) { continue }
                 if replacesAuthorization && matches(name, "authorization") { continue }
                 if hasAPIKeyHeader && matches(name, "x-api-key") { continue }
                 HeadEncoding.copyLine(name, value, to: &out)
@@ -191,12 +195,15 @@ struct NameTable<Value> {
     /// both are as long).
     @inline(__always)
     static func equalIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercased: [UInt8], sameLength: Bool) -> Bool {
+        lowercased.withUnsafeBytes { equalIgnoringCase(bytes, $0, sameLength: sameLength) }
+    }
+
+    @inline(__always)
+    static func equalIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercased: UnsafeRawBufferPointer, sameLength: Bool) -> Bool {
         guard sameLength || bytes.count == lowercased.count else { return false }
-        var index = 0
-        for expected in lowercased {
+        for index in 0..<lowercased.count {
             let byte = bytes[index]
-            if (byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte) != expected { return false }
-            index += 1
+            if (byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte) != lowercased[index] { return false }
         }
         return true
     }

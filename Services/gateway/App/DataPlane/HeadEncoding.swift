@@ -217,10 +217,16 @@ enum HeadEncoding {
         if value < 0 { copy(UInt8(ascii: "-"), to: &out) }
         let digits = decimalDigits(value)
         var rest = value.magnitude
-        for position in stride(from: digits - 1, through: 0, by: -1) {
-            (out + position).storeBytes(of: UInt8(ascii: "0") + UInt8(rest % 10), as: UInt8.self)
-            rest /= 10
+        var position = digits
+        // Two digits per division (rate-limit lines carry seven numbers, two of them timestamps).
+        while rest >= 10 {
+            let pair = Int(rest % 100)
+            rest /= 100
+            position -= 2
+            (out + position).storeBytes(of: UInt8(ascii: "0") + UInt8(pair / 10), as: UInt8.self)
+            (out + position + 1).storeBytes(of: UInt8(ascii: "0") + UInt8(pair % 10), as: UInt8.self)
         }
+        if position > 0 { out.storeBytes(of: UInt8(ascii: "0") + UInt8(rest), as: UInt8.self) }
         out += digits
     }
 

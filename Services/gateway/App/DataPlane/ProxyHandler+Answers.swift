@@ -154,9 +154,15 @@ extension ProxyHandler {
             }
             start = end
         }
-        guard let mark = bytes[start...].firstIndex(of: UInt8(ascii: "?")) else {
+        // Searched over the string's contiguous bytes: `firstIndex(of:)` on the UTF-8 view steps an
+        // index per byte, a tenth of the admission's cost on a short path.
+        let offset = bytes.distance(from: bytes.startIndex, to: start)
+        let markOffset = bytes.withContiguousStorageIfAvailable { $0[offset...].firstIndex(of: UInt8(ascii: "?")) }
+            ?? bytes[start...].firstIndex(of: UInt8(ascii: "?")).map { bytes.distance(from: bytes.startIndex, to: $0) }
+        guard let markOffset else {
             return (start == bytes.startIndex ? uri : String(uri[start...]), nil)
         }
+        let mark = bytes.index(bytes.startIndex, offsetBy: markOffset)
         let path = start == mark ? "/" : String(uri[start..<mark])
         return (path, String(uri[uri.utf8.index(after: mark)...]))
     }

@@ -7,7 +7,6 @@ import Synchronization
 enum RequestIDs {
     private static let prefix = UInt64.random(in: .min ... .max)
     private static let counter = Atomic<UInt64>(UInt64.random(in: 0...UInt64(UInt32.max)))
-    private static let digits = Array("0123456789abcdef".utf8)
 
     static func next() -> String {
         let count = counter.wrappingAdd(1, ordering: .relaxed).newValue
@@ -15,7 +14,9 @@ enum RequestIDs {
             var index = 0
             func put(_ value: UInt64, nibbles: Int) {
                 for shift in stride(from: (nibbles - 1) * 4, through: 0, by: -4) {
-                    buffer[index] = digits[Int((value >> UInt64(shift)) & 0xF)]
+                    // A digit computed, not looked up: a static table is a lazy global, checked on every use.
+                    let nibble = UInt8(truncatingIfNeeded: value >> UInt64(shift)) & 0xF
+                    buffer[index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
                     index += 1
                 }
             }

@@ -46,18 +46,33 @@ final class Admission: Sendable {
     }
 
     /// A request that may go upstream.
-    struct Forward: Sendable {
-        var service: PublicService
+    /// A class: it holds a token's claims and several strings, and a struct of them was copied
+    /// (a retain and a release per string) each time it passed from admission to the exchange.
+    final class Forward: Sendable {
+        let service: PublicService
         /// The normalised path.
-        var path: String
-        var access: Access
-        var limit: RateLimitDecision
+        let path: String
+        let access: Access
+        let limit: RateLimitDecision
         /// The limiter scope the request counted against, named in `RateLimit-Policy`.
-        var policy: String
-        var authorization = UpstreamAuthorization.asSent
+        let policy: String
+        let authorization: UpstreamAuthorization
         /// The verified access token's claims, on authenticated routes: a WebSocket tunnel opened
         /// with them is closed when they are revoked.
-        var claims: AccessTokenClaims? = nil
+        let claims: AccessTokenClaims?
+
+        init(
+            service: PublicService, path: String, access: Access, limit: RateLimitDecision, policy: String,
+            authorization: UpstreamAuthorization = .asSent, claims: AccessTokenClaims? = nil
+        ) {
+            self.service = service
+            self.path = path
+            self.access = access
+            self.limit = limit
+            self.policy = policy
+            self.authorization = authorization
+            self.claims = claims
+        }
     }
 
     /// The `Authorization` the upstream is sent: services see access tokens, never API keys.

@@ -1,17 +1,19 @@
 import NIOHTTP1
 
 /// The request headers the data plane acts on, found in one pass over the head: every request
-/// needs several of them, and a lookup by name each would scan the headers a dozen times.
-struct RequestHeadFacts {
-    var requestID: String?
-    var origin: String?
-    var authorization: String?
-    var apiKey: String?
-    var sessionID: String?
-    var contentLength: String?
-    var transferEncoding: String?
-    var expect: String?
-    var upgrade = false
+/// needs several of them, and a lookup by name each would scan the headers a dozen times. A class,
+/// made once per request: as a struct of nine strings it was copied whole on its way into the
+/// exchange and back out.
+final class RequestHeadFacts {
+    private(set) var requestID: String?
+    private(set) var origin: String?
+    private(set) var authorization: String?
+    private(set) var apiKey: String?
+    private(set) var sessionID: String?
+    private(set) var contentLength: String?
+    private(set) var transferEncoding: String?
+    private(set) var expect: String?
+    private(set) var upgrade = false
 
     init(_ headers: HTTPHeaders) {
         for (name, value) in headers {

@@ -18,9 +18,23 @@ final class GatewayResponseEncoder {
     private var framing = HeadEncoding.Framing.neither
     /// The answer in progress is to HEAD or CONNECT: no body bytes go out.
     private var suppressBody = false
+    /// A relayed head with a small declared body, held back with what has come of that body, so an
+    /// answer whose head and body come in one read goes out as one buffer: one write through NIO's
+    /// pending writes instead of two. Written at the answer's end, before any other part, or by
+    /// `release` (the caller's flush), whichever comes first: never held across a flush.
+    private var held: ByteBuffer?
+    /// Largest declared body held back with its head.
+    static let holdLimit = 16 * 1024
 
     /// Writes `part` as bytes through `context` (the caller's), to the handlers before it.
     func write(_ part: GatewayResponsePart, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        if held != nil {
+            if case .body(.byteBuffer(var bytes)) = part, promise == nil {
+                held!.writeBuffer(&bytes)
+                return
+            }
+            release(context: context)
+        }
         switch part {
         case .head(let head, let method):
             writeHead(head, added: nil, to: method, context: context, promise: promise)
@@ -80,8 +94,19 @@ final class GatewayResponseEncoder {
             framing = .neither
         }
         if suppressBody { framing = .neither }
+        if framing == .contentLength, promise == nil, let length = head.contentLength, length <= Self.holdLimit {
+            held = HeadEncoding.write(relayed, addChunked: false, reserving: length, allocator: context.channel.allocator)
+            return
+        }
         let buffer = HeadEncoding.write(relayed, addChunked: addChunked, allocator: context.channel.allocator)
         context.write(NIOAny(IOData.byteBuffer(buffer)), promise: promise)
+    }
+
+    /// Writes what is held back, if anything: call before flushing.
+    func release(context: ChannelHandlerContext) {
+        guard let buffer = held else { return }
+        held = nil
+        context.write(NIOAny(IOData.byteBuffer(buffer)), promise: nil)
     }
 }
 

@@ -85,13 +85,14 @@ enum HeadEncoding {
     /// lines as they came (in one copy when none is dropped; else in runs between dropped lines),
     /// `Cache-Control: no-store` on credential routes, the lines the gateway adds, and
     /// `transfer-encoding: chunked` with `addChunked`.
-    static func write(_ relayed: RelayedHead, addChunked: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+    /// `reserving` bytes more are allocated behind the head (for a small body to follow it).
+    static func write(_ relayed: RelayedHead, addChunked: Bool, reserving: Int = 0, allocator: ByteBufferAllocator) -> ByteBuffer {
         let head = relayed.head
         let noStore = relayed.noStore
         // At most this much: the upstream's lines are copied or dropped, never grown.
         let capacity = size(relayed.version) + 5 + head.reason.readableBytes + 2 + head.fields.readableBytes + noStoreLine.utf8CodeUnitCount
             + relayed.added.size + chunkedLine.utf8CodeUnitCount + 2
-        var buffer = allocator.buffer(capacity: capacity)
+        var buffer = allocator.buffer(capacity: capacity + reserving)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity) { raw in
             var out = raw.baseAddress!
             copy(relayed.version, to: &out)

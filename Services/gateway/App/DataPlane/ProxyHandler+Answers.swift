@@ -71,7 +71,13 @@ extension ProxyHandler {
             return
         }
         encoder.write(part, context: context, promise: promise)
-        if flush { context.flush() }
+        if flush {
+            encoder.release(context: context)
+            context.flush()
+            unflushed = false
+        } else {
+            unflushed = true
+        }
     }
 
     /// Marks the answer as started and returns the lines the gateway adds to its head: security

@@ -209,8 +209,13 @@ extension ProxyHandler {
         }
     }
 
+    /// The end of one read from the upstream: what it brought goes to the client now (nothing to do
+    /// when an answer's end was flushed already).
     func upstreamReadComplete() {
-        context?.flush()
+        guard unflushed, let context else { return }
+        encoder.release(context: context)
+        context.flush()
+        unflushed = false
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {

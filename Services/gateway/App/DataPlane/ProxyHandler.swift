@@ -37,6 +37,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     var afterSwitch: ByteBuffer?
     /// Writes answers as bytes, called directly (not a handler of the pipeline).
     let encoder = GatewayResponseEncoder()
+    /// Something was written to the client since its last flush.
+    var unflushed = false
     /// The request being served; nil between requests.
     var exchange: Exchange?
     /// Bumped for every request, so late callbacks of an earlier one are recognised.

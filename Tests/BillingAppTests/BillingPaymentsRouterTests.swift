@@ -153,6 +153,10 @@ struct BillingPaymentsRouterTests {
                 (#"{"payment_method_id":"visa","plan":"pro"}"#, 422, "token"),
                 (#"{"token":"tok_sandbox_approved","payment_method_id":"visa","plan":"pro","installments":0}"#, 422, "installments"),
                 (#"{"token":"tok_sandbox_approved","payment_method_id":"visa","plan":"pro","installments":1.5}"#, 400, nil),
+                (#"{"token":"tok_sandbox_approved","payment_method_id":"visa","plan":"pro","issuer_id":0}"#, 422, "issuer_id"),
+                (#"{"token":"tok_sandbox_approved","payment_method_id":"visa","plan":"pro","issuer_id":2147483648}"#, 422, "issuer_id"),
+                // Beyond any integer the service reads: not a number it can hold, 400.
+                (#"{"token":"tok_sandbox_approved","payment_method_id":"visa","plan":"pro","issuer_id":-85264025165521521903772999813139791872}"#, 400, nil),
                 (#"{"token":"tok_sandbox_approved","payment_method_id":"visa","plan":"pro","email":"nope"}"#, 422, "email"),
                 (#"{"token":"#, 400, nil),
             ]

@@ -113,6 +113,9 @@ struct CheckoutController: Sendable {
         let method = Self.text(body.paymentMethodId, "payment_method_id", max: 64, invalid: &invalid)
         let installments = body.installments ?? 1
         if !(1...36).contains(installments) { invalid["installments", default: []].append("must be between 1 and 36") }
+        if let issuer = body.issuerId, !(1...Int(Int32.max)).contains(issuer) {
+            invalid["issuer_id", default: []].append("must be between 1 and \(Int32.max)")
+        }
         let email = (body.email ?? identity.email).trimmingCharacters(in: .whitespaces)
         if email.count > 254 || !email.contains("@") { invalid["email", default: []].append("must be an email address") }
         for (field, value) in [("first_name", body.firstName), ("last_name", body.lastName), ("identification_type", body.identificationType), ("identification_number", body.identificationNumber)] {

@@ -42,6 +42,8 @@ final class Exchange {
     var responseStarted = false
     var responseEnded = false
 
+    /// The request target's query (after `?`), split off once when the request began.
+    var query: String?
     /// A WebSocket upgrade (`WebSocketHandshake.isUpgrade`).
     var webSocket = false
     /// The `Authorization` made from a `?token=` query parameter, which is not forwarded as such.

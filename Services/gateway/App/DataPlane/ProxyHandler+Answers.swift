@@ -71,13 +71,16 @@ extension ProxyHandler {
             return
         }
         encoder.write(part, context: context, promise: promise)
-        if flush {
-            encoder.release(context: context)
-            context.flush()
-            unflushed = false
-        } else {
-            unflushed = true
-        }
+        unflushed = true
+        if flush { flushClient() }
+    }
+
+    /// Sends the client what was written to it (and what the encoder holds back), if anything.
+    func flushClient() {
+        guard unflushed, let context else { return }
+        encoder.release(context: context)
+        context.flush()
+        unflushed = false
     }
 
     /// Marks the answer as started and returns the lines the gateway adds to its head: security

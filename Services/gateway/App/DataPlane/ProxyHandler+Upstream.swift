@@ -100,8 +100,7 @@ extension ProxyHandler {
     func sendHead(_ exchange: Exchange, bodyLength: Int?, on upstream: UpstreamConnection, flush: Bool) {
         let address = exchange.address!
         let plan = exchange.plan!
-        var (_, query) = Self.split(exchange.head.uri)
-        if exchange.queryAuthorization != nil { query = Self.withoutToken(query) }
+        let query = exchange.queryAuthorization != nil ? Self.withoutToken(exchange.query) : exchange.query
         var target = address.basePath + PathNormalizer.encodeForUpstream(plan.path)
         if let query { target += "?" + query }
         let (bytes, framing) = ForwardedHeaders.writeRequest(
@@ -212,10 +211,7 @@ extension ProxyHandler {
     /// The end of one read from the upstream: what it brought goes to the client now (nothing to do
     /// when an answer's end was flushed already).
     func upstreamReadComplete() {
-        guard unflushed, let context else { return }
-        encoder.release(context: context)
-        context.flush()
-        unflushed = false
+        flushClient()
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {

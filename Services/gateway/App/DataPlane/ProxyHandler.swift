@@ -34,7 +34,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     /// The reader refused the connection's bytes: nothing more is read from them.
     var readerFailed = false
     /// What came after a request switching protocols, for the tunnel (`removeHandler`).
-    var afterSwitch: ByteBuffer?
+    var afterSwitch = BytesAfterSwitch()
     /// Writes answers as bytes, called directly (not a handler of the pipeline).
     let encoder = GatewayResponseEncoder()
     /// Something was written to the client since its last flush.
@@ -90,17 +90,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             guard let part else { break }
             take(part)
         }
-        if reader.isStopped, input.readableBytes > 0 {
-            if afterSwitch == nil { afterSwitch = input } else { afterSwitch!.writeBuffer(&input) }
-        }
+        if reader.isStopped { afterSwitch.append(&input) }
     }
 
     /// Leaving the pipeline (for a tunnel): what came after the upgrade request goes on as bytes.
     func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
-        if let rest = afterSwitch {
-            afterSwitch = nil
-            context.fireChannelRead(wrapInboundOut(rest))
-        }
+        afterSwitch.handOn(context)
         context.leavePipeline(removalToken: removalToken)
     }
 
@@ -257,6 +252,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         )
         self.exchange = exchange
         let (path, query) = Self.split(head.uri)
+        exchange.query = query
         if facts.upgrade {
             exchange.webSocket = WebSocketHandshake.isUpgrade(head)
             // The request reader reads nothing more after a request asking to switch protocols: unless

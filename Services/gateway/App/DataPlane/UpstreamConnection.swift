@@ -34,7 +34,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// Some of the answer to the request in hand has come (so the upstream read that request).
     private(set) var answerStarted = false
     /// Bytes that followed a 101, for the tunnel (`removeHandler` hands them on).
-    private var afterSwitch: ByteBuffer?
+    private var afterSwitch = BytesAfterSwitch()
     private var pendingRead = false
     /// How the body of the request being sent is framed (its head said).
     private var framing = HeadEncoding.Framing.neither
@@ -57,7 +57,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         var input = unwrapInboundIn(data)
         answerStarted = true
         if parser.isSwitched {
-            append(&input)
+            afterSwitch.append(&input)
             return
         }
         // One event at a time: what the delegate does with one (release this connection, even
@@ -79,7 +79,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
                 if !head.keepAlive { isReusable = false }
             case .end where parser.isSwitched:
                 // What came behind the 101 is the tunnel's; the delegate switches to it now.
-                append(&input)
+                afterSwitch.append(&input)
             case .body, .end:
                 break
             }
@@ -88,12 +88,6 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         }
         // Bytes while no answer is due: an idle connection must stay silent.
         if input.readableBytes > 0 { fail(context, reason: "\(UpstreamAnswerParser.ParseError.unexpectedBytes)") }
-    }
-
-    private func append(_ input: inout ByteBuffer) {
-        guard input.readableBytes > 0 else { return }
-        if afterSwitch == nil { afterSwitch = input } else { afterSwitch!.writeBuffer(&input) }
-        input.moveReaderIndex(to: input.writerIndex)
     }
 
     /// The upstream broke the protocol: tell whoever waits, and close.
@@ -108,10 +102,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// Leaving the pipeline (for a tunnel, after a 101): the bytes that came behind the 101 go
     /// on to what follows.
     func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
-        if let bytes = afterSwitch {
-            afterSwitch = nil
-            context.fireChannelRead(wrapInboundOut(bytes))
-        }
+        afterSwitch.handOn(context)
         self.context = nil
         context.leavePipeline(removalToken: removalToken)
     }

@@ -56,3 +56,23 @@ enum HTTPUpgradeSwitch {
         pipeline.removeHandler(handler, promise: nil)
     }
 }
+
+/// Bytes that came behind a protocol switch (a WebSocket frame in the same segment as the upgrade
+/// request or the 101), kept by the HTTP handler that read them until it leaves the pipeline.
+struct BytesAfterSwitch {
+    private var bytes: ByteBuffer?
+
+    /// Keeps the rest of `input`, consuming it.
+    mutating func append(_ input: inout ByteBuffer) {
+        guard input.readableBytes > 0 else { return }
+        if bytes == nil { bytes = input } else { bytes!.writeBuffer(&input) }
+        input.moveReaderIndex(to: input.writerIndex)
+    }
+
+    /// Hands what was kept to the handlers after `context`'s (the tunnel), as the handler leaves.
+    mutating func handOn(_ context: ChannelHandlerContext) {
+        guard let kept = bytes else { return }
+        bytes = nil
+        context.fireChannelRead(NIOAny(kept))
+    }
+}

@@ -203,6 +203,63 @@ struct GatewayTransportTests {
         }
     }
 
+    @Test func aKeptAliveConnectionClosingAsItIsReusedResendsOnlyWhatMayBeSentTwice() async throws {
+        // Each upstream connection answers its first request and closes on reading its second, as
+        // an upstream whose idle timer fires just as the gateway reuses the connection. The
+        // gateway then holds a request the upstream may or may not have acted on.
+        let gets = Tally()
+        let posts = Tally()
+        let keyedPosts = Tally()
+        let upstream = try RawTCPServer { connection in
+            defer { connection.close() }
+            var served = 0
+            while let head = connection.read(until: "\r\n\r\n") {
+                if head.hasPrefix("GET /ready ") || head.hasPrefix("GET /internal/") {
+                    connection.send("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                    continue
+                }
+                let lower = head.lowercased()
+                if head.hasPrefix("GET ") { gets.add() } else if lower.contains("\r\nidempotency-key:") { keyedPosts.add() } else { posts.add() }
+                let length = lower.components(separatedBy: "\r\n").first { $0.hasPrefix("content-length:") }
+                    .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+                _ = connection.read(count: length)
+                served += 1
+                guard served == 1 else { return }
+                connection.send("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nplans")
+            }
+        }
+        let overrides = Self.overrides.merging(["BILLING_URL": upstream.url, "TENANCY_URL": upstream.url]) { $1 }
+        try await TestStack.with(.gateway, overrides: overrides) { stack in
+            let port = stack.ports[.gateway]!
+            // One client connection throughout: one event loop, so one pool of upstream connections.
+            let answers = try await RawTCP.run {
+                let client = try RawConnection.connect(port: port)
+                defer { client.close() }
+                let get = "GET /api/payments/plans HTTP/1.1\r\nHost: g\r\n\r\n"
+                let post = "POST /api/onboarding/register HTTP/1.1\r\nHost: g\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+                var answers: [(status: Int, headers: [String: String], body: String)?] = []
+                // Connections are pooled per upstream service: billing's GETs, then tenancy's POSTs.
+                let keyed = post + "Idempotency-Key: k-1\r\n\r\n{}"
+                for request in [
+                    get, get,  // a new connection (answered), then the same one (closed): sent again on a new one
+                    keyed,  // a new connection (answered)
+                    post + "\r\n{}",  // the same one (closed): not sent twice
+                    keyed, keyed,  // a new connection (answered), then the same one (closed): sent again
+                ] {
+                    client.send(request)
+                    answers.append(client.readResponse())
+                }
+                return answers
+            }
+            #expect(answers.map { $0?.status } == [200, 200, 200, 503, 200, 200])
+            #expect(answers.map { $0?.body == "plans" } == [true, true, true, false, true, true])
+            #expect(answers[3]?.body.contains("UPSTREAM_UNAVAILABLE") == true, "\(answers[3]?.body ?? "no answer")")
+            #expect(gets.count == 3)
+            #expect(posts.count == 1)
+            #expect(keyedPosts.count == 4)
+        }
+    }
+
     @Test func aMalformedUpstreamAnswerIs503AndItsRequestIsNeverSentTwice() async throws {
         // The first request on a connection is answered well; the second with two lengths, which the
         // gateway refuses to relay. A kept-alive connection closed as it was reused would have its

@@ -214,6 +214,15 @@ extension ProxyHandler {
         flushClient()
     }
 
+    /// Whether a request may reach its upstream twice: an idempotent method (RFC 9110 §9.2.2), or
+    /// an `Idempotency-Key`, under which the services answer a repeat without acting twice.
+    static func maySendTwice(_ exchange: Exchange) -> Bool {
+        switch exchange.head.method {
+        case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: true
+        default: exchange.facts.idempotencyKey
+        }
+    }
+
     func upstreamWritabilityChanged(isWritable: Bool) {
         if isWritable { resumeReadsIfPossible() }
     }
@@ -229,8 +238,13 @@ extension ProxyHandler {
         timeouts.answerArrived()
         // A kept-alive connection may have been closed by the upstream just as it was reused; a
         // request that is still whole in hand is sent once more on a new connection. Not when any
-        // of an answer came (a malformed one): the upstream did read that request.
-        if exchange.reusedConnection, exchange.bufferWhole, !exchange.retried, !connection.answerStarted, let address = exchange.address {
+        // of an answer came (a malformed one): the upstream did read that request. And only a
+        // request that may be sent twice (RFC 9110 §9.2.2): the upstream may have acted on it
+        // before closing, so a POST without an `Idempotency-Key` is answered 503 instead, and the
+        // client, which knows what it sent, decides.
+        if exchange.reusedConnection, exchange.bufferWhole, !exchange.retried, !connection.answerStarted, Self.maySendTwice(exchange),
+            let address = exchange.address
+        {
             exchange.retried = true
             exchange.upstreamHeadSent = false
             exchange.requestSent = false

@@ -14,6 +14,8 @@ final class RequestHeadFacts {
     private(set) var transferEncoding: String?
     private(set) var expect: String?
     private(set) var upgrade = false
+    /// The request carries an `Idempotency-Key`: the service makes sending it twice safe.
+    private(set) var idempotencyKey = false
 
     init(_ headers: HTTPHeaders) {
         for (name, value) in headers {
@@ -26,6 +28,7 @@ final class RequestHeadFacts {
             case 12 where ForwardedHeaders.matches(name, "x-session-id"): sessionID = sessionID ?? value
             case 13 where ForwardedHeaders.matches(name, "authorization"): authorization = authorization ?? value
             case 14 where ForwardedHeaders.matches(name, "content-length"): contentLength = value
+            case 15 where ForwardedHeaders.matches(name, "idempotency-key"): idempotencyKey = true
             case 17 where ForwardedHeaders.matches(name, "transfer-encoding"): transferEncoding = value
             default: break
             }

@@ -46,15 +46,26 @@ struct GatewayTransportTests {
                         requests.add()
                         lastHead.value.withLock { $0 = head }
                     }
-                    let length = head.lowercased().components(separatedBy: "\r\n")
-                        .first { $0.hasPrefix("content-length:") }
-                        .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
-                    _ = connection.read(count: length)
+                    _ = connection.read(count: GatewayTransportTests.declaredLength(head))
                     let body = head.hasPrefix("HEAD ") ? "" : "plans"
                     connection.send("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n\(body)")
                 }
             }
         }
+    }
+
+    /// The `Content-Length` a request head declares (0 without one).
+    static func declaredLength(_ head: String) -> Int {
+        head.lowercased().components(separatedBy: "\r\n").first { $0.hasPrefix("content-length:") }
+            .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+    }
+
+    /// Answers the gateway's own polls of an upstream (`/ready`, the internal feeds) with an empty
+    /// 200; true when `head` was one.
+    static func answeredOwnPoll(_ head: String, on connection: RawConnection) -> Bool {
+        guard head.hasPrefix("GET /ready ") || head.hasPrefix("GET /internal/") else { return false }
+        connection.send("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        return true
     }
 
     static func send(_ port: Int, _ text: String) async throws -> (status: Int, headers: [String: String], body: String)? {
@@ -214,15 +225,15 @@ struct GatewayTransportTests {
             defer { connection.close() }
             var served = 0
             while let head = connection.read(until: "\r\n\r\n") {
-                if head.hasPrefix("GET /ready ") || head.hasPrefix("GET /internal/") {
-                    connection.send("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                    continue
+                if Self.answeredOwnPoll(head, on: connection) { continue }
+                if head.hasPrefix("GET ") {
+                    gets.add()
+                } else if head.lowercased().contains("\r\nidempotency-key:") {
+                    keyedPosts.add()
+                } else {
+                    posts.add()
                 }
-                let lower = head.lowercased()
-                if head.hasPrefix("GET ") { gets.add() } else if lower.contains("\r\nidempotency-key:") { keyedPosts.add() } else { posts.add() }
-                let length = lower.components(separatedBy: "\r\n").first { $0.hasPrefix("content-length:") }
-                    .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
-                _ = connection.read(count: length)
+                _ = connection.read(count: Self.declaredLength(head))
                 served += 1
                 guard served == 1 else { return }
                 connection.send("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nplans")
@@ -269,10 +280,7 @@ struct GatewayTransportTests {
             defer { connection.close() }
             var served = 0
             while let head = connection.read(until: "\r\n\r\n") {
-                if head.hasPrefix("GET /ready ") || head.hasPrefix("GET /internal/") {
-                    connection.send("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                    continue
-                }
+                if Self.answeredOwnPoll(head, on: connection) { continue }
                 requests.add()
                 served += 1
                 if served == 1 {

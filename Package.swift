@@ -145,6 +145,7 @@ let package = Package(
             dependencies: [
                 jwt, .product(name: "HummingbirdCore", package: "hummingbird"), .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ]
         )
         + [

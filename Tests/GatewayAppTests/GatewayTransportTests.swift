@@ -477,6 +477,42 @@ struct GatewayTransportTests {
         }
     }
 
+    @Test func everyAnswerOnAKeptAliveConnectionIsCountedUnderItsOwnLabels() async throws {
+        let upstream = try CountingUpstream()
+        try await TestStack.with(.gateway, overrides: Self.overrides.merging(["BILLING_URL": upstream.server.url]) { $1 }) { stack in
+            let port = stack.ports[.gateway]!
+            // One connection, so its handler's kept metric handles are used and must change with
+            // the method, route and status.
+            let statuses = try await RawTCP.run {
+                let client = try RawConnection.connect(port: port)
+                defer { client.close() }
+                var statuses: [Int] = []
+                for request in [
+                    "GET /api/payments/plans", "GET /api/payments/plans", "GET /api/nowhere", "GET /api/payments/plans",
+                    "HEAD /api/payments/plans", "GET /api/payments/plans",
+                ] {
+                    client.send(request + " HTTP/1.1\r\nHost: g\r\n\r\n")
+                    guard let head = client.read(until: "\r\n\r\n") else { break }
+                    let status = Int(head.split(separator: " ")[1]) ?? 0
+                    if !request.hasPrefix("HEAD ") { _ = client.read(count: GatewayTransportTests.declaredLength(head)) }
+                    statuses.append(status)
+                }
+                return statuses
+            }
+            #expect(statuses == [200, 200, 404, 200, 200, 200])
+            let metrics = try await TestHTTP.send(.GET, stack.adminURL + "/metrics").text
+            func count(_ method: String, _ route: String, _ status: Int) -> Int? {
+                metrics.split(separator: "\n").first {
+                    $0.hasPrefix("http_requests_total{") && $0.contains(#"method="\#(method)""#) && $0.contains(#"route="\#(route)""#)
+                        && $0.contains(#"status="\#(status)""#)
+                }.flatMap { $0.split(separator: " ").last.flatMap { Int($0) } }
+            }
+            #expect(count("GET", "proxy:billing", 200) == 4)
+            #expect(count("HEAD", "proxy:billing", 200) == 1)
+            #expect(count("GET", "NotFound", 404) == 1)
+        }
+    }
+
     @Test func publicAndAdminPortsAnswerWhatIsTheirs() async throws {
         let upstream = try CountingUpstream()
         let overrides = Self.overrides.merging([

@@ -4,16 +4,19 @@ import HTTPTypes
 package enum PublicService: String, Sendable, CaseIterable {
     case auth, tenancy, billing, chat
 
+    /// The case's position, 0 to 3: a small number to hash or to keep a bit for.
+    package var ordinal: UInt8 {
+        switch self {
+        case .auth: 0
+        case .tenancy: 1
+        case .billing: 2
+        case .chat: 3
+        }
+    }
+
     /// Hashes the case, not its raw string (what a raw-valued enum hashes by default): the gateway
     /// looks upstreams up by service on every request.
     package func hash(into hasher: inout Hasher) {
-        let ordinal: UInt8 =
-            switch self {
-            case .auth: 0
-            case .tenancy: 1
-            case .billing: 2
-            case .chat: 3
-            }
         hasher.combine(ordinal)
     }
 }

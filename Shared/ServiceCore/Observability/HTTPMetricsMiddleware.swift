@@ -78,7 +78,9 @@ package final class MetricHandles: Sendable {
         timer.recordNanoseconds(nanoseconds)
     }
 
-    private func handles(method: String, route: String, status: Int) -> (Metrics.Counter, Metrics.Timer) {
+    /// The counter and timer of one (method, route, status), for a caller that keeps them across
+    /// requests: the gateway's connections record them after every answer.
+    package func handles(method: String, route: String, status: Int) -> (Metrics.Counter, Metrics.Timer) {
         let key = Key(method: method, route: route, status: status)
         if let found = cache.withLock({ $0[key] }) { return found }
         let dimensions = [("method", method), ("route", route), ("status", String(status))]

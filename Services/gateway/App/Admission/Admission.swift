@@ -131,55 +131,49 @@ final class Admission: Sendable {
         await begin(request).resolved()
     }
 
+    /// Where a request goes if it is admitted: what a `Forward` is made of, besides its limit.
+    private struct Plan: Sendable {
+        let service: PublicService
+        let path: String
+        let access: Access
+    }
+
     /// Requests whose credential cannot be checked here (a widget session id) and requests with a
     /// bad token also count against the client address, so made-up session ids or garbage tokens
     /// do not buy unlimited attempts.
+    ///
+    /// The common paths (a cached token, a limiter that decides in place) make no closure: the
+    /// rest of a decision is captured only when it has to wait.
     private func admit(_ request: Request, service: PublicService, path: String, access: Access) -> Step {
         let address = request.clientKey
-        let forward: @Sendable (String, RateLimitDecision, UpstreamAuthorization, AccessTokenClaims?) -> Step = { policy, limit, authorization, claims in
-            .done(
-                limit.allowed
-                    ? .forward(
-                        Forward(service: service, path: path, access: access, limit: limit, policy: policy, authorization: authorization, claims: claims)
-                    )
-                    : .refuse(Self.limited(limit, policy: policy))
-            )
-        }
+        let plan = Plan(service: service, path: path, access: access)
         // A route that asks for no credential is not sent an API key someone sent anyway.
         let unasked: UpstreamAuthorization =
             access != .authenticated && request.authorization.map(Self.isBearerAPIKey) == true ? .removed : .asSent
         switch access {
         case .credentials:
-            return count("auth|\(address)", limits.authPerMinute) { forward("auth", $0, unasked, nil) }
+            return count("auth|\(address)", limits.authPerMinute, then: plan, policy: "auth", unasked)
         case .open:
-            return count("ip|\(address)", limits.publicPerMinute) { forward("ip", $0, unasked, nil) }
+            return count("ip|\(address)", limits.publicPerMinute, then: plan, policy: "ip", unasked)
         case .session(let sessionID):
             return count("ip|\(address)", limits.publicPerMinute) { [self] byAddress in
                 guard byAddress.allowed else { return .done(.refuse(Self.limited(byAddress, policy: "ip"))) }
-                return count("session|\(sessionID.prefix(128))", limits.sessionPerMinute) { forward("session", $0, unasked, nil) }
+                return count("session|\(sessionID.prefix(128))", limits.sessionPerMinute, then: plan, policy: "session", unasked)
             }
         case .authenticated:
-            let verified: @Sendable (AccessTokenClaims, UpstreamAuthorization) -> Step = { [self] claims, authorization in
-                if revocations?.voids(claims) == true { return refused(Self.revoked, address: address) }
-                let policy = tenantPolicies?.policy(for: claims.tenantID)
-                if policy?.suspended == true { return .done(.refuse(Self.suspended)) }
-                return count("tenant|\(claims.tenantID)", policy?.rateLimitPerMinute ?? limits.tenantPerMinute) {
-                    forward("tenant", $0, authorization, claims)
-                }
-            }
             guard let token = JWTAuthMiddleware<GatewayRequestContext>.bearerToken(request.authorization) else {
-                if let key = request.apiKey { return admit(apiKey: key, address: address, then: verified) }
+                if let key = request.apiKey { return admit(apiKey: key, address: address, plan) }
                 return refused(.unauthorized(), address: address)
             }
-            if APIKeyFormat.isAPIKey(token) { return admit(apiKey: token, address: address, then: verified) }
-            if let claims = verifier.cachedClaims(token) { return verified(claims, .asSent) }
+            if APIKeyFormat.isAPIKey(token) { return admit(apiKey: token, address: address, plan) }
+            if let claims = verifier.cachedClaims(token) { return verified(claims, .asSent, address: address, plan) }
             return .suspended { [self] in
                 do {
                     let claims = try await verifier.verify(token)
                     // A token first seen by a gateway that has not read the revocation feed yet waits
                     // for it: a restart must not let a revoked token through. Later ones are cached.
                     await revocations?.untilCaughtUp()
-                    return verified(claims, .asSent)
+                    return verified(claims, .asSent, address: address, plan)
                 } catch let error as AppError where error.status == .unauthorized {
                     return refused(error, address: address)
                 } catch {
@@ -189,15 +183,25 @@ final class Admission: Sendable {
         }
     }
 
+    /// A request with a good token (or an API key's): refused if auth has voided the token or its
+    /// tenant is suspended, else counted against the tenant's limit.
+    private func verified(_ claims: AccessTokenClaims, _ authorization: UpstreamAuthorization, address: String, _ plan: Plan) -> Step {
+        if revocations?.voids(claims) == true { return refused(Self.revoked, address: address) }
+        let policy = tenantPolicies?.policy(for: claims.tenantID)
+        if policy?.suspended == true { return .done(.refuse(Self.suspended)) }
+        return count(
+            "tenant|\(claims.tenantID)", policy?.rateLimitPerMinute ?? limits.tenantPerMinute, then: plan, policy: "tenant", authorization,
+            claims: claims
+        )
+    }
+
     /// An API key goes on as its access token, from memory or from auth (off the event loop).
-    private func admit(
-        apiKey key: String, address: String, then verified: @escaping @Sendable (AccessTokenClaims, UpstreamAuthorization) -> Step
-    ) -> Step {
+    private func admit(apiKey key: String, address: String, _ plan: Plan) -> Step {
         guard let apiKeys else { return .done(.refuse(Self.apiKeysUnavailable)) }
         guard APIKeyFormat.isWellFormed(key) else { return refused(APIKeyTokens.invalid, address: address) }
         let answered: @Sendable (APIKeyTokens.Answer) -> Step = { [self] answer in
             switch answer {
-            case .granted(let grant): verified(grant.claims, .replaced("Bearer \(grant.token)"))
+            case .granted(let grant): verified(grant.claims, .replaced("Bearer \(grant.token)"), address: address, plan)
             case .refused(let error) where error.status == .unauthorized: refused(error, address: address)
             case .refused(let error): .done(.refuse(error))
             }
@@ -219,12 +223,37 @@ final class Admission: Sendable {
     /// Counts a request against `key`'s limit, now or after the limiter's round trip.
     private func count(_ key: String, _ limit: Int, then: @escaping @Sendable (RateLimitDecision) -> Step) -> Step {
         if let decision = limiter.decision(key: key, limit: limit, now: Date()) { return then(decision) }
-        return .suspended { [limiter] in
+        return afterWaiting(key, limit, then: then)
+    }
+
+    /// Counts a request against `key`'s limit, then forwards it as `plan` says (or refuses it 429
+    /// under `policy`). `count(_:_:then:)` without the closure, unless the limiter must wait.
+    private func count(
+        _ key: String, _ limit: Int, then plan: Plan, policy: String, _ authorization: UpstreamAuthorization, claims: AccessTokenClaims? = nil
+    ) -> Step {
+        if let decision = limiter.decision(key: key, limit: limit, now: Date()) {
+            return Self.forward(plan, limit: decision, policy: policy, authorization, claims)
+        }
+        return afterWaiting(key, limit) { Self.forward(plan, limit: $0, policy: policy, authorization, claims) }
+    }
+
+    private func afterWaiting(_ key: String, _ limit: Int, then: @escaping @Sendable (RateLimitDecision) -> Step) -> Step {
+        .suspended { [limiter] in
             guard let decision = await limiter.decisionAfterWaiting(key: key, limit: limit) else {
                 return .done(.refuse(Self.limiterUnavailable))
             }
             return then(decision)
         }
+    }
+
+    /// Forwarded as `plan` says if the limit allows, else 429 under `policy`.
+    private static func forward(
+        _ plan: Plan, limit: RateLimitDecision, policy: String, _ authorization: UpstreamAuthorization, _ claims: AccessTokenClaims?
+    ) -> Step {
+        guard limit.allowed else { return .done(.refuse(limited(limit, policy: policy))) }
+        return .done(.forward(
+            Forward(service: plan.service, path: plan.path, access: plan.access, limit: limit, policy: policy, authorization: authorization, claims: claims)
+        ))
     }
 
     /// A refused credential costs an attempt against the client address; past its limit, 429.

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import HTTPTypes
 import Logging
@@ -118,10 +119,18 @@ extension ProxyHandler {
     }
 
     func record(_ exchange: Exchange) {
-        plane.metrics.record(
-            method: exchange.head.method.rawValue, route: exchange.route, status: exchange.status,
-            nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds - exchange.start.uptimeNanoseconds)
-        )
+        let nanoseconds = Int64(NIODeadline.now().uptimeNanoseconds - exchange.start.uptimeNanoseconds)
+        // A connection's requests mostly share their method, route and status: the last ones'
+        // handles are kept here, so the shared table (a lock and two hashed strings) is skipped.
+        if let last = lastMetrics, last.method == exchange.head.method, last.status == exchange.status, last.route == exchange.route {
+            last.counter.increment()
+            last.timer.recordNanoseconds(nanoseconds)
+            return
+        }
+        let (counter, timer) = plane.metrics.handles(method: exchange.head.method.rawValue, route: exchange.route, status: exchange.status)
+        counter.increment()
+        timer.recordNanoseconds(nanoseconds)
+        lastMetrics = LastMetrics(method: exchange.head.method, route: exchange.route, status: exchange.status, counter: counter, timer: timer)
     }
 
     /// The public port's own routes: whether the gateway is up, without upstream details (those

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import HTTPTypes
 import Logging
@@ -48,6 +49,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     var closeWhenIdle = false
     /// The client half-closed: answer what it sent, then close.
     var inputClosed = false
+    /// The metric handles of the last answered request (`record`).
+    var lastMetrics: LastMetrics?
+    struct LastMetrics {
+        let method: HTTPMethod
+        let route: String
+        let status: Int
+        let counter: Counter
+        let timer: CoreMetrics.Timer
+    }
     /// Pipelined request parts that arrived while an earlier answer was still going out.
     var queued = CircularBuffer<HTTPServerRequestPart>()
     /// Queued parts beyond this stop reading from the client until the queue drains.

@@ -23,6 +23,9 @@ final class UpstreamMonitor: Service, Sendable {
     private let interval: Duration
     private let logger: Logger
     private let states: Mutex<[Upstream.Name: UpstreamHealth]>
+    /// Bit `ordinal` set while that upstream's status is "up" (kept by `update`), so `markUp`, called
+    /// after every proxied answer, takes no lock while nothing changes.
+    private let knownUp = Atomic<UInt8>(0)
 
     init(upstreams: [Upstream], http: HTTPClient, interval: Duration, logger: Logger) {
         self.upstreams = upstreams
@@ -51,7 +54,7 @@ final class UpstreamMonitor: Service, Sendable {
 
     /// Called after every proxied answer, so it only takes the slow path when the state changes.
     func markUp(_ name: Upstream.Name) {
-        guard states.withLock({ $0[name]?.status != "up" }) else { return }
+        guard knownUp.load(ordering: .relaxed) & (1 << name.ordinal) == 0 else { return }
         update(name) { $0.status = "up"; $0.error = nil }
     }
 
@@ -62,6 +65,12 @@ final class UpstreamMonitor: Service, Sendable {
             change(&state)
             state.checkedAt = Date()
             states[name] = state
+            let bit: UInt8 = 1 << name.ordinal
+            if state.status == "up" {
+                knownUp.bitwiseOr(bit, ordering: .relaxed)
+            } else {
+                knownUp.bitwiseAnd(~bit, ordering: .relaxed)
+            }
             if before != state.status {
                 logger.notice("upstream \(state.status)", metadata: ["upstream": "\(name.rawValue)", "error": "\(state.error ?? "-")"])
             }

@@ -209,15 +209,14 @@ struct APIKeyGatewayTests {
     }
 
     @Test func servicesAreSentTheKeysTokenAndNeverTheKey() throws {
-        let head = HTTPRequestHead(
-            version: .http1_1, method: .GET, uri: "/api/auth/me",
-            headers: ["Authorization": "Bearer sk_live_secret", "X-API-Key": "sk_live_other", "Accept": "application/json"]
+        let head = RequestHead.lines(
+            .GET, "/api/auth/me", [("Authorization", "Bearer sk_live_secret"), ("X-API-Key", "sk_live_other"), ("Accept", "application/json")]
         )
         let upstream = try UpstreamAddress(Upstream(name: .auth, baseURL: "http://127.0.0.1:1"))
         let sent = { (authorization: Admission.UpstreamAuthorization) in
             let (bytes, _) = ForwardedHeaders.writeRequest(
                 head, target: "/api/auth/me", upstream: upstream, requestID: "r", peer: "127.0.0.1", peerIsTrusted: false, bodyLength: 0,
-                authorization: authorization, hasAPIKeyHeader: RequestHeadFacts(head.headers).apiKey != nil,
+                authorization: authorization, hasAPIKeyHeader: head.facts.apiKey != nil,
                 allocator: ByteBufferAllocator()
             )
             // The header lines written, as `HTTPHeaders`.

@@ -100,7 +100,7 @@ struct GatewayEncoderTests {
         let upstream = try UpstreamAddress(Upstream(name: .billing, baseURL: "http://u:1"))
         func encode(_ method: HTTPMethod, _ bodyLength: Int?, _ headers: [(String, String)] = [("Host", "g"), ("Accept", "*/*")]) -> (String, HeadEncoding.Framing) {
             let (buffer, framing) = ForwardedHeaders.writeRequest(
-                HTTPRequestHead(version: .http1_1, method: method, uri: "/x", headers: HTTPHeaders(headers)), target: "/a/b?c=d%20e",
+                RequestHead.lines(method, "/x", headers), target: "/a/b?c=d%20e",
                 upstream: upstream, requestID: "r1", peer: "10.0.0.1", peerIsTrusted: false, bodyLength: bodyLength,
                 allocator: ByteBufferAllocator()
             )

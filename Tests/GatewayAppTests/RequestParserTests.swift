@@ -52,6 +52,41 @@ struct RequestParserTests {
         return whole.requests
     }
 
+    /// The head of one request, as the parser gives it.
+    static func head(_ wire: String) throws -> RequestHead {
+        var parser = RequestParser(maxHeaderBytes: 32_768)
+        var input = ByteBuffer(string: wire)
+        guard case .head(let head) = try parser.next(&input) else { throw HTTPParserError.invalidEOFState }
+        return head
+    }
+
+    @Test func whatTheGatewayActsOnIsReadInTheSameScan() throws {
+        // Keep-alive as `HTTPRequestHead.isKeepAlive` decides it (RFC 9112 §9.3).
+        for (wire, keepAlive) in [
+            ("GET / HTTP/1.1\r\n\r\n", true), ("GET / HTTP/1.1\r\nConnection: Close\r\n\r\n", false),
+            ("GET / HTTP/1.1\r\nConnection: x-hop, close\r\n\r\n", false), ("GET / HTTP/1.0\r\n\r\n", false),
+            ("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true), ("GET / HTTP/1.0\r\nconnection: x\r\nConnection: keep-alive\r\n\r\n", true),
+        ] {
+            let head = try Self.head(wire)
+            #expect(head.isKeepAlive == keepAlive, "\(wire)")
+            #expect(head.isKeepAlive == head.httpHead.isKeepAlive, "\(wire)")
+        }
+        let head = try Self.head(
+            "POST /a?b HTTP/1.1\r\nAUTHORIZATION:  Bearer t1 \r\nAuthorization: Bearer t2\r\nX-Forwarded-For: 1.1.1.1\r\nOrigin: https://o\r\n"
+                + "x-forwarded-for: 2.2.2.2, 3.3.3.3\r\nX-Request-ID: r\r\nX-Session-ID: s\r\nX-API-Key: k\r\nExpect: 100-continue\r\n"
+                + "Idempotency-Key: i\r\nConnection: keep-alive, X-Hop\r\nContent-Length: 3\r\n\r\nabc"
+        )
+        let facts = head.facts
+        #expect(facts.authorization == "Bearer t1" && facts.origin == "https://o" && facts.requestID == "r" && facts.sessionID == "s")
+        #expect(facts.apiKey == "k" && facts.expect == "100-continue" && facts.idempotencyKey && !facts.upgrade)
+        #expect(facts.connectionKeepAlive && facts.connectionNamesHeaders && !facts.connectionClose && facts.declaredLength == 3)
+        #expect(head.values("x-forwarded-for") == ["1.1.1.1", "2.2.2.2, 3.3.3.3"] && head.first("authorization") == "Bearer t1")
+        #expect(head.first("content-type") == nil && ForwardedHeaders.connectionTokens(head) == [Array("x-hop".utf8)])
+        #expect(head.method == .POST && head.uri == "/a?b" && head.headers.count == 12)
+        #expect(try Self.head("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").facts.declaredLength == nil)
+        #expect(try Self.head("GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n").facts.upgrade)
+    }
+
     @Test func requestsReadTheSameHoweverTheBytesAreSplit() throws {
         let wire = "GET /api/payments/plans?x=1 HTTP/1.1\r\nHost: g\r\nAuthorization:  Bearer t \r\n\r\n"
             + "POST /api/onboarding/register HTTP/1.1\r\nHost: g\r\nContent-Length: 7\r\n\r\n{\"a\":1}"

@@ -9,7 +9,7 @@ final class Exchange {
         case answered
     }
 
-    let head: HTTPRequestHead
+    let head: RequestHead
     let requestID: String
     let start = NIODeadline.now()
     var keepAlive: Bool
@@ -53,14 +53,12 @@ final class Exchange {
 
     let facts: RequestHeadFacts
 
-    init(head: HTTPRequestHead, facts: RequestHeadFacts, requestID: String, bufferBytes: Int) {
+    init(head: RequestHead, requestID: String, bufferBytes: Int) {
         self.head = head
-        self.facts = facts
+        self.facts = head.facts
         self.requestID = requestID
         self.keepAlive = head.isKeepAlive
-        // The request reader refuses anything but a final `chunked` alongside other codings.
-        let chunked = facts.transferEncoding.map { $0.lowercased().hasSuffix("chunked") } ?? false
-        self.declaredLength = chunked ? nil : facts.contentLength.flatMap { Int($0) } ?? 0
+        self.declaredLength = head.facts.declaredLength
         self.bufferWhole = (declaredLength ?? .max) <= bufferBytes
     }
 

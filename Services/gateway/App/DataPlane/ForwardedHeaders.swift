@@ -46,6 +46,14 @@ enum ForwardedHeaders {
         }
     }
 
+    /// True when `bytes` equal `lowercased` ignoring ASCII case.
+    @inline(__always)
+    static func matches(_ bytes: UnsafeRawBufferPointer, _ lowercased: StaticString) -> Bool {
+        NameTable<Bool>.equalIgnoringCase(
+            bytes, UnsafeRawBufferPointer(start: lowercased.utf8Start, count: lowercased.utf8CodeUnitCount), sameLength: false
+        )
+    }
+
     /// `matches` for a lower-case name known only at run time (a `Connection` token).
     static func matches(_ name: String, token lowercased: String) -> Bool {
         var name = name
@@ -55,20 +63,29 @@ enum ForwardedHeaders {
         }
     }
 
-    static func kindOnRequest(_ name: String) -> Kind {
-        if let kind = requestKinds[name] { return kind }
-        if name.utf8.count > 12, name.utf8.first.map({ $0 | 0x20 }) == UInt8(ascii: "x"), matches(String(name.prefix(12)), "x-forwarded-") {
+    static func kindOnRequest(_ name: UnsafeRawBufferPointer) -> Kind {
+        if let kind = requestKinds[bytes: name] { return kind }
+        if name.count > 12, name[0] | 0x20 == UInt8(ascii: "x"), matches(UnsafeRawBufferPointer(rebasing: name[0..<12]), "x-forwarded-") {
             return .forwardedOther
         }
         return .relayed
     }
 
-    /// Header names a `Connection` header lists beyond `keep-alive` and `close`: those are hop-by-hop
-    /// too (RFC 9110 §7.6.1). Usually none, found without splitting anything.
-    static func connectionTokens(_ headers: HTTPHeaders) -> [String] {
-        guard let value = headers.first(name: "connection") else { return [] }
-        if matches(value, "keep-alive") || matches(value, "close") { return [] }
-        return headers[canonicalForm: "connection"].map { $0.lowercased() }.filter { $0 != "keep-alive" && $0 != "close" }
+    /// Header names the `Connection` headers list beyond `keep-alive` and `close`, lower-cased:
+    /// those are hop-by-hop too (RFC 9110 §7.6.1). Usually none, and then nothing is read.
+    static func connectionTokens(_ head: RequestHead) -> [[UInt8]] {
+        guard head.facts.connectionNamesHeaders else { return [] }
+        var tokens: [[UInt8]] = []
+        for value in head.values("connection") {
+            var value = value
+            value.withUTF8 { bytes in
+                HTTPWire.forEachListElement(UnsafeRawBufferPointer(bytes)) { token in
+                    guard !matches(token, "keep-alive"), !matches(token, "close") else { return }
+                    tokens.append(token.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 })
+                }
+            }
+        }
+        return tokens
     }
 
     /// What makes a forwarded request a WebSocket upgrade, which hop-by-hop rules would drop:
@@ -86,12 +103,12 @@ enum ForwardedHeaders {
     /// `Authorization`. Neither costs a request without a key anything per header. Returns how the
     /// body that follows is framed. The buffer is allocated once, as large as the head can be.
     static func writeRequest(
-        _ head: HTTPRequestHead, target: String, upstream: UpstreamAddress, requestID: String, peer: String,
+        _ head: RequestHead, target: String, upstream: UpstreamAddress, requestID: String, peer: String,
         peerIsTrusted: Bool, bodyLength: Int?, authorization: Admission.UpstreamAuthorization = .asSent, hasAPIKeyHeader: Bool = false,
         upgrade: Upgrade? = nil, allocator: ByteBufferAllocator
     ) -> (bytes: ByteBuffer, framing: HeadEncoding.Framing) {
         let replacesAuthorization = authorization != .asSent
-        let connectionTokens = connectionTokens(head.headers)
+        let connectionTokens = connectionTokens(head)
         let framing: HeadEncoding.Framing
         var length = 0
         switch bodyLength {
@@ -106,7 +123,7 @@ enum ForwardedHeaders {
         // `x-forwarded-host` (which repeat client values), and the gateway's own lines.
         var capacity = head.method.rawValue.utf8.count + target.utf8.count + 16 + upstream.authority.utf8.count + requestID.utf8.count
             + peer.utf8.count + 256
-        for (name, value) in head.headers { capacity += 2 * (name.utf8.count + value.utf8.count + 4) }
+        capacity += 2 * head.bytes.readableBytes
         if case .replaced(let value) = authorization { capacity += value.utf8.count + 20 }
         if let authorization = upgrade?.authorization { capacity += authorization.utf8.count + 20 }
         var buffer = allocator.buffer(capacity: capacity)
@@ -116,26 +133,37 @@ enum ForwardedHeaders {
             HeadEncoding.copy(HeadEncoding.crlf, to: &out)
             var forwardedFor: String?
             var hasProto = false
-            var host: String?
-            for (name, value) in head.headers {
-                switch kindOnRequest(name) {
-                case .dropped:
-                    if host == nil, name.utf8.count == 4, matches(name, "host") { host = value }
-                    continue
-                case .forwardedFor:
-                    // From anyone but a trusted proxy, these are the client's own claims: replaced, not passed on.
-                    if peerIsTrusted { forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value }
-                    continue
-                case .forwardedOther:
-                    guard peerIsTrusted, !matches(name, "x-forwarded-host") else { continue }
-                    if matches(name, "x-forwarded-proto") { hasProto = true }
-                case .relayed:
-                    break
+            // The client's lines, copied from the bytes they came in, less those the gateway drops.
+            let host: Range<Int>? = head.bytes.withUnsafeReadableBytes { bytes in
+                var host: Range<Int>?
+                for field in head.fields {
+                    let name = UnsafeRawBufferPointer(rebasing: bytes[field.name])
+                    let value = UnsafeRawBufferPointer(rebasing: bytes[field.value])
+                    switch kindOnRequest(name) {
+                    case .dropped:
+                        if host == nil, name.count == 4, matches(name, "host") { host = field.value }
+                        continue
+                    case .forwardedFor:
+                        // From anyone but a trusted proxy, these are the client's own claims: replaced, not passed on.
+                        if peerIsTrusted {
+                            let value = String(decoding: value, as: UTF8.self)
+                            forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
+                        }
+                        continue
+                    case .forwardedOther:
+                        guard peerIsTrusted, !matches(name, "x-forwarded-host") else { continue }
+                        if matches(name, "x-forwarded-proto") { hasProto = true }
+                    case .relayed:
+                        break
+                    }
+                    if !connectionTokens.isEmpty && connectionTokens.contains(where: { NameTable<Bool>.equalIgnoringCase(name, $0, sameLength: false) }) {
+                        continue
+                    }
+                    if replacesAuthorization && matches(name, "authorization") { continue }
+                    if hasAPIKeyHeader && matches(name, "x-api-key") { continue }
+                    HeadEncoding.copyLine(name, value, to: &out)
                 }
-                if !connectionTokens.isEmpty && connectionTokens.contains(where: { matches(name, token: $0) }) { continue }
-                if replacesAuthorization && matches(name, "authorization") { continue }
-                if hasAPIKeyHeader && matches(name, "x-api-key") { continue }
-                HeadEncoding.copyLine(name, value, to: &out)
+                return host
             }
             if case .replaced(let value) = authorization { HeadEncoding.copyLine("authorization", value, to: &out) }
             if let upgrade {
@@ -155,7 +183,11 @@ enum ForwardedHeaders {
                 HeadEncoding.copyLine("x-forwarded-for", peer, to: &out)
             }
             if !hasProto { HeadEncoding.copy("x-forwarded-proto: http\r\n" as StaticString, to: &out) }
-            if let host { HeadEncoding.copyLine("x-forwarded-host", host, to: &out) }
+            if let host {
+                head.bytes.withUnsafeReadableBytes { bytes in
+                    HeadEncoding.copyLine("x-forwarded-host", UnsafeRawBufferPointer(rebasing: bytes[host]), to: &out)
+                }
+            }
             if framing == .chunked { HeadEncoding.copy(HeadEncoding.chunkedLine, to: &out) }
             if framing == .contentLength {
                 HeadEncoding.copy("content-length: " as StaticString, to: &out)

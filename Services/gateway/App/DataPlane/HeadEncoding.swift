@@ -244,6 +244,24 @@ enum HeadEncoding {
         copy(crlf, to: &out)
     }
 
+    /// One header line from bytes: a client's line as it came, or a gateway line with its value.
+    static func copyLine(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, to out: inout UnsafeMutableRawPointer) {
+        copy(name, to: &out)
+        copy(separator, to: &out)
+        copy(value, to: &out)
+        copy(crlf, to: &out)
+    }
+
+    static func copyLine(_ name: StaticString, _ value: UnsafeRawBufferPointer, to out: inout UnsafeMutableRawPointer) {
+        copyLine(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), value, to: &out)
+    }
+
+    @inline(__always)
+    static func copy(_ bytes: UnsafeRawBufferPointer, to out: inout UnsafeMutableRawPointer) {
+        if let base = bytes.baseAddress { out.copyMemory(from: base, byteCount: bytes.count) }
+        out += bytes.count
+    }
+
     @inline(__always)
     static func copy(_ byte: UInt8, to out: inout UnsafeMutableRawPointer) {
         out.storeBytes(of: byte, as: UInt8.self)

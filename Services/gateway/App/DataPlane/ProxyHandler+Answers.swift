@@ -148,10 +148,10 @@ extension ProxyHandler {
 
     /// The limiter's key for the client, as trusted proxies in front of the gateway report it
     /// (`TRUSTED_PROXIES`); the peer's own otherwise.
-    func clientKey(_ head: HTTPRequestHead) -> String {
+    func clientKey(_ head: RequestHead) -> String {
         guard peerIsTrusted else { return peerKey }
         return ClientAddress.limiterKey(
-            for: ClientAddress.resolve(peer: peer, forwardedFor: head.headers["x-forwarded-for"], trusted: plane.trustedProxies)
+            for: ClientAddress.resolve(peer: peer, forwardedFor: head.values("x-forwarded-for"), trusted: plane.trustedProxies)
         )
     }
 

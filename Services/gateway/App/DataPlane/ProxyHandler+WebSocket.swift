@@ -19,7 +19,7 @@ extension ProxyHandler {
         case 429: code = WebSocketHandshake.tryAgainLater
         default: return answer(error, for: exchange)
         }
-        guard let context, let rejection = WebSocketRejection(request: exchange.head, code: code, reason: "\(error.code): \(error.detail)")
+        guard let context, let rejection = WebSocketRejection(request: exchange.head.httpHead, code: code, reason: "\(error.code): \(error.detail)")
         else { return answer(error, for: exchange) }
         exchange.cancelTimers()
         exchange.responseStarted = true

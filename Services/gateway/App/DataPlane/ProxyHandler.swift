@@ -59,7 +59,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         let timer: CoreMetrics.Timer
     }
     /// Pipelined request parts that arrived while an earlier answer was still going out.
-    var queued = CircularBuffer<HTTPServerRequestPart>()
+    var queued = CircularBuffer<RequestPart>()
     /// Queued parts beyond this stop reading from the client until the queue drains.
     static let maxQueuedParts = 64
 
@@ -88,7 +88,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         guard !readerFailed else { return }
         var input = unwrapInboundIn(data)
         while !reader.isStopped {
-            let part: HTTPServerRequestPart?
+            let part: RequestPart?
             do {
                 part = try reader.next(&input)
             } catch {
@@ -109,7 +109,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         context.leavePipeline(removalToken: removalToken)
     }
 
-    func take(_ part: HTTPServerRequestPart) {
+    func take(_ part: RequestPart) {
         // Pipelined requests wait their turn: answers go out in the order requests came.
         if !queued.isEmpty || exchange != nil, case .head = part {
             queued.append(part)
@@ -122,7 +122,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         receive(part)
     }
 
-    func receive(_ part: HTTPServerRequestPart) {
+    func receive(_ part: RequestPart) {
         switch part {
         case .head(let head): begin(head)
         case .body(let buffer): receiveBody(buffer)
@@ -242,29 +242,25 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             default:
                 AppError.badRequest("Malformed HTTP request (\(parserError))", code: "MALFORMED_REQUEST")
             }
-        let exchange = self.exchange ?? Exchange(
-            head: HTTPRequestHead(version: .http1_1, method: .GET, uri: "/"), facts: RequestHeadFacts(HTTPHeaders()), requestID: Self.newRequestID(),
-            bufferBytes: 0
-        )
+        let exchange = self.exchange ?? Exchange(head: .refused(), requestID: Self.newRequestID(), bufferBytes: 0)
         self.exchange = exchange
         exchange.keepAlive = false
         exchange.requestEnded = true
         answer(refusal, for: exchange)
     }
 
-    func begin(_ head: HTTPRequestHead) {
+    func begin(_ head: RequestHead) {
         timeouts.requestStarted()
         generation += 1
-        let facts = RequestHeadFacts(head.headers)
+        let facts = head.facts
         let exchange = Exchange(
-            head: head, facts: facts, requestID: RequestID.acceptable(facts.requestID) ?? Self.newRequestID(),
-            bufferBytes: plane.limits.bufferBytes
+            head: head, requestID: RequestID.acceptable(facts.requestID) ?? Self.newRequestID(), bufferBytes: plane.limits.bufferBytes
         )
         self.exchange = exchange
         let (path, query) = Self.split(head.uri)
         exchange.query = query
         if facts.upgrade {
-            exchange.webSocket = WebSocketHandshake.isUpgrade(head)
+            exchange.webSocket = WebSocketHandshake.isUpgrade(head.httpHead)
             // The request reader reads nothing more after a request asking to switch protocols: unless
             // it becomes a WebSocket tunnel, the connection closes after the answer.
             if !exchange.webSocket { exchange.keepAlive = false }
@@ -273,9 +269,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         if head.method == .GET || head.method == .HEAD, let own = ownAnswer(path) {
             return respond(status: .ok, headers: [("Content-Type", "application/json; charset=utf-8")], body: own, for: exchange)
         }
-        if head.method == .OPTIONS, let origin = facts.origin, let requested = head.headers.first(name: "access-control-request-method") {
+        if head.method == .OPTIONS, let origin = facts.origin, let requested = head.first("access-control-request-method") {
             switch plane.cors.preflight(
-                origin: origin, requestMethod: requested, requestHeaders: head.headers.first(name: "access-control-request-headers"),
+                origin: origin, requestMethod: requested, requestHeaders: head.first("access-control-request-headers"),
                 widgetRoute: CORSPolicy.isWidgetRoute(path)
             ) {
             case .allow(let headers):

@@ -53,7 +53,7 @@ struct RequestParser {
     /// The next request part from `input` (consuming what it used), or nil when `input` holds no
     /// more of one: the rest is then held until more bytes come. Once stopped, `input` is left
     /// as it is.
-    mutating func next(_ input: inout ByteBuffer) throws(HTTPParserError) -> HTTPServerRequestPart? {
+    mutating func next(_ input: inout ByteBuffer) throws(HTTPParserError) -> RequestPart? {
         held.prepend(to: &input)
         switch state {
         case .stopped:
@@ -67,7 +67,7 @@ struct RequestParser {
         case .fixed(let remaining):
             if remaining == 0 {
                 state = stopAtEnd ? .stopped : .head
-                return .end(nil)
+                return .end
             }
             guard let part = HTTPWire.slice(upTo: remaining, of: &input) else { return nil }
             state = .fixed(remaining: remaining - part.readableBytes)
@@ -86,7 +86,7 @@ struct RequestParser {
                 return .body(data)
             case .end:
                 state = stopAtEnd ? .stopped : .head
-                return .end(nil)
+                return .end
             case nil:
                 try hold(&input, limit: body.heldLimit, or: .invalidChunkSize)
                 return nil
@@ -104,7 +104,7 @@ struct RequestParser {
 
     /// A whole head from `input` (consumed, its blank line included), or nil when it has not all
     /// come (nothing consumed). Sets what the body that follows is.
-    private mutating func readHead(_ input: inout ByteBuffer) throws(HTTPParserError) -> HTTPRequestHead? {
+    private mutating func readHead(_ input: inout ByteBuffer) throws(HTTPParserError) -> RequestHead? {
         // Empty lines before a request line are ignored (RFC 9112 §2.2), as after a body some
         // clients send one.
         while input.readableBytes >= 2, input.getInteger(at: input.readerIndex, as: UInt16.self) == 0x0D0A {
@@ -131,14 +131,16 @@ struct RequestParser {
             return nil
         }
         held.headWasRead()
-        input.moveReaderIndex(forwardBy: scanned.length)
+        let bytes = input.readSlice(length: scanned.length)!
         stopAtEnd = scanned.switchesProtocols
         if scanned.chunked {
             state = .chunked(ChunkedBody(maxTrailerBytes: maxHeaderBytes))
+            scanned.facts.declaredLength = nil
         } else {
             state = .fixed(remaining: scanned.contentLength ?? 0)
+            scanned.facts.declaredLength = scanned.contentLength ?? 0
         }
-        return HTTPRequestHead(version: scanned.version, method: scanned.method, uri: scanned.uri, headers: HTTPHeaders(scanned.headers))
+        return RequestHead(method: scanned.method, uri: scanned.uri, version: scanned.version, bytes: bytes, fields: scanned.fields, facts: scanned.facts)
     }
 
     /// What one pass over a request head finds.
@@ -146,7 +148,8 @@ struct RequestParser {
         var method = HTTPMethod.GET
         var uri = ""
         var version = HTTPVersion.http1_1
-        var headers: [(String, String)] = []
+        var fields: [RequestHead.Field] = []
+        let facts = RequestHeadFacts()
         var length = 0
         var contentLength: Int?
         var chunked = false
@@ -156,7 +159,7 @@ struct RequestParser {
     /// Checks and scans a head, each byte looked at once; nil when it stops short of its blank line.
     private static func scan(_ bytes: UnsafeRawBufferPointer, maxHeaderBytes: Int) throws -> ScannedRequest? {
         var request = ScannedRequest()
-        request.headers.reserveCapacity(12)
+        request.fields.reserveCapacity(12)
         let count = bytes.count
         // Request line: method SP request-target SP HTTP/1.x CRLF.
         var index = 0
@@ -185,7 +188,6 @@ struct RequestParser {
         var start = index + 10
         let fieldsStart = start
         var transferCodings = 0
-        var hasUpgrade = false
         while true {
             guard start - fieldsStart <= maxHeaderBytes else { throw HTTPParserError.headerOverflow }
             guard start + 1 < count else { return nil }
@@ -204,7 +206,8 @@ struct RequestParser {
             guard end + 1 < count else { return nil }
             guard bytes[end + 1] == UInt8(ascii: "\n") else { throw HTTPParserError.lfExpected }
             let name = UnsafeRawBufferPointer(rebasing: bytes[start..<colon])
-            let value = UnsafeRawBufferPointer(rebasing: bytes[HTTPWire.trimmed(bytes, from: colon + 1, to: end)])
+            let valueRange = HTTPWire.trimmed(bytes, from: colon + 1, to: end)
+            let value = UnsafeRawBufferPointer(rebasing: bytes[valueRange])
             switch name.count {
             case 14 where NameTable<Bool>.equalIgnoringCase(name, contentLength, sameLength: true):
                 guard request.contentLength == nil else { throw HTTPParserError.unexpectedContentLength }
@@ -212,18 +215,16 @@ struct RequestParser {
                 request.contentLength = length
             case 17 where NameTable<Bool>.equalIgnoringCase(name, transferEncoding, sameLength: true):
                 transferCodings += try codings(value, chunkedSoFar: &request.chunked)
-            case 7 where NameTable<Bool>.equalIgnoringCase(name, upgrade, sameLength: true):
-                hasUpgrade = true
             default:
-                break
+                request.facts.note(name: name, value: value)
             }
-            request.headers.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            request.fields.append(RequestHead.Field(name: start..<colon, value: valueRange))
             start = end + 2
         }
         // `chunked` must be the last coding; a body both chunked and with a length is refused.
         if transferCodings > 0 && !request.chunked { throw HTTPParserError.invalidHeaderToken }
         if request.chunked && request.contentLength != nil { throw HTTPParserError.unexpectedContentLength }
-        request.switchesProtocols = hasUpgrade || request.method == .CONNECT
+        request.switchesProtocols = request.facts.upgrade || request.method == .CONNECT
         request.length = start + 2
         return request
     }
@@ -231,7 +232,6 @@ struct RequestParser {
     private static let httpSlashOne: StaticString = "HTTP/1."
     private static let contentLength = Array("content-length".utf8)
     private static let transferEncoding = Array("transfer-encoding".utf8)
-    private static let upgrade = Array("upgrade".utf8)
 
     /// A head that stops short: wait for more, unless it is already past the limit.
     private static func short(_ count: Int, _ maxHeaderBytes: Int) throws -> ScannedRequest? {

@@ -24,6 +24,40 @@ struct RevocationTests {
         return try answer.json(Login.self)
     }
 
+    @Test func aConnectionThatSentATokenBeforeIsRefusedOnceItIsRevoked() async throws {
+        // A connection remembers the token it sent last (so the same header skips the token cache);
+        // what it remembers is checked again on every request, and only for that exact header.
+        try await TestStack.with(.auth, .gateway) { stack in
+            let email = Fixtures.uniqueEmail()
+            #expect(try await Fixtures.createOwner(authURL: stack.url(.auth), email: email).status == 201)
+            let session = try await Self.login(stack, email)
+            let other = try await Self.login(stack, email)
+            let client = try RawConnection.connect(port: stack.ports[.gateway]!)
+            defer { client.close() }
+            @Sendable func me(_ token: String) async throws -> (status: Int, code: String?) {
+                try await RawTCP.run {
+                    client.send("GET /api/auth/me HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer \(token)\r\n\r\n")
+                    guard let answer = client.readResponse() else { return (0, nil) }
+                    let code = answer.body.split(separator: "\"").drop { $0 != "code" }.dropFirst(2).first.map(String.init)
+                    return (answer.status, code)
+                }
+            }
+            #expect(try await me(session.accessToken).status == 200)
+            #expect(try await me(session.accessToken).status == 200)
+            #expect(try await me(TokenForge.tampered(session.accessToken)).status == 401)
+            #expect(try await me(session.accessToken).status == 200)
+
+            let logout = try await TestHTTP.send(.POST, stack.url(.gateway) + "/api/auth/logout", headers: Fixtures.bearer(session.accessToken))
+            #expect(logout.status == 200)
+            let stopped = try await Polling.within(10) { try await me(session.accessToken).status == 401 }
+            #expect(stopped != nil, "the revoked token still passed on the connection that had sent it")
+            #expect(try await me(session.accessToken) == (401, "TOKEN_REVOKED"))
+            // The same connection goes on with another live token, and back.
+            #expect(try await me(other.accessToken).status == 200)
+            #expect(try await me(session.accessToken).status == 401)
+        }
+    }
+
     @Test func aLoggedOutTokenStopsAtTheGatewayWithinFiveSeconds() async throws {
         try await TestStack.with(.auth, .gateway) { stack in
             let email = Fixtures.uniqueEmail()

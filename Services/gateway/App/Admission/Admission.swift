@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import InternalAPI
+import JWTKit
 import ServiceCore
 
 /// Everything the gateway decides about a request before anything goes upstream: the route, the
@@ -43,6 +44,17 @@ final class Admission: Sendable {
         var apiKey: String? = nil
         /// The key the limiter counts the client by (`ClientAddress.limiterKey`: IPv6 by /64).
         var clientKey: String
+        /// What admission verified for this connection's last request with a token, if any.
+        var verified: VerifiedAuthorization? = nil
+    }
+
+    /// An `Authorization` a connection sent before, and the claims of its token, verified then. The
+    /// same header on the connection's next request skips the token cache's lookup (a lock, a hash
+    /// and a copy of the token); the token's expiry, its revocation and its tenant's state are
+    /// still checked every time, as for any cached token.
+    struct VerifiedAuthorization: Sendable {
+        let authorization: String
+        let claims: AccessTokenClaims
     }
 
     /// A request that may go upstream.
@@ -161,6 +173,9 @@ final class Admission: Sendable {
                 return count("session|\(sessionID.prefix(128))", limits.sessionPerMinute, then: plan, policy: "session", unasked)
             }
         case .authenticated:
+            if let known = request.verified, known.authorization == request.authorization, known.claims.exp.value > Date() {
+                return verified(known.claims, .asSent, address: address, plan)
+            }
             guard let token = JWTAuthMiddleware<GatewayRequestContext>.bearerToken(request.authorization) else {
                 if let key = request.apiKey { return admit(apiKey: key, address: address, plan) }
                 return refused(.unauthorized(), address: address)

@@ -49,6 +49,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     var closeWhenIdle = false
     /// The client half-closed: answer what it sent, then close.
     var inputClosed = false
+    /// The `Authorization` of this connection's last request admitted with a token, and its claims
+    /// (`Admission.VerifiedAuthorization`).
+    var verifiedAuthorization: Admission.VerifiedAuthorization?
     /// The metric handles of the last answered request (`record`).
     var lastMetrics: LastMetrics?
     struct LastMetrics {
@@ -292,7 +295,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         }
         let request = Admission.Request(
             method: method, path: path, sessionID: facts.sessionID,
-            authorization: authorization, apiKey: facts.apiKey, clientKey: clientKey(head)
+            authorization: authorization, apiKey: facts.apiKey, clientKey: clientKey(head), verified: verifiedAuthorization
         )
         switch plane.admission.begin(request) {
         case .done(let outcome):
@@ -322,6 +325,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         case .options(let allow):
             respond(status: .noContent, headers: [("Allow", allow)], body: nil, for: exchange)
         case .forward(let plan):
+            // A token sent as it is (not an API key's) is remembered for the connection's next request.
+            if plan.authorization == .asSent, let claims = plan.claims, let authorization = exchange.queryAuthorization ?? exchange.facts.authorization,
+                verifiedAuthorization?.authorization != authorization
+            {
+                verifiedAuthorization = Admission.VerifiedAuthorization(authorization: authorization, claims: claims)
+            }
             forward(plan, exchange)
         }
     }

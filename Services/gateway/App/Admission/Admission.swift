@@ -55,6 +55,19 @@ final class Admission: Sendable {
     struct VerifiedAuthorization: Sendable {
         let authorization: String
         let claims: AccessTokenClaims
+        /// The limiter's key for the token's tenant, made once rather than per request.
+        let tenantKey: String
+
+        init(authorization: String, claims: AccessTokenClaims) {
+            self.authorization = authorization
+            self.claims = claims
+            self.tenantKey = Admission.tenantKey(claims)
+        }
+    }
+
+    /// The limiter's key for a tenant's requests.
+    static func tenantKey(_ claims: AccessTokenClaims) -> String {
+        "tenant|\(claims.tenantID)"
     }
 
     /// A request that may go upstream.
@@ -174,7 +187,7 @@ final class Admission: Sendable {
             }
         case .authenticated:
             if let known = request.verified, known.authorization == request.authorization, known.claims.exp.value > Date() {
-                return verified(known.claims, .asSent, address: address, plan)
+                return verified(known.claims, .asSent, address: address, plan, tenantKey: known.tenantKey)
             }
             guard let token = JWTAuthMiddleware<GatewayRequestContext>.bearerToken(request.authorization) else {
                 if let key = request.apiKey { return admit(apiKey: key, address: address, plan) }
@@ -200,12 +213,14 @@ final class Admission: Sendable {
 
     /// A request with a good token (or an API key's): refused if auth has voided the token or its
     /// tenant is suspended, else counted against the tenant's limit.
-    private func verified(_ claims: AccessTokenClaims, _ authorization: UpstreamAuthorization, address: String, _ plan: Plan) -> Step {
+    private func verified(
+        _ claims: AccessTokenClaims, _ authorization: UpstreamAuthorization, address: String, _ plan: Plan, tenantKey: String? = nil
+    ) -> Step {
         if revocations?.voids(claims) == true { return refused(Self.revoked, address: address) }
         let policy = tenantPolicies?.policy(for: claims.tenantID)
         if policy?.suspended == true { return .done(.refuse(Self.suspended)) }
         return count(
-            "tenant|\(claims.tenantID)", policy?.rateLimitPerMinute ?? limits.tenantPerMinute, then: plan, policy: "tenant", authorization,
+            tenantKey ?? Self.tenantKey(claims), policy?.rateLimitPerMinute ?? limits.tenantPerMinute, then: plan, policy: "tenant", authorization,
             claims: claims
         )
     }

@@ -10,7 +10,9 @@ import Synchronization
 final class UpstreamPool {
     private let eventLoop: any EventLoop
     private let limits: DataPlane.Limits
-    private var idle: [PublicService: [UpstreamConnection]] = [:]
+    /// Idle connections by upstream (`PublicService.ordinal`): an array, not a dictionary, since
+    /// every request takes one and gives it back.
+    private var idle = [[UpstreamConnection]](repeating: [], count: PublicService.allCases.count)
     private var isClosed = false
     /// Idle connections kept per upstream; more are closed when released.
     static let maxIdlePerUpstream = 256
@@ -22,7 +24,7 @@ final class UpstreamPool {
 
     /// The most recently used idle connection to `service`, if one is still open.
     func take(_ service: PublicService) -> UpstreamConnection? {
-        while let connection = idle[service]?.popLast() {
+        while let connection = idle[Int(service.ordinal)].popLast() {
             if connection.isActive && connection.isReusable { return connection }
         }
         return nil
@@ -32,12 +34,12 @@ final class UpstreamPool {
     func release(_ connection: UpstreamConnection) {
         connection.delegate = nil
         connection.resumeReads()
-        guard !isClosed, connection.isReusable, connection.isActive, idle[connection.service, default: []].count < Self.maxIdlePerUpstream
-        else {
+        let index = Int(connection.service.ordinal)
+        guard !isClosed, connection.isReusable, connection.isActive, idle[index].count < Self.maxIdlePerUpstream else {
             connection.abandon()
             return
         }
-        idle[connection.service, default: []].append(connection)
+        idle[index].append(connection)
     }
 
     /// Opens a new connection to `address` on this loop; `then` runs on this loop.
@@ -63,13 +65,13 @@ final class UpstreamPool {
 
     func closeAll() {
         isClosed = true
-        let all = idle.values.flatMap { $0 }
-        idle.removeAll()
+        let all = idle.flatMap { $0 }
+        for index in idle.indices { idle[index].removeAll() }
         for connection in all { connection.abandon() }
     }
 
     private func forget(_ connection: UpstreamConnection) {
-        idle[connection.service]?.removeAll { $0 === connection }
+        idle[Int(connection.service.ordinal)].removeAll { $0 === connection }
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import NIOHTTP1
 import ServiceCore
 import Testing
 
@@ -30,11 +31,23 @@ struct GatewayRulesTests {
         #expect(PathNormalizer.encodeForUpstream("/api/tenants/acme-1.x_y~z/theme") == "/api/tenants/acme-1.x_y~z/theme")
         #expect(PathNormalizer.encodeForUpstream("/api/x/a;b?c#d%e") == "/api/x/a%3Bb%3Fc%23d%25e")
         #expect(PathNormalizer.encodeForUpstream("/api/x/é") == "/api/x/%C3%A9")
+        // The byte mask that skips Foundation keeps exactly what Foundation's character set keeps.
+        for byte in UInt8(0)...UInt8(255) {
+            let kept = byte < 128 && String(UnicodeScalar(byte)).addingPercentEncoding(withAllowedCharacters: PathNormalizer.upstreamAllowed)
+                == String(UnicodeScalar(byte))
+            #expect(PathNormalizer.keptAsIs(byte) == kept, "byte \(byte)")
+        }
+        #expect(PathNormalizer.isPlain("/api/auth/me") && PathNormalizer.isPlain("/a.b/c.") && PathNormalizer.isPlain("/"))
+        #expect(!PathNormalizer.isPlain("") && !PathNormalizer.isPlain("a/b") && !PathNormalizer.isPlain("/a//b") && !PathNormalizer.isPlain("/a/.b"))
+        #expect(!PathNormalizer.isPlain("/a%20b") && !PathNormalizer.isPlain("/a\\b") && !PathNormalizer.isPlain("/a\u{0}b"))
         #expect(ProxyHandler.split("/api/x?y=1&z") == ("/api/x", "y=1&z"))
         #expect(ProxyHandler.split("/api/x") == ("/api/x", nil))
         #expect(ProxyHandler.split("http://host:80/api/x?q") == ("/api/x", "q"))
         #expect(ProxyHandler.split("http://host?q") == ("/", "q"))
         #expect(ProxyHandler.split("*") == (nil, nil))
+        for method in [HTTPMethod.GET, .POST, .PUT, .PATCH, .DELETE, .HEAD, .OPTIONS, .TRACE, .CONNECT, .RAW(value: "PURGE")] {
+            #expect(ProxyHandler.requestMethod(method) == HTTPRequest.Method(method.rawValue), "\(method)")
+        }
     }
 
     @Test func thePublicTablePicksServiceAccessAndAllowedMethods() {

@@ -284,7 +284,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 return answer(error, for: exchange)
             }
         }
-        guard let path, let method = HTTPRequest.Method(head.method.rawValue) else {
+        guard let path, let method = Self.requestMethod(head.method) else {
             return answer(.badRequest("Malformed request target", code: "BAD_PATH"), for: exchange)
         }
         var authorization = facts.authorization
@@ -313,6 +313,20 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                     handler.admitted(outcome, exchange)
                 }
             }
+        }
+    }
+
+    /// The method as the route table names it; the common ones without spelling and checking a string.
+    static func requestMethod(_ method: HTTPMethod) -> HTTPRequest.Method? {
+        switch method {
+        case .GET: .get
+        case .POST: .post
+        case .PUT: .put
+        case .PATCH: .patch
+        case .DELETE: .delete
+        case .HEAD: .head
+        case .OPTIONS: .options
+        default: HTTPRequest.Method(method.rawValue)
         }
     }
 

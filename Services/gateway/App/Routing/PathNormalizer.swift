@@ -28,22 +28,22 @@ enum PathNormalizer {
     /// The common case, checked in one pass over the bytes: already canonical (no escapes, no empty,
     /// `.` or `..` segments, no backslash or NUL), so it needs no work.
     static func isPlain(_ path: String) -> Bool {
-        var previous: UInt8 = 0
-        var first = true
-        for byte in path.utf8 {
-            if first {
-                guard byte == 0x2F else { return false }
-                first = false
+        // Over contiguous bytes: stepping a short (inline) string's UTF8View costs several times more.
+        var path = path
+        return path.withUTF8 { bytes in
+            guard bytes.first == 0x2F else { return false }
+            var previous: UInt8 = 0
+            for byte in bytes {
+                switch byte {
+                case 0x25, 0x5C, 0x00: return false  // % \ NUL
+                case 0x2F where previous == 0x2F: return false  // //
+                case 0x2E where previous == 0x2F: return false  // a segment starting with '.'
+                default: break
+                }
+                previous = byte
             }
-            switch byte {
-            case 0x25, 0x5C, 0x00: return false  // % \ NUL
-            case 0x2F where previous == 0x2F: return false  // //
-            case 0x2E where previous == 0x2F: return false  // a segment starting with '.'
-            default: break
-            }
-            previous = byte
+            return true
         }
-        return !first
     }
 
     /// True for `/internal` and anything under it, whatever the case.
@@ -55,20 +55,22 @@ enum PathNormalizer {
     /// The normalised path, percent-encoded again for the upstream request line.
     static func encodeForUpstream(_ normalizedPath: String) -> String {
         // Nearly every path needs no escaping; checking its bytes skips Foundation on the hot path.
-        if normalizedPath.utf8.allSatisfy({ needsNoEscaping[Int($0)] }) { return normalizedPath }
+        var path = normalizedPath
+        if path.withUTF8({ $0.allSatisfy(keptAsIs) }) { return normalizedPath }
         return normalizedPath.addingPercentEncoding(withAllowedCharacters: upstreamAllowed) ?? normalizedPath
     }
 
-    private static let upstreamAllowed: CharacterSet = {
+    static let upstreamAllowed: CharacterSet = {
         var allowed = CharacterSet.urlPathAllowed
         allowed.remove(charactersIn: "?#%;")
         return allowed
     }()
 
     /// ASCII bytes `upstreamAllowed` keeps as they are: unreserved characters, `/`, and the
-    /// sub-delimiters RFC 3986 allows in a path apart from `;`.
-    private static let needsNoEscaping: [Bool] = (0..<256).map { byte in
-        guard byte < 128, let scalar = Unicode.Scalar(byte) else { return false }
-        return (scalar.properties.isAlphabetic && scalar.isASCII) || ("0"..."9").contains(scalar) || "-._~/!$&'()*+,=:@".unicodeScalars.contains(scalar)
+    /// sub-delimiters RFC 3986 allows in a path apart from `;`. Bit n of the mask for byte n (0-63,
+    /// 64-127), as `HTTPWire.isTokenByte`: a static table would be a lazy global, checked per byte.
+    @inline(__always)
+    static func keptAsIs(_ byte: UInt8) -> Bool {
+        byte < 64 ? (0x27FF_FFD2_0000_0000 as UInt64) >> byte & 1 == 1 : byte < 128 && (0x47FF_FFFE_87FF_FFFF as UInt64) >> (byte - 64) & 1 == 1
     }
 }

@@ -4,6 +4,9 @@ import NIOHTTP1
 @testable import GatewayApp
 
 extension RequestHead {
+    /// The header lines, as NIO's `HTTPHeaders`.
+    var headers: HTTPHeaders { httpHead.headers }
+
     /// A head as `RequestParser` would give it for these lines, built without the parser's framing
     /// checks, so a test can hand the request writer lines the parser refuses (`Content-Length`
     /// beside `Transfer-Encoding`) and see them dropped.

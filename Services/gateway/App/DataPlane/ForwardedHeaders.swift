@@ -54,15 +54,6 @@ enum ForwardedHeaders {
         )
     }
 
-    /// `matches` for a lower-case name known only at run time (a `Connection` token).
-    static func matches(_ name: String, token lowercased: String) -> Bool {
-        var name = name
-        var lowercased = lowercased
-        return name.withUTF8 { bytes in
-            lowercased.withUTF8 { NameTable<Bool>.equalIgnoringCase(UnsafeRawBufferPointer(bytes), UnsafeRawBufferPointer($0), sameLength: false) }
-        }
-    }
-
     static func kindOnRequest(_ name: UnsafeRawBufferPointer) -> Kind {
         if let kind = requestKinds[bytes: name] { return kind }
         if name.count > 12, name[0] | 0x20 == UInt8(ascii: "x"), matches(UnsafeRawBufferPointer(rebasing: name[0..<12]), "x-forwarded-") {
@@ -76,13 +67,10 @@ enum ForwardedHeaders {
     static func connectionTokens(_ head: RequestHead) -> [[UInt8]] {
         guard head.facts.connectionNamesHeaders else { return [] }
         var tokens: [[UInt8]] = []
-        for value in head.values("connection") {
-            var value = value
-            value.withUTF8 { bytes in
-                HTTPWire.forEachListElement(UnsafeRawBufferPointer(bytes)) { token in
-                    guard !matches(token, "keep-alive"), !matches(token, "close") else { return }
-                    tokens.append(token.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 })
-                }
+        head.forEachValue("connection") { value in
+            HTTPWire.forEachListElement(value) { token in
+                guard !matches(token, "keep-alive"), !matches(token, "close") else { return }
+                tokens.append(token.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 })
             }
         }
         return tokens

@@ -42,16 +42,20 @@ final class RequestHead {
         version.minor >= 1 && version.major == 1 ? !facts.connectionClose : facts.connectionKeepAlive
     }
 
-    /// Every value of the header `name` (lower case), in order.
-    func values(_ name: StaticString) -> [String] {
-        let wanted = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
-        return bytes.withUnsafeReadableBytes { bytes in
-            fields.compactMap { field in
-                let fieldName = UnsafeRawBufferPointer(rebasing: bytes[field.name])
-                guard NameTable<Bool>.equalIgnoringCase(fieldName, wanted, sameLength: false) else { return nil }
-                return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.value]), as: UTF8.self)
+    /// Calls `body` with the bytes of every value of the header `name` (lower case), in order.
+    func forEachValue(_ name: StaticString, _ body: (UnsafeRawBufferPointer) -> Void) {
+        bytes.withUnsafeReadableBytes { bytes in
+            for field in fields where ForwardedHeaders.matches(UnsafeRawBufferPointer(rebasing: bytes[field.name]), name) {
+                body(UnsafeRawBufferPointer(rebasing: bytes[field.value]))
             }
         }
+    }
+
+    /// Every value of the header `name` (lower case), in order.
+    func values(_ name: StaticString) -> [String] {
+        var values: [String] = []
+        forEachValue(name) { values.append(String(decoding: $0, as: UTF8.self)) }
+        return values
     }
 
     /// The first value of the header `name` (lower case).
@@ -71,9 +75,6 @@ final class RequestHead {
         }
         return HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers))
     }
-
-    /// The header lines, as NIO's `HTTPHeaders` (`httpHead`).
-    var headers: HTTPHeaders { httpHead.headers }
 }
 
 /// A part of a client's request, as `RequestParser` reads it.

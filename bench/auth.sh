@@ -113,9 +113,7 @@ for p in "$GATEWAY_PORT" "$AUTH_PORT" 18182 18183 18184 "$SUITE_ADMIN_PORT" "$PG
 done
 
 if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
-    log "building: swift build -c release --product suite / gateway"
-    run_interruptible swift build -c release --product suite
-    run_interruptible swift build -c release --product gateway
+    build_release suite gateway
 fi
 [[ -x "$SUITE_BIN" && ( -x "$GATEWAY_BIN" || "$SKIP_REVOCATION" == 1 ) ]] \
     || die "need $SUITE_BIN and $GATEWAY_BIN (build them, or set SUITE_BIN / GATEWAY_BIN)"

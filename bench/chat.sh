@@ -115,8 +115,7 @@ if (( $(ulimit -n) < 2 * STREAMS + 1024 )); then
 fi
 
 if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
-    log "building: swift build -c release --product suite"
-    run_interruptible swift build -c release --product suite
+    build_release suite
 fi
 [[ -x "$SUITE_BIN" ]] || die "need $SUITE_BIN (build it, or set SUITE_BIN)"
 

@@ -47,7 +47,8 @@
 # to bench/out/ (re-print a summary with bench/gateway_report.py <manifest>).
 #
 # Usage (from anywhere, usually the repo root):
-#   bench/gateway.sh                       # builds suite and gateway (release) first
+#   bench/gateway.sh                       # builds suite and gateway first, as the Dockerfile does
+#                                          # (release, --static-swift-stdlib: bench/lib.sh build_release)
 #   BENCH_SKIP_BUILD=1 bench/gateway.sh    # use the existing release build
 #   BENCH_SKIP_BUILD=1 DURATION=3 WARMUP=1 ROUNDS=2 bench/gateway.sh   # quick check of the script
 #   BENCH_SKIP_BUILD=1 PORT_BASE=28080 bench/gateway.sh                 # beside something on 18080-18099
@@ -309,14 +310,11 @@ fi
 
 # --- build ------------------------------------------------------------------
 if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
-    log "building: swift build -c release --product suite"
-    run_interruptible swift build -c release --product suite
-    log "building: swift build -c release --product gateway"
-    run_interruptible swift build -c release --product gateway
+    build_release suite gateway
 fi
 [[ -x "$SUITE_BIN" ]] || die "suite binary not found at $SUITE_BIN (build it, or set SUITE_BIN)"
 [[ -x "$GATEWAY_BIN" ]] \
-    || die "gateway binary not found at $GATEWAY_BIN (swift build -c release --product gateway, or set GATEWAY_BIN)"
+    || die "gateway binary not found at $GATEWAY_BIN (build_release in bench/lib.sh, or set GATEWAY_BIN)"
 
 TMP_DIR="$(mktemp -d -t gateway-bench.XXXXXX)"
 DATA_DIR="$(mktemp -d -t gateway-bench-data.XXXXXX)"

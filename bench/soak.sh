@@ -140,8 +140,7 @@ done
 if [[ -z "${SUITE_BIN:-}" ]]; then
     SUITE_BIN=.build/release/suite
     if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
-        log "building: swift build -c release --product suite"
-        run_interruptible swift build -c release --product suite
+        build_release suite
     fi
 fi
 [[ -x "$SUITE_BIN" ]] || die "suite binary not found at $SUITE_BIN (build it, or set SUITE_BIN)"

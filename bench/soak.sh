@@ -18,8 +18,9 @@
 #   RAMP_SETTLE (2 s) + RAMP_STEP (5 s measured) per ramp step
 #   MAX_INFLIGHT (256)  MIX (route=weight,... over bench/soak.py's DEFAULT_MIX)
 #   CHATS_PER_SESSION (5)   SAMPLE_INTERVAL (30 s)   SEED (1: which tenant/session a request uses)
-#   SUITE_BIN           suite binary; when unset, `swift build -c release --product suite`
-#                       runs first (BENCH_SKIP_BUILD=1 uses the existing .build/release/suite)
+#   SUITE_BIN           suite binary; when unset, the suite is built first as the Dockerfile
+#                       builds it (bench/lib.sh build_release); BENCH_SKIP_BUILD=1 uses the existing
+#                       .build/release/suite
 #   GATEWAY_PORT AUTH_PORT TENANCY_PORT BILLING_PORT CHAT_PORT PG_PORT (18180-18185)
 #   DATA_DIR            parent folder of the throwaway database (default: the temp folder);
 #                       a fresh folder is made inside it and removed at the end
